@@ -1,0 +1,76 @@
+# The two commands: `make run` and `make test`. Everything else is set-up they
+# depend on, rebuilt only when stale.
+SHELL := /bin/bash
+PY_VERSION ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+PROTOS := $(shell find protos -name '*.proto')
+THIRD_PARTY := .build/third_party
+DESCRIPTOR := gateway/api.binpb
+GEN_STAMP := gen/.stamp
+
+.PHONY: run test bench lint breaking format protos migrate seed keys clean
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(PY) || $(PY_VERSION) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	# Repo root and generated stubs on the venv's path (see README: generated code).
+	echo "$(CURDIR)" > "$(SITE)/vipay-src.pth"
+	echo "$(CURDIR)/gen" >> "$(SITE)/vipay-src.pth"
+	touch $@
+
+# google/api and google/rpc come from the googleapis-common-protos wheel.
+$(THIRD_PARTY)/.stamp: $(VENV)/.installed
+	mkdir -p $(THIRD_PARTY)/google/api $(THIRD_PARTY)/google/rpc
+	for f in annotations http httpbody field_behavior; do cp "$(SITE)/google/api/$$f.proto" $(THIRD_PARTY)/google/api/; done
+	for f in status error_details code; do cp "$(SITE)/google/rpc/$$f.proto" $(THIRD_PARTY)/google/rpc/; done
+	touch $@
+
+$(DESCRIPTOR): $(PROTOS) buf.yaml $(THIRD_PARTY)/.stamp
+	$(VENV)/bin/buf build -o $@
+
+$(GEN_STAMP): $(PROTOS) $(THIRD_PARTY)/.stamp
+	rm -rf gen && mkdir -p gen
+	$(PY) -m grpc_tools.protoc -Iprotos -I$(THIRD_PARTY) \
+	  --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
+	touch $@
+
+protos: $(DESCRIPTOR) $(GEN_STAMP)
+
+var/.keys: $(VENV)/.installed
+	$(PY) -m server keys
+
+keys: var/.keys
+
+migrate: protos keys
+	$(PY) -m server migrate
+
+seed: migrate
+	$(PY) -m server seed
+
+run: seed
+	$(PY) -m server run
+
+test: protos keys
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: seed
+	$(PY) -m bench
+
+lint: protos
+	$(VENV)/bin/buf lint
+	$(VENV)/bin/buf format --diff --exit-code
+
+# Compares the contracts with main (WIRE_JSON: what Envoy serves must not break).
+breaking: protos
+	@if git rev-parse --verify -q main >/dev/null && git ls-tree -r main --name-only | grep -q '^protos/'; then \
+	  $(VENV)/bin/buf breaking --against '.git#branch=main'; \
+	else echo "no protos on main yet: nothing to compare"; fi
+
+format: $(THIRD_PARTY)/.stamp
+	$(VENV)/bin/buf format -w
+
+clean:
+	rm -rf .build gen $(DESCRIPTOR) var

@@ -1,0 +1,80 @@
+"""The payment-channel interface every provider adapter implements.
+
+A channel turns an order into what the client needs to pay (pay data), and turns a
+provider's notification into a verified `Notification`; it never touches the database."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    trade_no: str
+    amount_fen: int
+    subject: str
+    pay_method: str
+    notify_url: str
+
+
+@dataclass(frozen=True)
+class PayData:
+    """Exactly one of these is set, by pay method."""
+
+    order_string: str | None = None  # Alipay app order string / redirect query
+    client_params: dict | None = None  # WeChat Pay App / JSAPI parameters
+    gateway_url: str | None = None  # page/wap pay: where the order string is posted
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A provider's verified statement about one payment."""
+
+    trade_no: str
+    amount_fen: int
+    paid: bool
+    provider_txn_id: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the provider expects back."""
+
+    status: int
+    body: bytes
+    content_type: str = "text/plain"
+
+
+class NotificationRejected(Exception):
+    """The notification is not authentic or not well-formed: nothing changes."""
+
+
+class PaymentChannel(Protocol):
+    name: str
+
+    def create_payment(self, request: PaymentRequest) -> PayData: ...
+
+    def verify_notification(
+        self, body: bytes, content_type: str, headers: Mapping[str, str]
+    ) -> Notification: ...
+
+    def ack(self) -> Reply: ...
+
+    def nack(self, reason: str) -> Reply: ...
+
+
+class ChannelRegistry:
+    """Which channel serves which pay method, and the channels by name (the
+    notify path names the channel: `/…/{id}/{name}-callback`)."""
+
+    def __init__(self, channels: list[PaymentChannel], routes: Mapping[str, str]):
+        self._by_name = {c.name: c for c in channels}
+        self._routes = dict(routes)
+
+    def for_method(self, pay_method: str) -> PaymentChannel:
+        return self._by_name[self._routes[pay_method]]
+
+    def by_name(self, name: str) -> PaymentChannel | None:
+        return self._by_name.get(name)

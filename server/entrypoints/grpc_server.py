@@ -1,0 +1,62 @@
+"""The grpc.aio server: services, health, reflection, interceptors, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from vipay.membership.v1 import membership_pb2, membership_pb2_grpc
+
+from ..bootstrap import App
+from .auth import TokenVerifier
+from .calls import BlockingRunner, CallInterceptor
+from .errors import EnvelopeRegistry
+from .membership_servicer import MembershipServicer
+
+log = logging.getLogger("vipay.server")
+SERVICE_NAMES = (membership_pb2.DESCRIPTOR.services_by_name["MembershipService"].full_name,)
+
+
+class GrpcServer:
+    def __init__(self, app: App, host: str = "127.0.0.1", port: int = 0):
+        s = app.settings
+        self.app = app
+        self.runner = BlockingRunner(s.grpc_workers)
+        verifier = TokenVerifier(s.jwt_secret, s.jwt_issuer, s.jwt_audience)
+        self.server = grpc.aio.server(interceptors=[CallInterceptor(verifier, EnvelopeRegistry())])
+        membership_pb2_grpc.add_MembershipServiceServicer_to_server(
+            MembershipServicer(app.memberships, self.runner, app.save_catalog), self.server
+        )
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(SERVICE_NAMES + (health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        self.port = self.server.add_insecure_port(f"{host}:{port}")
+
+    async def start(self) -> None:
+        await self.server.start()
+        for name in SERVICE_NAMES + ("",):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("gRPC listening on port %s", self.port)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        # Tell the gateway first, then let in-flight calls finish.
+        for name in SERVICE_NAMES + ("",):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.stop(grace)
+        self.runner.shutdown()
+
+
+async def serve_forever(app: App) -> None:
+    server = GrpcServer(app, app.settings.grpc_host, app.settings.grpc_port)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop()

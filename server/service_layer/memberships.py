@@ -1,0 +1,350 @@
+"""Membership use cases. Each public method is one transaction; fulfilment is
+idempotent because the unpaid -> paid transition is a conditional UPDATE that only
+one of any number of concurrent duplicate notifications can win."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..adapters.channels.base import (
+    ChannelRegistry,
+    NotificationRejected,
+    PayData,
+    PaymentRequest,
+    Reply,
+)
+from ..adapters.iap import IapVerifier, ReceiptRejected
+from ..adapters.orm import IapRedemptionRow, MembershipGrantRow, MembershipRow, VipOrderRow
+from ..domain import membership as rules
+from ..domain.errors import DomainError, Kind, Violations, not_found
+from .catalog import CatalogProvider
+from .unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+EPOCH = datetime(1970, 1, 1)
+
+
+def utc(naive: datetime | None) -> datetime | None:
+    return naive.replace(tzinfo=timezone.utc) if naive is not None else None
+
+
+def naive(aware: datetime) -> datetime:
+    return aware.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class CreatedOrder:
+    order: VipOrderRow
+    pay_data: PayData | None
+
+
+@dataclass(frozen=True)
+class MembershipView:
+    user_id: int
+    levels: dict[str, datetime]  # level -> aware UTC expiry
+    now: datetime
+
+    @property
+    def current_level(self) -> str:
+        return rules.current_level(self.levels, self.now)
+
+
+class MembershipService:
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        catalog: CatalogProvider,
+        channels: ChannelRegistry,
+        iap: IapVerifier,
+        public_base_url: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ):
+        self._uow = uow_factory
+        self.catalog = catalog
+        self._channels = channels
+        self._iap = iap
+        self._base_url = public_base_url.rstrip("/")
+        self._clock = clock
+
+    # ---- orders -----------------------------------------------------------
+
+    def create_order(
+        self,
+        user_id: int,
+        *,
+        level: str,
+        duration: int,
+        quantity: int,
+        pay_method: str,
+        timezone_name: str,
+        request_id: str = "",
+    ) -> CreatedOrder:
+        quote = rules.quote_order(
+            self.catalog.get(),
+            level=level,
+            duration=duration,
+            quantity=quantity,
+            pay_method=pay_method,
+            timezone_name=timezone_name,
+        )
+        if request_id:
+            existing = self._order_by_request(user_id, request_id)
+            if existing is not None:
+                return CreatedOrder(existing, self._pay_data(existing))
+        channel = self._channels.for_method(pay_method)
+        now = self._clock()
+        with self._uow() as uow:
+            order = VipOrderRow(
+                user_id=user_id,
+                request_id=request_id or None,
+                level=quote.level,
+                duration=quote.duration,
+                quantity=quote.quantity,
+                pay_method=quote.pay_method,
+                channel=channel.name,
+                total_amount=quote.total_fen,
+                pay_amount=quote.total_fen,
+                pay_status=0,
+                vip_info=quote.vip_info,
+                timezone=quote.timezone,
+                created_at=naive(now),
+                updated_at=naive(now),
+            )
+            uow.session.add(order)
+            try:
+                uow.session.flush()
+            except IntegrityError:  # a concurrent twin with the same request_id won
+                uow.session.rollback()
+                existing = self._order_by_request(user_id, request_id)
+                assert existing is not None
+                return CreatedOrder(existing, self._pay_data(existing))
+            order.trade_no = rules.trade_no(now.astimezone(rules.zone(quote.timezone)), order.id)
+            uow.commit()
+        # The provider call happens after commit: an unpaid order that never gets
+        # pay data is harmless and closes later.
+        return CreatedOrder(order, self._pay_data(order))
+
+    def _order_by_request(self, user_id: int, request_id: str) -> VipOrderRow | None:
+        with self._uow() as uow:
+            return uow.session.scalar(
+                select(VipOrderRow).where(VipOrderRow.user_id == user_id, VipOrderRow.request_id == request_id)
+            )
+
+    def _pay_data(self, order: VipOrderRow) -> PayData | None:
+        if order.pay_method == "Iap":
+            return None  # the App Store collects; the client confirms with check-iap-result
+        channel = self._channels.for_method(order.pay_method)
+        return channel.create_payment(
+            PaymentRequest(
+                trade_no=order.trade_no or "",
+                amount_fen=order.pay_amount,
+                subject=f"购买会员 {order.vip_info.get('name', order.level)}",
+                pay_method=order.pay_method,
+                notify_url=f"{self._base_url}/api/v2/vip/orders/{order.id}/{channel.name}-callback",
+            )
+        )
+
+    def list_orders(
+        self, user_id: int, *, offset: int, limit: int, start: str, end: str, timezone_name: str
+    ) -> tuple[list[VipOrderRow], bool]:
+        v = Violations()
+        if offset < 0:
+            v.add("offset", "The offset must be at least 0.")
+        if not 1 <= limit <= 100:
+            v.add("limit", "The limit must be between 1 and 100.")
+        try:
+            tz = rules.zone(timezone_name)
+        except ValueError:
+            v.add("timezone", "The timezone must be a valid IANA zone.")
+            tz = None
+        bounds = {}
+        for field_name, text in (("s", start), ("d", end)):
+            if text:
+                try:
+                    bounds[field_name] = date.fromisoformat(text)
+                except ValueError:
+                    v.add(field_name, f"The {field_name} must be a date YYYY-MM-DD.")
+        v.raise_if_any()
+        query = select(VipOrderRow).where(VipOrderRow.user_id == user_id, VipOrderRow.user_deleted_at.is_(None))
+        if "s" in bounds:
+            since = datetime.combine(bounds["s"], time.min, tzinfo=tz)
+            query = query.where(VipOrderRow.created_at >= naive(since))
+        if "d" in bounds:
+            until = datetime.combine(bounds["d"] + timedelta(days=1), time.min, tzinfo=tz)
+            query = query.where(VipOrderRow.created_at < naive(until))
+        query = query.order_by(VipOrderRow.id.desc()).offset(offset).limit(limit + 1)
+        with self._uow() as uow:
+            rows = list(uow.session.scalars(query))
+        return rows[:limit], len(rows) > limit
+
+    def get_order(self, user_id: int, order_id: int) -> VipOrderRow:
+        with self._uow() as uow:
+            return self._own_order(uow, user_id, order_id)
+
+    def _own_order(self, uow: UnitOfWork, user_id: int, order_id: int, lock: bool = False) -> VipOrderRow:
+        query = select(VipOrderRow).where(
+            VipOrderRow.id == order_id, VipOrderRow.user_id == user_id, VipOrderRow.user_deleted_at.is_(None)
+        )
+        order = uow.session.scalar(query.with_for_update() if lock else query)
+        if order is None:
+            raise not_found("order", order_id)
+        return order
+
+    def delete_order(self, user_id: int, order_id: int) -> None:
+        with self._uow() as uow:
+            order = self._own_order(uow, user_id, order_id, lock=True)
+            now = naive(self._clock())
+            order.user_deleted_at = now
+            order.updated_at = now
+            uow.commit()
+
+    def is_paid(self, user_id: int, order_id: int) -> bool:
+        return self.get_order(user_id, order_id).pay_status == 1
+
+    # ---- paying -----------------------------------------------------------
+
+    def handle_notification(
+        self, order_id: int, channel_name: str, body: bytes, content_type: str, headers: Mapping[str, str]
+    ) -> Reply:
+        """A provider's notification for one order. Only an authentic notification
+        whose trade_no and amount match the order changes anything; the reply is
+        what the provider expects (ack also for duplicates, so it stops retrying)."""
+        channel = self._channels.by_name(channel_name)
+        if channel is None:
+            raise not_found("channel", channel_name)
+        try:
+            note = channel.verify_notification(body, content_type, headers)
+        except NotificationRejected as exc:
+            log.warning("notification rejected", extra={"order_id": order_id, "channel": channel_name, "why": str(exc)})
+            return channel.nack(str(exc))
+        with self._uow() as uow:
+            order = uow.session.get(VipOrderRow, order_id)
+            if order is None or order.trade_no != note.trade_no or order.channel != channel.name:
+                log.warning("notification for unknown order", extra={"order_id": order_id, "trade_no": note.trade_no})
+                return channel.nack("unknown order")
+            if note.amount_fen != order.pay_amount:
+                log.error("notification amount mismatch", extra={"order_id": order_id, "amount": note.amount_fen})
+                return channel.nack("amount mismatch")
+            if note.paid:
+                self._fulfil(uow, order, note.provider_txn_id)
+            uow.commit()
+        return channel.ack()
+
+    def _fulfil(self, uow: UnitOfWork, order: VipOrderRow, provider_txn_id: str) -> bool:
+        """Marks the order paid and extends the membership, inside the caller's
+        transaction. Returns False (and changes nothing) when it was already paid."""
+        now = self._clock()
+        won = uow.session.execute(
+            update(VipOrderRow)
+            .where(VipOrderRow.id == order.id, VipOrderRow.pay_status == 0)
+            .values(pay_status=1, paid_at=naive(now), updated_at=naive(now), provider_txn_id=provider_txn_id)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if won != 1:
+            return False
+        membership = self._lock_membership(uow, order.user_id, order.level)
+        previous = utc(membership.expires_at)
+        expiry = rules.extend_expiry(previous, now, order.duration * order.quantity, order.timezone)
+        self._record(uow, membership, expiry, now, "vip_order", str(order.id), previous)
+        uow.session.refresh(order)
+        return True
+
+    def _lock_membership(self, uow: UnitOfWork, user_id: int, level: str) -> MembershipRow:
+        uow.session.execute(
+            uow.insert(MembershipRow)
+            .values(user_id=user_id, level=level, expires_at=EPOCH, updated_at=EPOCH)
+            .on_conflict_do_nothing(index_elements=["user_id", "level"])
+        )
+        return uow.session.scalars(
+            select(MembershipRow)
+            .where(MembershipRow.user_id == user_id, MembershipRow.level == level)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+
+    def _record(self, uow, membership, expiry, now, source, source_ref, previous) -> None:
+        membership.expires_at = naive(expiry)
+        membership.updated_at = naive(now)
+        uow.session.add(
+            MembershipGrantRow(
+                user_id=membership.user_id,
+                level=membership.level,
+                source=source,
+                source_ref=source_ref,
+                previous_expires_at=naive(previous) if previous and previous > EPOCH.replace(tzinfo=timezone.utc) else None,
+                expires_at=naive(expiry),
+                created_at=naive(now),
+            )
+        )
+        uow.session.flush()
+
+    def check_iap(self, user_id: int, order_id: int, receipt: str) -> VipOrderRow:
+        """Verifies an App Store purchase for the user's Iap order and fulfils it.
+        Any failure leaves everything as it was."""
+        if not receipt:
+            v = Violations()
+            v.add("receipt", "The receipt field is required.")
+            v.raise_if_any()
+        with self._uow() as uow:
+            order = self._own_order(uow, user_id, order_id, lock=True)
+            if order.pay_method != "Iap":
+                raise DomainError("NOT_IAP_ORDER", "The order is not an in-app purchase.", Kind.FAILED_PRECONDITION)
+            if order.pay_status == 1:
+                return order
+            try:
+                purchase = self._iap.verify(receipt)
+            except ReceiptRejected as exc:
+                raise DomainError("IAP_VERIFICATION_FAILED", f"Receipt rejected: {exc}", Kind.FAILED_PRECONDITION) from exc
+            if purchase.product_id != order.vip_info.get("iap"):
+                raise DomainError("IAP_PRODUCT_MISMATCH", "The purchase is for another product.", Kind.FAILED_PRECONDITION)
+            if purchase.app_account_token != str(user_id):
+                raise DomainError("IAP_ACCOUNT_MISMATCH", "The purchase belongs to another account.", Kind.FAILED_PRECONDITION)
+            already = uow.session.get(IapRedemptionRow, purchase.transaction_id)
+            if already is not None:
+                raise DomainError("IAP_ALREADY_REDEEMED", "This purchase was already redeemed.", Kind.CONFLICT,
+                                  metadata={"transaction_id": purchase.transaction_id})
+            uow.session.add(IapRedemptionRow(
+                transaction_id=purchase.transaction_id, order_id=order.id, user_id=user_id,
+                created_at=naive(self._clock()),
+            ))
+            self._fulfil(uow, order, purchase.transaction_id)
+            uow.commit()
+            return order
+
+    # ---- memberships ------------------------------------------------------
+
+    def status(self, user_id: int) -> MembershipView:
+        with self._uow() as uow:
+            rows = uow.session.scalars(select(MembershipRow).where(MembershipRow.user_id == user_id)).all()
+        return MembershipView(
+            user_id,
+            {r.level: utc(r.expires_at) for r in rows if r.expires_at > EPOCH},
+            self._clock(),
+        )
+
+    def exchange(self, user_id: int, target: str) -> tuple[int, MembershipView]:
+        catalog = self.catalog.get()
+        now = self._clock()
+        with self._uow() as uow:
+            locked = {level: self._lock_membership(uow, user_id, level) for level in rules.LEVELS}
+            held = {lvl: utc(row.expires_at) for lvl, row in locked.items() if row.expires_at > EPOCH}
+            plan = rules.plan_exchange(held, target, catalog.exchange, now)
+            ref = f"{user_id}:{now.isoformat()}"
+            for level in plan.consumed_levels:
+                self._record(uow, locked[level], now, now, "exchange_out", ref, held[level])
+            self._record(uow, locked[target], plan.new_target_expiry, now, "exchange_in", ref, held.get(target))
+            uow.commit()
+        return plan.converted_days, self.status(user_id)
+
+    def count_grants(self, source_ref: str) -> int:
+        """Operator check: how many times one source was granted (must be 0 or 1)."""
+        with self._uow() as uow:
+            return uow.session.scalar(
+                select(func.count()).select_from(MembershipGrantRow).where(MembershipGrantRow.source_ref == source_ref)
+            )
