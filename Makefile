@@ -53,8 +53,8 @@ seed: migrate
 run: seed
 	$(PY) -m server run
 
-test: protos keys
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+test: protos keys lint breaking
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: seed
 	$(PY) -m bench
@@ -63,11 +63,16 @@ lint: protos
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf format --diff --exit-code
 
-# Compares the contracts with main (WIRE_JSON: what Envoy serves must not break).
-breaking: protos
-	@if git rev-parse --verify -q main >/dev/null && git ls-tree -r main --name-only | grep -q '^protos/'; then \
-	  $(VENV)/bin/buf breaking --against '.git#branch=main'; \
-	else echo "no protos on main yet: nothing to compare"; fi
+# Compares the contracts with $(AGAINST) (WIRE_JSON: what Envoy serves must not
+# break). The google protos are not in git, so the old tree gets them copied in.
+AGAINST ?= main
+breaking: $(THIRD_PARTY)/.stamp
+	@rm -rf .build/against && mkdir -p .build/against/.build
+	@if git cat-file -e $(AGAINST):protos 2>/dev/null; then \
+	  git archive $(AGAINST) protos buf.yaml | tar -x -C .build/against && \
+	  cp -r $(THIRD_PARTY) .build/against/.build/ && \
+	  $(VENV)/bin/buf breaking --against .build/against && echo "buf breaking: clean against $(AGAINST)"; \
+	else echo "no protos on $(AGAINST) yet: nothing to compare"; fi
 
 format: $(THIRD_PARTY)/.stamp
 	$(VENV)/bin/buf format -w

@@ -1,0 +1,167 @@
+"""Shared fixtures.
+
+Database tests run once per backend: SQLite always, PostgreSQL too when
+TEST_DATABASE_URL is set (each test run gets its own fresh database there, so
+parallel runs never collide). Per backend the session starts one migrated
+database, one in-process gRPC server on port 0 and one real Envoy in front of it;
+each test starts from empty tables and the demo catalog."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import grpc
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from server.adapters.db import make_engine
+from server.adapters.orm import Base
+from server.bootstrap import App, build_app
+from server.config import ROOT, Settings
+from server.entrypoints.auth import issue_token
+from server.entrypoints.envoy import Envoy
+from server.entrypoints.grpc_server import GrpcServer
+from server.migrate import upgrade
+from server.service_layer.catalog import demo_catalog
+
+BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+TEST_SECRET = "test-secret-" + uuid.uuid4().hex
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request, tmp_path_factory) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        return
+    base = make_url(Settings(database_url=os.environ["TEST_DATABASE_URL"]).sqlalchemy_url)
+    name = f"vipay_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url) -> Settings:
+    upgrade(database_url)
+    return Settings(
+        database_url=database_url,
+        jwt_secret=TEST_SECRET,
+        sandbox_secret=TEST_SECRET,
+        catalog_refresh_seconds=0,
+        public_base_url="http://gateway.invalid",
+        _env_file=None,
+    )
+
+
+@pytest.fixture(scope="session")
+def app(settings) -> Iterator[App]:
+    application = build_app(settings, make_engine(settings.sqlalchemy_url))
+    yield application
+    application.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(request):
+    """Empties every table and re-seeds the catalog before each database test."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    application: App = request.getfixturevalue("app")
+    with application.engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+    application.save_catalog(demo_catalog())
+    application.memberships.catalog.invalidate()
+    yield
+
+
+class _Loop:
+    """An asyncio loop in a thread, for the grpc.aio server."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def grpc_server(app) -> Iterator[GrpcServer]:
+    loop = _Loop()
+    server = loop.run(_make_server(app))
+    yield server
+    loop.run(server.stop(0))
+    loop.close()
+
+
+async def _make_server(app) -> GrpcServer:
+    server = GrpcServer(app, "127.0.0.1", 0)
+    await server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def channel(grpc_server) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(f"127.0.0.1:{grpc_server.port}") as ch:
+        yield ch
+
+
+@dataclass
+class Gateway:
+    url: str
+    envoy: Envoy
+
+    def client(self, token: str | None = None, **headers) -> httpx.Client:
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+
+
+@pytest.fixture(scope="session")
+def gateway(grpc_server, tmp_path_factory) -> Iterator[Gateway]:
+    assert (ROOT / "gateway" / "api.binpb").exists(), "run `make protos` first"
+    envoy = Envoy(free_port(), free_port(), grpc_server.port, tmp_path_factory.mktemp("envoy"),
+                  log_path=tmp_path_factory.getbasetemp() / "envoy.log")
+    envoy.start()
+    yield Gateway(f"http://127.0.0.1:{envoy.http_port}", envoy)
+    envoy.stop()
+
+
+@pytest.fixture
+def token(settings):
+    """token(user_id, role='user') -> a signed bearer token."""
+
+    def make(user_id: int, role: str = "user") -> str:
+        return issue_token(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, user_id, role)
+
+    return make
+
+
+def auth(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
