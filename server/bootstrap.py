@@ -23,6 +23,7 @@ class App:
     settings: Settings
     engine: Engine
     uow_factory: partial
+    channels: ChannelRegistry
     memberships: MembershipService
     sandbox: SandboxChannel
     iap: SandboxIapVerifier
@@ -43,4 +44,4 @@ def build_app(settings: Settings, engine: Engine | None = None) -> App:
     iap = SandboxIapVerifier(settings.sandbox_secret)
     catalog = CatalogProvider(uow_factory, settings.catalog_refresh_seconds)
     memberships = MembershipService(uow_factory, catalog, channels, iap, settings.public_base_url)
-    return App(settings, engine, uow_factory, memberships, sandbox, iap)
+    return App(settings, engine, uow_factory, channels, memberships, sandbox, iap)

@@ -9,16 +9,17 @@ import signal
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from vipay.membership.v1 import membership_pb2, membership_pb2_grpc
 
 from ..bootstrap import App
+from . import membership_servicer
 from .auth import TokenVerifier
 from .calls import BlockingRunner, CallInterceptor
 from .errors import EnvelopeRegistry
-from .membership_servicer import MembershipServicer
 
 log = logging.getLogger("vipay.server")
-SERVICE_NAMES = (membership_pb2.DESCRIPTOR.services_by_name["MembershipService"].full_name,)
+
+# Each area module has `register(server, app, runner, envelopes) -> service full name`.
+AREAS = (membership_servicer,)
 
 
 class GrpcServer:
@@ -27,24 +28,25 @@ class GrpcServer:
         self.app = app
         self.runner = BlockingRunner(s.grpc_workers)
         verifier = TokenVerifier(s.jwt_secret, s.jwt_issuer, s.jwt_audience)
-        self.server = grpc.aio.server(interceptors=[CallInterceptor(verifier, EnvelopeRegistry())])
-        membership_pb2_grpc.add_MembershipServiceServicer_to_server(
-            MembershipServicer(app.memberships, self.runner, app.save_catalog), self.server
-        )
+        envelopes = EnvelopeRegistry()
+        self.server = grpc.aio.server(interceptors=[CallInterceptor(verifier, envelopes)])
+        self.service_names = tuple(area.register(self.server, app, self.runner, envelopes) for area in AREAS)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(SERVICE_NAMES + (health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        reflection.enable_server_reflection(
+            self.service_names + (health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
         self.port = self.server.add_insecure_port(f"{host}:{port}")
 
     async def start(self) -> None:
         await self.server.start()
-        for name in SERVICE_NAMES + ("",):
+        for name in self.service_names + ("",):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("gRPC listening on port %s", self.port)
 
     async def stop(self, grace: float = 5.0) -> None:
         # Tell the gateway first, then let in-flight calls finish.
-        for name in SERVICE_NAMES + ("",):
+        for name in self.service_names + ("",):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.stop(grace)
         self.runner.shutdown()

@@ -18,6 +18,7 @@ from ..domain.membership import LEVELS, Catalog, LevelConfig, PriceSetting
 from ..service_layer.memberships import MembershipService, MembershipView
 from .auth import require_role, require_user
 from .calls import BlockingRunner, current_call
+from .errors import EnvelopeRegistry, thinksns_envelope
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 NULL = struct_pb2.Value(null_value=struct_pb2.NULL_VALUE)
@@ -268,3 +269,12 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
         version = await self._run(self._save_catalog, catalog)
         self._svc.catalog.invalidate()
         return pb.UpdateVipCatalogResponse(version=version)
+
+
+def register(server, app, runner: BlockingRunner, envelopes: EnvelopeRegistry) -> str:
+    name = pb.DESCRIPTOR.services_by_name["MembershipService"].full_name
+    membership_pb2_grpc.add_MembershipServiceServicer_to_server(
+        MembershipServicer(app.memberships, runner, app.save_catalog), server
+    )
+    envelopes.register(f"/{name}/", thinksns_envelope)
+    return name

@@ -248,12 +248,26 @@ class MembershipService:
         ).rowcount
         if won != 1:
             return False
-        membership = self._lock_membership(uow, order.user_id, order.level)
-        previous = utc(membership.expires_at)
-        expiry = rules.extend_expiry(previous, now, order.duration * order.quantity, order.timezone)
-        self._record(uow, membership, expiry, now, "vip_order", str(order.id), previous)
+        self.grant_in(uow, order.user_id, order.level, order.duration * order.quantity, order.timezone,
+                      source="vip_order", source_ref=str(order.id))
         uow.session.refresh(order)
         return True
+
+    def grant_in(
+        self, uow: UnitOfWork, user_id: int, level: str, months: int, timezone_name: str, *, source: str,
+        source_ref: str,
+    ) -> datetime:
+        """Extends a membership inside the caller's transaction (other areas, e.g.
+        recharge packages and merchant direct charges, grant through this).
+        (source, source_ref) is unique: granting the same thing twice raises
+        IntegrityError, so callers must make their own transition idempotent first.
+        Returns the new expiry (aware UTC)."""
+        now = self._clock()
+        membership = self._lock_membership(uow, user_id, level)
+        previous = utc(membership.expires_at)
+        expiry = rules.extend_expiry(previous, now, months, timezone_name)
+        self._record(uow, membership, expiry, now, source, source_ref, previous)
+        return expiry
 
     def _lock_membership(self, uow: UnitOfWork, user_id: int, level: str) -> MembershipRow:
         uow.session.execute(
