@@ -11,7 +11,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ..bootstrap import App
-from . import membership_servicer
+from . import diagnostics_servicer, membership_servicer
 from .auth import TokenVerifier
 from .calls import BlockingRunner, CallInterceptor
 from .errors import EnvelopeRegistry
@@ -19,7 +19,7 @@ from .errors import EnvelopeRegistry
 log = logging.getLogger("vipay.server")
 
 # Each area module has `register(server, app, runner, envelopes) -> service full name`.
-AREAS = (membership_servicer,)
+AREAS = (diagnostics_servicer, membership_servicer)
 
 
 class GrpcServer:

@@ -240,3 +240,9 @@ def test_unknown_path_and_wrong_verb_are_404_not_raw_grpc(gateway):
     with gateway.client() as c:
         assert c.get("/api/v2/vip/nothing").status_code == 404
         assert c.put("/api/v2/vip/configs").status_code == 404
+
+
+def test_ping_through_the_gateway(gateway):
+    with gateway.client() as c:
+        r = c.get("/ping")
+    assert r.status_code == 200 and r.json() == {"ok": True}
