@@ -56,7 +56,7 @@ run: seed
 test: protos keys lint breaking
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: seed
+bench: protos keys
 	$(PY) -m bench
 
 lint: protos
