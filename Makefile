@@ -4,7 +4,8 @@ SHELL := /bin/bash
 PY_VERSION ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+# Evaluated by the shell inside recipes: the venv may not exist when make starts.
+SITE = $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 PROTOS := $(shell find protos -name '*.proto')
 THIRD_PARTY := .build/third_party
 DESCRIPTOR := gateway/api.binpb
