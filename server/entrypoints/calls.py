@@ -117,7 +117,12 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
 
 def _log_call(call: Call, outcome: str, error: DomainError | None, seconds: float) -> None:
-    level = logging.ERROR if error is not None and error.kind is Kind.INTERNAL else logging.INFO
+    if error is not None and error.kind is Kind.INTERNAL:
+        level = logging.ERROR
+    elif call.method.startswith("/grpc.health."):
+        level = logging.DEBUG  # Envoy probes every 2 s
+    else:
+        level = logging.INFO
     log.log(level, json.dumps({
         "msg": "rpc",
         "method": call.method,
