@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 
 from sqlalchemy import Engine
 
 from .adapters.channels.base import ChannelRegistry
+from .adapters.channels.configure import build_channels, build_iap_verifier
 from .adapters.channels.sandbox import SandboxChannel
 from .adapters.db import make_engine, make_session_factory
 from .adapters.iap import SandboxIapVerifier
@@ -15,6 +17,7 @@ from .config import Settings
 from .domain.membership import PAY_METHODS
 from .service_layer.catalog import CatalogProvider, save_catalog
 from .service_layer.memberships import MembershipService
+from .service_layer.settlement import SettlementService
 from .service_layer.unit_of_work import UnitOfWork
 
 
@@ -26,7 +29,8 @@ class App:
     channels: ChannelRegistry
     memberships: MembershipService
     sandbox: SandboxChannel
-    iap: SandboxIapVerifier
+    iap: SandboxIapVerifier  # or the App Store verifier when configured (adapters/appstore.py)
+    settlement: SettlementService  # re-query / close unpaid orders (entrypoints/settlement_worker.py)
 
     def save_catalog(self, catalog) -> int:
         with self.uow_factory() as uow:
@@ -39,9 +43,19 @@ def build_app(settings: Settings, engine: Engine | None = None) -> App:
     engine = engine or make_engine(settings.sqlalchemy_url)
     uow_factory = partial(UnitOfWork, make_session_factory(engine))
     sandbox = SandboxChannel(settings.sandbox_secret)
-    # Until the real providers are configured every pay method is paid through the sandbox.
-    channels = ChannelRegistry([sandbox], {method: sandbox.name for method in PAY_METHODS})
-    iap = SandboxIapVerifier(settings.sandbox_secret)
+    # Real providers where configured, the sandbox elsewhere (refused in production
+    # unless ALLOW_SANDBOX): see adapters/channels/configure.py and docs/channels.md.
+    channel_setup = build_channels(settings, sandbox)
+    channels = channel_setup.registry()
+    assert set(PAY_METHODS) <= set(channel_setup.routes)
+    iap = build_iap_verifier(settings, SandboxIapVerifier(settings.sandbox_secret))
     catalog = CatalogProvider(uow_factory, settings.catalog_refresh_seconds)
-    memberships = MembershipService(uow_factory, catalog, channels, iap, settings.public_base_url)
-    return App(settings, engine, uow_factory, channels, memberships, sandbox, iap)
+    memberships = MembershipService(uow_factory, catalog, channels, iap, settings.public_base_url,
+                                    order_ttl=timedelta(minutes=settings.order_close_minutes))
+    settlement = SettlementService(
+        uow_factory, channels, memberships, close_after=timedelta(minutes=settings.order_close_minutes),
+        requery_after=timedelta(seconds=settings.settle_requery_after_seconds),
+        requery_every=timedelta(seconds=max(settings.settle_interval_seconds, 1)),
+        batch_size=settings.settle_batch_size,
+    )
+    return App(settings, engine, uow_factory, channels, memberships, sandbox, iap, settlement)

@@ -37,6 +37,60 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # ---- real payment channels (docs/channels.md). A channel is real once its
+    # required ids and keys are set; otherwise its pay methods fall back to the
+    # sandbox (development) or the server refuses to start (production) unless
+    # ALLOW_SANDBOX is true. Every key can be given inline or as a *_FILE path.
+    allow_sandbox: bool = False
+
+    alipay_app_id: str = ""
+    alipay_seller_id: str = ""  # the merchant's PID (2088...), checked on notify
+    alipay_app_private_key: str = ""  # PEM (PKCS#1 or PKCS#8)
+    alipay_app_private_key_file: str = ""
+    alipay_public_key: str = ""  # PEM: Alipay's public key (not the app's)
+    alipay_public_key_file: str = ""
+    alipay_gateway_url: str = "https://openapi.alipay.com/gateway.do"
+
+    wechatpay_mchid: str = ""
+    wechatpay_appid: str = ""  # the mobile app's appid (WechatPay_App)
+    wechatpay_js_appid: str = ""  # the official account / mini program appid (WechatPay_Js); default appid
+    wechatpay_merchant_serial_no: str = ""  # serial of the merchant API certificate
+    wechatpay_private_key: str = ""  # PEM: merchant API private key
+    wechatpay_private_key_file: str = ""
+    wechatpay_apiv3_key: str = ""  # 32 bytes
+    wechatpay_apiv3_key_file: str = ""
+    wechatpay_public_key_id: str = ""  # PUB_KEY_ID_...
+    wechatpay_public_key: str = ""  # PEM: WeChat Pay public key
+    wechatpay_public_key_file: str = ""
+    wechatpay_platform_certs_dir: str = ""  # optional *.pem platform certificates (during a switch)
+    wechatpay_api_base: str = "https://api.mch.weixin.qq.com"
+
+    appstore_bundle_id: str = ""
+    appstore_environment: str = "Production"  # Production | Sandbox
+    appstore_app_apple_id: int | None = None  # required in Production
+    appstore_root_certs_dir: str = ""  # Apple root CA certificates (*.cer DER or *.pem)
+    appstore_key_id: str = ""  # App Store Server API key (for legacy receipts)
+    appstore_issuer_id: str = ""
+    appstore_private_key: str = ""  # PEM (.p8)
+    appstore_private_key_file: str = ""
+    appstore_api_base_url: str = ""  # default: Apple's URL for appstore_environment
+
+    # Unpaid orders close after this many minutes (also sent to the provider as the
+    # payment deadline); orders without a notification are re-queried after
+    # settle_requery_after_seconds, every settle_interval_seconds.
+    order_close_minutes: int = 30
+    settle_requery_after_seconds: int = 120
+    settle_interval_seconds: float = 60.0
+    settle_batch_size: int = 50
+
+    def secret(self, name: str) -> str:
+        """A key given inline (`name`) or as a file (`name`_file)."""
+        inline = getattr(self, name)
+        path = getattr(self, f"{name}_file", "")
+        if inline:
+            return inline.replace("\\n", "\n")
+        return Path(path).read_text() if path else ""
+
     @property
     def sqlalchemy_url(self) -> str:
         url = self.database_url

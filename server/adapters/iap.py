@@ -18,6 +18,8 @@ class VerifiedPurchase:
     transaction_id: str
     product_id: str
     app_account_token: str
+    original_transaction_id: str = ""
+    environment: str = ""
 
 
 class ReceiptRejected(Exception):
@@ -27,10 +29,17 @@ class ReceiptRejected(Exception):
 class IapVerifier(Protocol):
     def verify(self, receipt: str) -> VerifiedPurchase: ...
 
+    def account_token(self, user_id: int) -> str:
+        """The appAccountToken a purchase by this user must carry."""
+        ...
+
 
 class SandboxIapVerifier:
     def __init__(self, secret: str):
         self._key = hashlib.sha256(b"iap:" + secret.encode()).digest()
+
+    def account_token(self, user_id: int) -> str:
+        return str(user_id)
 
     def issue(self, transaction_id: str, product_id: str, app_account_token: str) -> str:
         payload = json.dumps(

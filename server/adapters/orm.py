@@ -44,6 +44,7 @@ class VipOrderRow(Base):
     __table_args__ = (
         UniqueConstraint("user_id", "request_id", name="uq_vip_orders_user_request"),
         Index("ix_vip_orders_user_created", "user_id", "created_at"),
+        Index("ix_vip_orders_unpaid_created", "pay_status", "created_at"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     trade_no: Mapped[str | None] = mapped_column(String(40), unique=True)
@@ -65,6 +66,10 @@ class VipOrderRow(Base):
     platform_deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+    # Settlement (service_layer/settlement.py): an unpaid order is re-queried at the
+    # provider when no notification came, and closed after the configured time.
+    last_queried_at: Mapped[datetime | None] = mapped_column(DateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class MembershipRow(Base):
@@ -102,4 +107,16 @@ class IapRedemptionRow(Base):
     transaction_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("vip_orders.id"))
     user_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AppStoreNotificationRow(Base):
+    """App Store Server Notifications V2 already handled, by notificationUUID
+    (Apple re-sends until it gets a 2xx)."""
+
+    __tablename__ = "appstore_notifications"
+    notification_uuid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    notification_type: Mapped[str] = mapped_column(String(40))
+    subtype: Mapped[str | None] = mapped_column(String(40))
+    transaction_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime)

@@ -15,6 +15,7 @@ from . import diagnostics_servicer, membership_servicer
 from .auth import TokenVerifier
 from .calls import BlockingRunner, CallInterceptor
 from .errors import EnvelopeRegistry
+from .settlement_worker import settle_forever
 
 log = logging.getLogger("vipay.server")
 
@@ -55,10 +56,12 @@ class GrpcServer:
 async def serve_forever(app: App) -> None:
     server = GrpcServer(app, app.settings.grpc_host, app.settings.grpc_port)
     await server.start()
+    settling = asyncio.create_task(settle_forever(app))  # re-query / close unpaid orders
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
+    settling.cancel()
     await server.stop()

@@ -14,6 +14,9 @@ from sqlalchemy.exc import IntegrityError
 
 from ..adapters.channels.base import (
     ChannelRegistry,
+    ChannelUnavailable,
+    Notification,
+    PaymentChannel,
     NotificationRejected,
     PayData,
     PaymentRequest,
@@ -64,6 +67,7 @@ class MembershipService:
         iap: IapVerifier,
         public_base_url: str,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        order_ttl: timedelta | None = None,
     ):
         self._uow = uow_factory
         self.catalog = catalog
@@ -71,6 +75,7 @@ class MembershipService:
         self._iap = iap
         self._base_url = public_base_url.rstrip("/")
         self._clock = clock
+        self._order_ttl = order_ttl  # unpaid orders close after this (settlement.py)
 
     # ---- orders -----------------------------------------------------------
 
@@ -84,6 +89,8 @@ class MembershipService:
         pay_method: str,
         timezone_name: str,
         request_id: str = "",
+        openid: str = "",
+        client_ip: str = "",
     ) -> CreatedOrder:
         quote = rules.quote_order(
             self.catalog.get(),
@@ -96,7 +103,7 @@ class MembershipService:
         if request_id:
             existing = self._order_by_request(user_id, request_id)
             if existing is not None:
-                return CreatedOrder(existing, self._pay_data(existing))
+                return CreatedOrder(existing, self._pay_data(existing, openid, client_ip))
         channel = self._channels.for_method(pay_method)
         now = self._clock()
         with self._uow() as uow:
@@ -123,12 +130,12 @@ class MembershipService:
                 uow.session.rollback()
                 existing = self._order_by_request(user_id, request_id)
                 assert existing is not None
-                return CreatedOrder(existing, self._pay_data(existing))
+                return CreatedOrder(existing, self._pay_data(existing, openid, client_ip))
             order.trade_no = rules.trade_no(now.astimezone(rules.zone(quote.timezone)), order.id)
             uow.commit()
         # The provider call happens after commit: an unpaid order that never gets
         # pay data is harmless and closes later.
-        return CreatedOrder(order, self._pay_data(order))
+        return CreatedOrder(order, self._pay_data(order, openid, client_ip))
 
     def _order_by_request(self, user_id: int, request_id: str) -> VipOrderRow | None:
         with self._uow() as uow:
@@ -136,19 +143,28 @@ class MembershipService:
                 select(VipOrderRow).where(VipOrderRow.user_id == user_id, VipOrderRow.request_id == request_id)
             )
 
-    def _pay_data(self, order: VipOrderRow) -> PayData | None:
+    def _pay_data(self, order: VipOrderRow, openid: str = "", client_ip: str = "") -> PayData | None:
         if order.pay_method == "Iap":
             return None  # the App Store collects; the client confirms with check-iap-result
-        channel = self._channels.for_method(order.pay_method)
-        return channel.create_payment(
-            PaymentRequest(
-                trade_no=order.trade_no or "",
-                amount_fen=order.pay_amount,
-                subject=f"购买会员 {order.vip_info.get('name', order.level)}",
-                pay_method=order.pay_method,
-                notify_url=f"{self._base_url}/api/v2/vip/orders/{order.id}/{channel.name}-callback",
+        channel = self._channels.by_name(order.channel) or self._channels.for_method(order.pay_method)
+        try:
+            return channel.create_payment(
+                PaymentRequest(
+                    trade_no=order.trade_no or "",
+                    amount_fen=order.pay_amount,
+                    subject=f"购买会员 {order.vip_info.get('name', order.level)}",
+                    pay_method=order.pay_method,
+                    notify_url=f"{self._base_url}/api/v2/vip/orders/{order.id}/{channel.name}-callback",
+                    client_ip=client_ip,
+                    openid=openid,
+                    expires_at=utc(order.created_at) + self._order_ttl if self._order_ttl else None,
+                )
             )
-        )
+        except ChannelUnavailable as exc:
+            # The order stays unpaid (and closes later); the client may retry with the same request_id.
+            log.error("payment channel failed", extra={"order_id": order.id, "channel": channel.name, "why": str(exc)})
+            raise DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "The payment channel is unavailable; please retry.",
+                              Kind.UNAVAILABLE, metadata={"channel": channel.name}) from exc
 
     def list_orders(
         self, user_id: int, *, offset: int, limit: int, start: str, end: str, timezone_name: str
@@ -223,6 +239,11 @@ class MembershipService:
         except NotificationRejected as exc:
             log.warning("notification rejected", extra={"order_id": order_id, "channel": channel_name, "why": str(exc)})
             return channel.nack(str(exc))
+        return self.settle(order_id, channel, note)
+
+    def settle(self, order_id: int, channel: PaymentChannel, note: Notification) -> Reply:
+        """Applies a verified provider statement (a notification, or the answer to a
+        re-query) to one order: the one code path that marks orders paid."""
         with self._uow() as uow:
             order = uow.session.get(VipOrderRow, order_id)
             if order is None or order.trade_no != note.trade_no or order.channel != channel.name:
@@ -268,6 +289,29 @@ class MembershipService:
         expiry = rules.extend_expiry(previous, now, months, timezone_name)
         self._record(uow, membership, expiry, now, source, source_ref, previous)
         return expiry
+
+    def revoke_in(
+        self, uow: UnitOfWork, user_id: int, level: str, taken: timedelta, *, source: str, source_ref: str,
+    ) -> datetime:
+        """Takes `taken` off a membership inside the caller's transaction (a refunded
+        or revoked purchase). Recorded as a grant row with a negative effect; the
+        same (source, source_ref) twice raises IntegrityError, like grant_in."""
+        now = self._clock()
+        membership = self._lock_membership(uow, user_id, level)
+        previous = utc(membership.expires_at)
+        expiry = max(previous - taken, now) if previous > now else previous
+        self._record(uow, membership, expiry, now, source, source_ref, previous)
+        return expiry
+
+    def granted_span(self, uow: UnitOfWork, source: str, source_ref: str, level: str) -> timedelta:
+        """How much one earlier grant added (expires_at - max(previous, granted at))."""
+        grant = uow.session.scalar(select(MembershipGrantRow).where(
+            MembershipGrantRow.source == source, MembershipGrantRow.source_ref == source_ref,
+            MembershipGrantRow.level == level))
+        if grant is None:
+            return timedelta(0)
+        start = max(grant.previous_expires_at or grant.created_at, grant.created_at)
+        return grant.expires_at - start
 
     def _lock_membership(self, uow: UnitOfWork, user_id: int, level: str) -> MembershipRow:
         uow.session.execute(
@@ -317,7 +361,7 @@ class MembershipService:
                 raise DomainError("IAP_VERIFICATION_FAILED", f"Receipt rejected: {exc}", Kind.FAILED_PRECONDITION) from exc
             if purchase.product_id != order.vip_info.get("iap"):
                 raise DomainError("IAP_PRODUCT_MISMATCH", "The purchase is for another product.", Kind.FAILED_PRECONDITION)
-            if purchase.app_account_token != str(user_id):
+            if purchase.app_account_token != self._iap.account_token(user_id):
                 raise DomainError("IAP_ACCOUNT_MISMATCH", "The purchase belongs to another account.", Kind.FAILED_PRECONDITION)
             already = uow.session.get(IapRedemptionRow, purchase.transaction_id)
             if already is not None:

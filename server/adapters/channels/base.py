@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -17,6 +18,11 @@ class PaymentRequest:
     subject: str
     pay_method: str
     notify_url: str
+    # Optional, for the real providers: the buyer's IP (WeChat scene_info), the
+    # JSAPI payer's openid, and when the provider must stop accepting payment.
+    client_ip: str = ""
+    openid: str = ""
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,10 @@ class NotificationRejected(Exception):
     """The notification is not authentic or not well-formed: nothing changes."""
 
 
+class ChannelUnavailable(Exception):
+    """The provider could not be reached or answered an error (retry later)."""
+
+
 class PaymentChannel(Protocol):
     name: str
 
@@ -63,6 +73,12 @@ class PaymentChannel(Protocol):
     def ack(self) -> Reply: ...
 
     def nack(self, reason: str) -> Reply: ...
+
+    # Optional (real providers): asks the provider about one trade, for orders whose
+    # notification never arrived. None when the provider does not know the trade
+    # (not yet paid / never opened); raises ChannelUnavailable when it cannot tell.
+    # Callers use `getattr(channel, "query", None)`.
+    # def query(self, trade_no: str) -> Notification | None: ...
 
 
 class ChannelRegistry:
