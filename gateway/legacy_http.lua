@@ -45,6 +45,58 @@ local function replace_body(handle, bytes, content_type)
   handle:body():setBytes(bytes)
 end
 
+-- YoShop-style routes (api-docs/003) put the route in the query:
+--   /index.php?s=/api/recharge/center&client=H5
+-- The transcoder matches on the path only, so the request path is rewritten here,
+-- before it, to /yoshop<s>?<the other parameters>: /yoshop/api/recharge/center?client=H5.
+-- Every further s= route only needs an RPC bound to /yoshop<route>.
+local function url_decode(text)
+  text = text:gsub("+", " ")
+  return (text:gsub("%%(%x%x)", function(hex) return string.char(tonumber(hex, 16)) end))
+end
+
+local function yoshop_path(path)
+  local base, query = path:match("^([^?]*)%?(.*)$")
+  if base ~= "/index.php" then
+    return nil
+  end
+  local route, rest = nil, {}
+  for pair in query:gmatch("[^&]+") do
+    local key, value = pair:match("^([^=]*)=?(.*)$")
+    if key == "s" then
+      route = url_decode(value)
+    else
+      rest[#rest + 1] = pair
+    end
+  end
+  if route == nil then
+    return nil
+  end
+  if route:sub(1, 1) ~= "/" then
+    route = "/" .. route
+  end
+  -- Letters, digits, / _ - only: nothing that could climb out of /yoshop.
+  if not route:match("^[%w/_%-]+$") or route:find("//", 1, true) then
+    return nil
+  end
+  local rewritten = "/yoshop" .. route
+  if #rest > 0 then
+    rewritten = rewritten .. "?" .. table.concat(rest, "&")
+  end
+  return rewritten
+end
+
+function envoy_on_request(handle)
+  local headers = handle:headers()
+  local path = headers:get(":path")
+  if path ~= nil and path:sub(1, 10) == "/index.php" then
+    local rewritten = yoshop_path(path)
+    if rewritten ~= nil then
+      headers:replace(":path", rewritten)
+    end
+  end
+end
+
 function envoy_on_response(handle)
   local headers = handle:headers()
   local code = headers:get("x-http-code")

@@ -9,6 +9,7 @@
   sandbox-pay TRADE_NO     send a signed sandbox payment notification through Envoy
   sandbox-receipt ORDER_ID print a sandbox App Store receipt for an Iap order
   catalog show|set-price   inspect or edit the VIP catalog
+  ledger-check, recharge-catalog, recharge-sandbox-pay   see server/recharge_cli.py
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ def cmd_seed(_args) -> None:
         print("seeded the demo VIP catalog")
     else:
         print("catalog present; left as is")
+    from . import recharge_cli
+
+    recharge_cli.seed(app)
 
 
 def cmd_serve(_args) -> None:
@@ -173,6 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--duration", type=int)
     p.add_argument("--price", help="yuan, e.g. 49.9")
     p.set_defaults(fn=cmd_catalog)
+    from . import recharge_cli
+
+    recharge_cli.add_commands(sub)
     args = parser.parse_args(argv)
     args.fn(args)
 

@@ -31,6 +31,7 @@ class App:
     sandbox: SandboxChannel
     iap: SandboxIapVerifier  # or the App Store verifier when configured (adapters/appstore.py)
     settlement: SettlementService  # re-query / close unpaid orders (entrypoints/settlement_worker.py)
+    recharges: "RechargeService | None" = None  # wallet + recharge orders (docs/recharge.md)
 
     def save_catalog(self, catalog) -> int:
         with self.uow_factory() as uow:
@@ -58,4 +59,18 @@ def build_app(settings: Settings, engine: Engine | None = None) -> App:
         requery_every=timedelta(seconds=max(settings.settle_interval_seconds, 1)),
         batch_size=settings.settle_batch_size,
     )
-    return App(settings, engine, uow_factory, channels, memberships, sandbox, iap, settlement)
+    app = App(settings, engine, uow_factory, channels, memberships, sandbox, iap, settlement)
+    app.recharges = build_recharges(settings, uow_factory, channels, memberships)
+    return app
+
+
+def build_recharges(settings: Settings, uow_factory, channels, memberships) -> "RechargeService":
+    from .service_layer.abuse import AbuseGuard, Limits, png_captcha
+    from .service_layer.recharge_catalog import RechargeCatalogProvider
+    from .service_layer.recharges import RechargeService
+
+    limits = Limits(settings.recharge_order_limit_per_user, settings.recharge_order_limit_per_ip,
+                    settings.recharge_rate_window_seconds, settings.recharge_captcha_ttl_seconds)
+    return RechargeService(uow_factory, RechargeCatalogProvider(uow_factory, settings.catalog_refresh_seconds),
+                           channels, memberships, AbuseGuard(uow_factory, limits, png_captcha),
+                           settings.public_base_url)

@@ -37,6 +37,13 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # Recharge abuse control (docs/recharge.md): POST /api/recharge/order attempts
+    # per user and per client IP in each fixed window before a captcha is required.
+    recharge_order_limit_per_user: int = 10
+    recharge_order_limit_per_ip: int = 60
+    recharge_rate_window_seconds: int = 60
+    recharge_captcha_ttl_seconds: int = 300
+
     # ---- real payment channels (docs/channels.md). A channel is real once its
     # required ids and keys are set; otherwise its pay methods fall back to the
     # sandbox (development) or the server refuses to start (production) unless

@@ -93,6 +93,12 @@ def _clean_tables(request):
     application.save_catalog(demo_catalog())
     application.memberships.catalog.invalidate()
     yield
+    # The wallet ledger invariant (docs/recharge.md) must hold after every database test.
+    from server.service_layer.ledger import check_ledger
+
+    with application.uow_factory() as uow:
+        problems = check_ledger(uow)
+    assert not problems, "ledger broken: " + "; ".join(map(str, problems))
 
 
 class _Loop:

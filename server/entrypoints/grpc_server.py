@@ -12,6 +12,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ..bootstrap import App
 from . import diagnostics_servicer, membership_servicer
+from . import recharge_servicer, wallet_servicer
 from .auth import TokenVerifier
 from .calls import BlockingRunner, CallInterceptor
 from .errors import EnvelopeRegistry
@@ -20,7 +21,7 @@ from .settlement_worker import settle_forever
 log = logging.getLogger("vipay.server")
 
 # Each area module has `register(server, app, runner, envelopes) -> service full name`.
-AREAS = (diagnostics_servicer, membership_servicer)
+AREAS = (diagnostics_servicer, membership_servicer, recharge_servicer, wallet_servicer)
 
 
 class GrpcServer:

@@ -1,0 +1,96 @@
+"""Recharge commands for `python -m server` (kept here so __main__ stays small).
+
+  ledger-check                      every wallet balance == the sum of its entries (exit 1 if not)
+  recharge-catalog show             print the recharge catalog document (JSON, fen)
+  recharge-catalog load FILE        replace it with FILE (validated; replicas reload)
+  recharge-sandbox-pay ORDER_NUMBER send a signed sandbox notification for a recharge order
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .config import get_settings
+
+
+def seed(app) -> None:
+    """Loads the documents' example catalog when there is none (part of `seed`)."""
+    from sqlalchemy import select
+
+    from .adapters.recharge_tables import RechargeCatalogRow
+    from .domain.recharge import demo_catalog
+
+    with app.uow_factory() as uow:
+        present = uow.session.scalar(select(RechargeCatalogRow.id))
+    if present is None:
+        app.recharges.catalog.save(demo_catalog())
+        print("seeded the demo recharge catalog")
+    else:
+        print("recharge catalog present; left as is")
+
+
+def cmd_ledger_check(_args) -> None:
+    from .bootstrap import build_app
+    from .service_layer.ledger import check_ledger
+
+    app = build_app(get_settings())
+    with app.uow_factory() as uow:
+        problems = check_ledger(uow)
+    for problem in problems:
+        print(problem)
+    if problems:
+        sys.exit(1)
+    print("ledger OK: every wallet balance equals the sum of its entries")
+
+
+def cmd_recharge_catalog(args) -> None:
+    from .bootstrap import build_app
+    from .domain.errors import DomainError
+    from .domain.recharge import catalog_from_document, catalog_to_document
+
+    app = build_app(get_settings())
+    if args.action == "show":
+        catalog = app.recharges.catalog.get()
+        print(json.dumps(dict(catalog_to_document(catalog), version=catalog.version), ensure_ascii=False, indent=2))
+        return
+    if not args.file:
+        sys.exit("load needs FILE")
+    with open(args.file, encoding="utf-8") as f:
+        document = json.load(f)
+    document.pop("version", None)
+    try:
+        catalog = catalog_from_document(document)
+    except DomainError as err:
+        sys.exit("\n".join(f"{v.field}: {v.description}" for v in err.violations) or err.message)
+    print(f"recharge catalog version {app.recharges.catalog.save(catalog)}")
+
+
+def cmd_recharge_sandbox_pay(args) -> None:
+    import httpx
+    from sqlalchemy import select
+
+    from .adapters.recharge_tables import RechargeOrderRow
+    from .bootstrap import build_app
+
+    app = build_app(get_settings())
+    with app.uow_factory() as uow:
+        order = uow.session.scalar(select(RechargeOrderRow).where(RechargeOrderRow.order_number == args.order_number))
+    if order is None:
+        sys.exit(f"no recharge order {args.order_number}")
+    body = app.sandbox.notification_for(order.order_number, order.amount, args.status)
+    url = f"{app.settings.public_base_url.rstrip('/')}/api/recharge/orders/{order.id}/sandbox-callback"
+    reply = httpx.post(url, content=body, headers={"content-type": "application/x-www-form-urlencoded"})
+    print(f"POST {url} -> {reply.status_code} {reply.text}")
+
+
+def add_commands(sub) -> None:
+    sub.add_parser("ledger-check").set_defaults(fn=cmd_ledger_check)
+    p = sub.add_parser("recharge-catalog")
+    p.add_argument("action", choices=["show", "load"])
+    p.add_argument("file", nargs="?")
+    p.set_defaults(fn=cmd_recharge_catalog)
+    p = sub.add_parser("recharge-sandbox-pay")
+    p.add_argument("order_number")
+    p.add_argument("--status", default="PAID", choices=["PAID", "CLOSED"])
+    p.set_defaults(fn=cmd_recharge_sandbox_pay)

@@ -1,0 +1,30 @@
+"""Recharge fixtures: the documents' example catalog before each database test,
+and a way to tighten the abuse limits for one test."""
+
+from dataclasses import replace
+
+import pytest
+
+from server.domain.recharge import demo_catalog
+
+
+@pytest.fixture(autouse=True)
+def _recharge_catalog(request):
+    if "app" not in request.fixturenames:
+        yield
+        return
+    app = request.getfixturevalue("app")
+    app.recharges.catalog.save(demo_catalog())
+    limits = app.recharges.abuse.limits
+    yield
+    app.recharges.abuse.limits = limits
+
+
+@pytest.fixture
+def limits(app):
+    """limits(per_user=2, per_ip=100): tighter abuse limits for this test only."""
+
+    def set_limits(**changes):
+        app.recharges.abuse.limits = replace(app.recharges.abuse.limits, **changes)
+
+    return set_limits
