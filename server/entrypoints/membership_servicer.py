@@ -87,9 +87,18 @@ def created_message(row: VipOrderRow, pay_data: PayData | None) -> pb.CreateVipO
         message.pay_data_alipay = pay_data.order_string
         message.pay_data.string_value = pay_data.order_string
     elif pay_data is not None and pay_data.client_params is not None:
-        message.pay_data_wechat.CopyFrom(pb.WechatPayData(**pay_data.client_params))
+        message.pay_data_wechat.CopyFrom(wechat_pay_data(pay_data.client_params))
         message.pay_data.struct_value.update(pay_data.client_params)
     return message
+
+
+# JSAPI parameter names -> WechatPayData fields (App parameters map one to one).
+JSAPI_FIELDS = {"appId": "app_id", "timeStamp": "time_stamp", "nonceStr": "nonce_str", "paySign": "pay_sign",
+                "signType": "sign_type"}
+
+
+def wechat_pay_data(params: dict) -> pb.WechatPayData:
+    return pb.WechatPayData(**{JSAPI_FIELDS.get(k, k): v for k, v in params.items()})
 
 
 def catalog_levels_message(catalog: Catalog) -> pb.VipLevels:
@@ -195,6 +204,7 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
             pay_method=request.pay_method,
             timezone_name=request.timezone,
             request_id=request.request_id,
+            openid=request.openid,
         )
         call.set_http_status(201)
         return created_message(created.order, created.pay_data)
