@@ -9,6 +9,7 @@
   sandbox-pay TRADE_NO     send a signed sandbox payment notification through Envoy
   sandbox-receipt ORDER_ID print a sandbox App Store receipt for an Iap order
   catalog show|set-price   inspect or edit the VIP catalog
+  merchant ...             merchant OpenAPI registry and callbacks (server/merchant_cli.py)
   ledger-check, recharge-catalog, recharge-sandbox-pay   see server/recharge_cli.py
 """
 
@@ -36,6 +37,9 @@ def cmd_keys(_args) -> None:
         with env.open("a") as f:
             f.write("\n".join(lines) + "\n")
         env.chmod(0o600)
+    from .merchant_cli import ensure_platform_key
+
+    ensure_platform_key()
     (VAR / ".keys").touch()
     print(f"dev secrets in {env}")
 
@@ -180,6 +184,9 @@ def main(argv: list[str] | None = None) -> None:
     from . import recharge_cli
 
     recharge_cli.add_commands(sub)
+    from . import merchant_cli
+
+    merchant_cli.add_commands(sub)
     args = parser.parse_args(argv)
     args.fn(args)
 

@@ -32,6 +32,7 @@ class App:
     iap: SandboxIapVerifier  # or the App Store verifier when configured (adapters/appstore.py)
     settlement: SettlementService  # re-query / close unpaid orders (entrypoints/settlement_worker.py)
     recharges: "RechargeService | None" = None  # wallet + recharge orders (docs/recharge.md)
+    openapi: "OpenApi | None" = None  # merchant direct charge + callbacks (docs/openapi.md)
 
     def save_catalog(self, catalog) -> int:
         with self.uow_factory() as uow:
@@ -61,8 +62,15 @@ def build_app(settings: Settings, engine: Engine | None = None) -> App:
     )
     app = App(settings, engine, uow_factory, channels, memberships, sandbox, iap, settlement)
     app.recharges = build_recharges(settings, uow_factory, channels, memberships)
+    app.openapi = build_openapi(uow_factory, memberships)
     return app
 
+
+
+def build_openapi(uow_factory, memberships) -> "OpenApi":
+    from .service_layer.openapi import build_openapi as build
+
+    return build(uow_factory, memberships)
 
 def build_recharges(settings: Settings, uow_factory, channels, memberships) -> "RechargeService":
     from .service_layer.abuse import AbuseGuard, Limits, png_captcha

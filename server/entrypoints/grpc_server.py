@@ -11,7 +11,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ..bootstrap import App
-from . import diagnostics_servicer, membership_servicer
+from . import diagnostics_servicer, membership_servicer, openapi_servicer
 from . import recharge_servicer, wallet_servicer
 from .auth import TokenVerifier
 from .calls import BlockingRunner, CallInterceptor
@@ -20,8 +20,9 @@ from .settlement_worker import settle_forever
 
 log = logging.getLogger("vipay.server")
 
-# Each area module has `register(server, app, runner, envelopes) -> service full name`.
-AREAS = (diagnostics_servicer, membership_servicer, recharge_servicer, wallet_servicer)
+# Each area module has `register(server, app, runner, envelopes) -> service full name`,
+# and may have `background(app) -> [objects with async start()/stop()]`, run with the server.
+AREAS = (diagnostics_servicer, membership_servicer, openapi_servicer, recharge_servicer, wallet_servicer)
 
 
 class GrpcServer:
@@ -33,6 +34,7 @@ class GrpcServer:
         envelopes = EnvelopeRegistry()
         self.server = grpc.aio.server(interceptors=[CallInterceptor(verifier, envelopes)])
         self.service_names = tuple(area.register(self.server, app, self.runner, envelopes) for area in AREAS)
+        self.background = [job for area in AREAS if hasattr(area, "background") for job in area.background(app)]
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -44,6 +46,8 @@ class GrpcServer:
         await self.server.start()
         for name in self.service_names + ("",):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        for job in self.background:
+            await job.start()
         log.info("gRPC listening on port %s", self.port)
 
     async def stop(self, grace: float = 5.0) -> None:
@@ -51,6 +55,8 @@ class GrpcServer:
         for name in self.service_names + ("",):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.stop(grace)
+        for job in self.background:
+            await job.stop()
         self.runner.shutdown()
 
 
