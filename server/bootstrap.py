@@ -13,9 +13,10 @@ from .adapters.channels.configure import build_channels, build_iap_verifier
 from .adapters.channels.sandbox import SandboxChannel
 from .adapters.db import make_engine, make_session_factory
 from .adapters.iap import SandboxIapVerifier
+from .adapters.orm import VipCatalogRow
 from .config import Settings
 from .domain.membership import PAY_METHODS
-from .service_layer.catalog import CatalogProvider, save_catalog
+from .service_layer.catalog import CatalogProvider, catalog_from_row, save_catalog
 from .service_layer.memberships import MembershipService
 from .service_layer.settlement import SettlementService
 from .service_layer.unit_of_work import UnitOfWork
@@ -51,7 +52,7 @@ def build_app(settings: Settings, engine: Engine | None = None) -> App:
     channels = channel_setup.registry()
     assert set(PAY_METHODS) <= set(channel_setup.routes)
     iap = build_iap_verifier(settings, SandboxIapVerifier(settings.sandbox_secret))
-    catalog = CatalogProvider(uow_factory, settings.catalog_refresh_seconds)
+    catalog = CatalogProvider(uow_factory, settings.catalog_refresh_seconds, VipCatalogRow, catalog_from_row)
     memberships = MembershipService(uow_factory, catalog, channels, iap, settings.public_base_url,
                                     order_ttl=timedelta(minutes=settings.order_close_minutes))
     settlement = SettlementService(

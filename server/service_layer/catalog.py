@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import select
 
 from ..adapters.orm import VipCatalogRow
 from ..domain.membership import LEVELS, Catalog, LevelConfig, PriceSetting
 from .unit_of_work import UnitOfWork
+
+T = TypeVar("T")
 
 
 def catalog_to_json(catalog: Catalog) -> dict:
@@ -75,16 +79,23 @@ def save_catalog(uow: UnitOfWork, catalog: Catalog) -> int:
     return row.version
 
 
-class CatalogProvider:
-    def __init__(self, uow_factory, refresh_seconds: float, clock=time.monotonic):
+class CatalogProvider(Generic[T]):
+    """Serves a single-row, versioned catalog from memory. `from_row` turns the row
+    into the domain catalog; only the version is read while the cache is fresh."""
+
+    def __init__(self, uow_factory, refresh_seconds: float, row_type, from_row: Callable[[Any], T],
+                 clock=time.monotonic):
         self._uow_factory = uow_factory
         self._refresh = refresh_seconds
+        self._row_type = row_type
+        self._from_row = from_row
         self._clock = clock
         self._lock = threading.Lock()
-        self._catalog: Catalog | None = None
+        self._catalog: T | None = None
+        self._version: int | None = None
         self._checked_at = float("-inf")
 
-    def get(self) -> Catalog:
+    def get(self) -> T:
         now = self._clock()
         if self._catalog is not None and now - self._checked_at < self._refresh:
             return self._catalog
@@ -101,11 +112,12 @@ class CatalogProvider:
 
     def _reload(self) -> None:
         with self._uow_factory() as uow:
-            version = uow.session.scalar(select(VipCatalogRow.version).where(VipCatalogRow.id == 1))
+            version = uow.session.scalar(select(self._row_type.version).where(self._row_type.id == 1))
             if version is None:
-                raise LookupError("the VIP catalog is empty: run `python -m server seed`")
-            if self._catalog is None or self._catalog.version != version:
-                self._catalog = catalog_from_row(uow.session.get(VipCatalogRow, 1))
+                raise LookupError(f"{self._row_type.__tablename__} is empty: run `python -m server seed`")
+            if self._catalog is None or self._version != version:
+                self._catalog = self._from_row(uow.session.get(self._row_type, 1))
+                self._version = version
 
 
 def demo_catalog() -> Catalog:
