@@ -3,6 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +23,13 @@ class Settings(BaseSettings):
     grpc_workers: int = 16  # threads running blocking database work
 
     # Where clients and providers reach the gateway: notify_url is built from it.
-    public_base_url: str = "http://127.0.0.1:8080"
+    public_base_url: str = ""  # default: http://127.0.0.1:{HTTP_PORT}
+
+    @model_validator(mode="after")
+    def _default_public_base_url(self) -> "Settings":
+        if not self.public_base_url:
+            self.public_base_url = f"http://127.0.0.1:{self.http_port}"
+        return self
 
     # Bearer tokens: HS256 with a shared secret (generated at set-up).
     jwt_secret: str = ""
