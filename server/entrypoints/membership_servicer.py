@@ -269,6 +269,11 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
         call.set_http_status(reply.status)
         return httpbody_pb2.HttpBody(content_type=reply.content_type, data=reply.body)
 
+    async def HandleAppStoreNotification(self, request, context):
+        status = await self._run(self._svc.handle_appstore_notification, request.http_body.data)
+        current_call.get().set_http_status(status)
+        return httpbody_pb2.HttpBody(content_type="text/plain", data=b"")
+
     async def GetMembershipStatus(self, request, context):
         require_role(current_call.get().principal, "service")
         return status_message(await self._run(self._svc.status, request.user_id))

@@ -4,6 +4,7 @@ one of any number of concurrent duplicate notifications can win."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from ..adapters.channels.base import (
     Reply,
 )
 from ..adapters.iap import IapVerifier, ReceiptRejected
-from ..adapters.orm import IapRedemptionRow, MembershipGrantRow, MembershipRow, VipOrderRow
+from ..adapters.orm import AppStoreNotificationRow, IapRedemptionRow, MembershipGrantRow, MembershipRow, VipOrderRow
 from ..domain import membership as rules
 from ..domain.errors import DomainError, Kind, Violations, not_found
 from .catalog import CatalogProvider
@@ -371,9 +372,57 @@ class MembershipService:
                 transaction_id=purchase.transaction_id, order_id=order.id, user_id=user_id,
                 created_at=naive(self._clock()),
             ))
+            try:
+                uow.session.flush()
+            except IntegrityError as exc:  # a concurrent check redeemed it for another order first
+                raise DomainError("IAP_ALREADY_REDEEMED", "This purchase was already redeemed.", Kind.CONFLICT,
+                                  metadata={"transaction_id": purchase.transaction_id}) from exc
             self._fulfil(uow, order, purchase.transaction_id)
             uow.commit()
             return order
+
+    def handle_appstore_notification(self, body: bytes) -> int:
+        """App Store Server Notifications V2. Returns the HTTP status for Apple:
+        200 when handled or already handled (deduplicated on notificationUUID),
+        400 when it does not verify (Apple retries; nothing changed)."""
+        decode = getattr(self._iap, "decode_notification", None)
+        if decode is None:
+            raise DomainError("APP_STORE_NOT_CONFIGURED", "App Store notifications are not configured.", Kind.NOT_FOUND)
+        try:
+            signed = json.loads(body)["signedPayload"]
+            note = decode(signed)
+        except (ValueError, KeyError, TypeError, ReceiptRejected) as exc:
+            log.warning("app store notification rejected", extra={"why": str(exc)})
+            return 400
+        txn_id = note.transaction.transaction_id if note.transaction else None
+        with self._uow() as uow:
+            fresh = uow.session.execute(
+                uow.insert(AppStoreNotificationRow)
+                .values(notification_uuid=note.notification_uuid, notification_type=note.notification_type,
+                        subtype=note.subtype or None, transaction_id=txn_id, created_at=naive(self._clock()))
+                .on_conflict_do_nothing(index_elements=["notification_uuid"])
+            ).rowcount
+            if fresh and note.notification_type in ("REFUND", "REVOKE") and txn_id:
+                self._take_back(uow, txn_id, note.notification_type)
+            uow.commit()
+        return 200
+
+    def _take_back(self, uow: UnitOfWork, transaction_id: str, why: str) -> None:
+        """Takes back what a refunded / revoked App Store purchase granted (once)."""
+        redemption = uow.session.get(IapRedemptionRow, transaction_id)
+        if redemption is None:
+            log.info("refund for a transaction we never redeemed", extra={"transaction_id": transaction_id})
+            return
+        order = uow.session.get(VipOrderRow, redemption.order_id)
+        ref = str(order.id)
+        already = uow.session.scalar(select(MembershipGrantRow.id).where(
+            MembershipGrantRow.source == "iap_refund", MembershipGrantRow.source_ref == ref))
+        if already is not None:
+            return  # REFUND then REVOKE (or the reverse) for the same purchase
+        span = self.granted_span(uow, "vip_order", ref, order.level)
+        self.revoke_in(uow, order.user_id, order.level, span, source="iap_refund", source_ref=ref)
+        log.warning("app store %s: membership taken back", why.lower(),
+                    extra={"order_id": order.id, "user_id": order.user_id, "days": span.days})
 
     # ---- memberships ------------------------------------------------------
 
