@@ -157,3 +157,29 @@ def test_competing_dispatchers_never_send_an_attempt_twice(app, client_for, rece
     assert sorted(sent) == sorted(codes)  # every report exactly once
     assert attempt_count(app) == 24
     assert all(r.state == "delivered" and r.attempts == 1 for r in callback_rows(app))
+
+
+def test_grpc_server_restarted_mid_schedule_still_delivers(app, merchant, client_for, receiver, short_schedule,
+                                                          dispatchers_paused, platform_key):
+    """The dispatcher the gRPC server process starts: stop that server after a failed
+    attempt, start another one, and the report still arrives (the schedule is in the database)."""
+    from tests.conftest import _Loop, _make_server
+
+    receiver.script = [(500, "down")]
+    client_for(merchant).vip_charge("87103", ACCOUNT, "cb-srv", callback_url=receiver.url)
+    loop = _Loop()
+    try:
+        first = loop.run(_make_server(app))
+        wait_until(lambda: callback_rows(app)[0].attempts == 1 and callback_rows(app)[0].last_error)
+        loop.run(first.stop(0))
+        assert callback_rows(app)[0].state == "pending"
+        second = loop.run(_make_server(app))
+        try:
+            wait_until(lambda: callback_rows(app)[0].state == "delivered")
+        finally:
+            loop.run(second.stop(0))
+    finally:
+        loop.close()
+    row, = callback_rows(app)
+    assert row.attempts == 2 and len(receiver.received) == 2
+    assert all(verify_callback(platform_key[1], h, b) for h, b in receiver.received)

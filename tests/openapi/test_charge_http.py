@@ -336,3 +336,22 @@ def test_concurrent_replays_of_one_signed_request_are_accepted_once(app, merchan
         replies = list(pool.map(lambda _: send_raw(client, raw, headers), range(8)))
     assert sorted(r["status"] for r in replies) == [200] + [4003] * 7
     assert snapshot(app).orders == 1
+
+
+def test_nonces_older_than_the_window_are_purged(app, merchant, client_for):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from server.adapters.openapi_orm import MerchantNonceRow
+
+    client = client_for(merchant)
+    assert client.vip_charge("87103", ACCOUNT, "p-1")["status"] == 200
+    assert client.vip_charge("87103", ACCOUNT, "p-2")["status"] == 200
+    with app.uow_factory() as uow:
+        first = uow.session.scalars(select(MerchantNonceRow).order_by(MerchantNonceRow.created_at)).first()
+        uow.session.execute(update(MerchantNonceRow).where(MerchantNonceRow.nonce == first.nonce)
+                            .values(created_at=first.created_at - timedelta(minutes=16)))
+        uow.commit()
+    assert app.openapi.charges.purge_nonces() == 1
+    assert nonce_count(app) == 1
