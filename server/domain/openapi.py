@@ -66,8 +66,12 @@ def refusal(reason: str, detail: str = "", **metadata: str) -> DomainError:
 
 
 def status_of(err: DomainError) -> int:
-    return STATUS.get(err.reason, STATUS["INTERNAL"])[0] if err.reason.startswith("OPENAPI_") else \
-        STATUS["OPENAPI_INVALID_PARAMS"][0] if err.reason == "INVALID_ARGUMENT" else STATUS["INTERNAL"][0]
+    """The body status of any error reaching a merchant (also the shared ones, e.g. a bad
+    bearer token the interceptor refuses before our code runs)."""
+    if err.reason in STATUS:
+        return STATUS[err.reason][0]
+    by_kind = {Kind.INVALID: "OPENAPI_INVALID_PARAMS", Kind.UNAUTHENTICATED: "OPENAPI_SIGN_INVALID"}
+    return STATUS[by_kind.get(err.kind, "INTERNAL")][0]
 
 
 @dataclass(frozen=True)

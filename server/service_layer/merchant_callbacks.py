@@ -65,6 +65,11 @@ class CallbackDispatcher:
     # ---- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> None:
+        try:
+            self.signer()
+        except (OSError, ValueError) as exc:  # keep running: reports wait in the outbox
+            log.error("status callbacks cannot be signed until the platform key is readable: %s "
+                      "(run `python -m server keys` or set OPENAPI_PLATFORM_KEY_FILE)", exc)
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name=f"callbacks-{self.name}")
             CallbackDispatcher.running.add(self)

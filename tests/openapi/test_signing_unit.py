@@ -87,3 +87,12 @@ def test_status_codes_are_unique_and_documented():
 def test_backoff_default_is_the_documented_schedule():
     assert rules.DEFAULT_BACKOFF == (15, 30, 180, 600, 1200, 1800, 3600, 10800, 21600)
     assert rules.parse_backoff("0.2, 1") == (0.2, 1.0)
+
+
+def test_every_error_maps_to_a_documented_status():
+    from server.domain.errors import Kind, invalid, unauthenticated
+
+    assert rules.status_of(rules.refusal("OPENAPI_NONCE_REPLAYED")) == 4003
+    assert rules.status_of(invalid([])) == 4001
+    assert rules.status_of(unauthenticated()) == 4004
+    assert rules.status_of(DomainError("INTERNAL", "x", Kind.INTERNAL)) == 5000
