@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 
+import asn1
 import jwt
 import pytest
 
@@ -135,16 +136,61 @@ def legacy_transaction_receipt(transaction_id: str) -> str:
     return base64.b64encode(f'{{\n\t"signature" = "AAAA";\n\t"purchase-info" = "{info}";\n}}'.encode()).decode()
 
 
-def test_legacy_receipt_is_resolved_through_the_app_store_server_api(real_gateway, token, providers, real_app):
+def _der(build) -> bytes:
+    encoder = asn1.Encoder()
+    encoder.start()
+    build(encoder)
+    return encoder.output()
+
+
+def _attribute(e, kind: int, value: bytes) -> None:
+    e.enter(asn1.Numbers.Sequence)
+    e.write(kind, asn1.Numbers.Integer)
+    e.write(1, asn1.Numbers.Integer)
+    e.write(value, asn1.Numbers.OctetString)
+    e.leave()
+
+
+def legacy_app_receipt(transaction_id: str) -> str:
+    """A unified app receipt: PKCS#7 signedData whose content is the receipt
+    attribute SET; attribute 17 (in-app) holds 1703 (transaction id). The PKCS#7
+    signature is not needed: the id is only used to ask the App Store."""
+    txn = _der(lambda e: e.write(transaction_id, asn1.Numbers.UTF8String))
+    in_app = _der(lambda e: (e.enter(asn1.Numbers.Set), _attribute(e, 1703, txn), e.leave()))
+    bundle = _der(lambda e: e.write(APPLE_BUNDLE_ID, asn1.Numbers.UTF8String))
+    payload = _der(lambda e: (e.enter(asn1.Numbers.Set), _attribute(e, 2, bundle), _attribute(e, 17, in_app),
+                              e.leave()))
+
+    def pkcs7(e):
+        e.enter(asn1.Numbers.Sequence)
+        e.write("1.2.840.113549.1.7.2", asn1.Numbers.ObjectIdentifier)
+        e.enter(0, asn1.Classes.Context)
+        e.enter(asn1.Numbers.Sequence)
+        e.write(1, asn1.Numbers.Integer)
+        e.enter(asn1.Numbers.Set)
+        e.leave()
+        e.enter(asn1.Numbers.Sequence)
+        e.write("1.2.840.113549.1.7.1", asn1.Numbers.ObjectIdentifier)
+        e.enter(0, asn1.Classes.Context)
+        e.write(payload, asn1.Numbers.OctetString)
+        for _ in range(5):
+            e.leave()
+
+    return base64.b64encode(_der(pkcs7)).decode()
+
+
+@pytest.mark.parametrize("receipt", [legacy_app_receipt, legacy_transaction_receipt])
+def test_legacy_receipt_is_resolved_through_the_app_store_server_api(real_gateway, token, providers, real_app,
+                                                                    receipt):
     txn = transaction(1)
     providers.appstore.transactions[txn["transactionId"]] = sign(txn, providers.apple)
     with real_gateway.client(token(1)) as c:
         order = create(c, pay_method="Iap")
-        r = check(c, order["id"], legacy_transaction_receipt(txn["transactionId"]))
+        r = check(c, order["id"], receipt(txn["transactionId"]))
         assert r.status_code == 200, r.text
         assert state(c, order["id"])[0] is True
         unknown = create(c, pay_method="Iap")
-        assert check(c, unknown["id"], legacy_transaction_receipt("999")).status_code >= 400
+        assert check(c, unknown["id"], receipt("999")).status_code >= 400
     # Our API token was accepted (the stand-in verifies its ES256 signature and claims).
     assert providers.appstore.rejected == []
     assert ("GET", f"/inApps/v1/transactions/{txn['transactionId']}") in providers.appstore.requests

@@ -58,7 +58,8 @@ def test_jsapi_parameters(real_gateway, token, providers):
     wechat = order["pay_data_wechat"]
     assert (wechat["appId"], wechat["timeStamp"], wechat["paySign"]) == (
         params["appId"], params["timeStamp"], params["paySign"])
-    assert refused.status_code >= 500  # no openid: the channel cannot open a JSAPI payment
+    assert refused.status_code == 503  # no openid: the channel cannot open a JSAPI payment
+    assert refused.json()["message"]
 
 
 def test_a_wrong_merchant_key_is_refused_by_wechat_pay(providers):
