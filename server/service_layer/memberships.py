@@ -351,15 +351,20 @@ class MembershipService:
             v.add("receipt", "The receipt field is required.")
             v.raise_if_any()
         with self._uow() as uow:
+            order = self._own_order(uow, user_id, order_id)
+        if order.pay_method != "Iap":
+            raise DomainError("NOT_IAP_ORDER", "The order is not an in-app purchase.", Kind.FAILED_PRECONDITION)
+        if order.pay_status == 1:
+            return order
+        # Verified before locking anything: a legacy receipt costs an App Store round trip.
+        try:
+            purchase = self._iap.verify(receipt)
+        except ReceiptRejected as exc:
+            raise DomainError("IAP_VERIFICATION_FAILED", f"Receipt rejected: {exc}", Kind.FAILED_PRECONDITION) from exc
+        with self._uow() as uow:
             order = self._own_order(uow, user_id, order_id, lock=True)
-            if order.pay_method != "Iap":
-                raise DomainError("NOT_IAP_ORDER", "The order is not an in-app purchase.", Kind.FAILED_PRECONDITION)
             if order.pay_status == 1:
                 return order
-            try:
-                purchase = self._iap.verify(receipt)
-            except ReceiptRejected as exc:
-                raise DomainError("IAP_VERIFICATION_FAILED", f"Receipt rejected: {exc}", Kind.FAILED_PRECONDITION) from exc
             if purchase.product_id != order.vip_info.get("iap"):
                 raise DomainError("IAP_PRODUCT_MISMATCH", "The purchase is for another product.", Kind.FAILED_PRECONDITION)
             if purchase.app_account_token != self._iap.account_token(user_id):
