@@ -22,9 +22,12 @@ def _recharge_catalog(request):
 
 @pytest.fixture
 def limits(app):
-    """limits(per_user=2, per_ip=100): tighter abuse limits for this test only."""
+    """limits(per_user=2, per_ip=100): tighter abuse limits for this test only.
+    The window is a day unless given, so a test never straddles a fixed-window
+    boundary (with the 60 s default, one did now and then and saw its counter reset)."""
 
     def set_limits(**changes):
+        changes.setdefault("window_seconds", 86400)
         app.recharges.abuse.limits = replace(app.recharges.abuse.limits, **changes)
 
     return set_limits
