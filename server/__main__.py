@@ -102,21 +102,19 @@ def cmd_token(args) -> None:
 
 
 def cmd_sandbox_pay(args) -> None:
-    import httpx
     from sqlalchemy import select
 
     from .adapters.orm import VipOrderRow
     from .bootstrap import build_app
+    from .sandbox_tools import send_sandbox_notification
 
     app = build_app(get_settings())
     with app.uow_factory() as uow:
         order = uow.session.scalar(select(VipOrderRow).where(VipOrderRow.trade_no == args.trade_no))
     if order is None:
         sys.exit(f"no order {args.trade_no}")
-    body = app.sandbox.notification_for(order.trade_no, order.pay_amount, args.status)
-    url = f"{app.settings.public_base_url.rstrip('/')}/api/v2/vip/orders/{order.id}/sandbox-callback"
-    reply = httpx.post(url, content=body, headers={"content-type": "application/x-www-form-urlencoded"})
-    print(f"POST {url} -> {reply.status_code} {reply.text}")
+    send_sandbox_notification(app, f"/api/v2/vip/orders/{order.id}/sandbox-callback", order.trade_no,
+                              order.pay_amount, args.status)
 
 
 def cmd_sandbox_receipt(args) -> None:

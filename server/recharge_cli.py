@@ -67,8 +67,9 @@ def cmd_recharge_catalog(args) -> None:
 
 
 def cmd_recharge_sandbox_pay(args) -> None:
-    import httpx
     from sqlalchemy import select
+
+    from .sandbox_tools import send_sandbox_notification
 
     from .adapters.recharge_tables import RechargeOrderRow
     from .bootstrap import build_app
@@ -78,10 +79,8 @@ def cmd_recharge_sandbox_pay(args) -> None:
         order = uow.session.scalar(select(RechargeOrderRow).where(RechargeOrderRow.order_number == args.order_number))
     if order is None:
         sys.exit(f"no recharge order {args.order_number}")
-    body = app.sandbox.notification_for(order.order_number, order.amount, args.status)
-    url = f"{app.settings.public_base_url.rstrip('/')}/api/recharge/orders/{order.id}/sandbox-callback"
-    reply = httpx.post(url, content=body, headers={"content-type": "application/x-www-form-urlencoded"})
-    print(f"POST {url} -> {reply.status_code} {reply.text}")
+    send_sandbox_notification(app, f"/api/recharge/orders/{order.id}/sandbox-callback", order.order_number,
+                              order.amount, args.status)
 
 
 def add_commands(sub) -> None:
