@@ -12,12 +12,16 @@ from .adapters.channels.base import ChannelRegistry
 from .adapters.channels.configure import build_channels, build_iap_verifier
 from .adapters.channels.sandbox import SandboxChannel
 from .adapters.db import make_engine, make_session_factory
-from .adapters.iap import SandboxIapVerifier
+from .adapters.iap import IapVerifier, SandboxIapVerifier
 from .adapters.orm import VipCatalogRow
 from .config import Settings
 from .domain.membership import PAY_METHODS
+from .service_layer.abuse import AbuseGuard, Limits, png_captcha
 from .service_layer.catalog import CatalogProvider, catalog_from_row, save_catalog
 from .service_layer.memberships import MembershipService
+from .service_layer.openapi import OpenApi, build_openapi
+from .service_layer.recharge_catalog import RechargeCatalogProvider
+from .service_layer.recharges import RechargeService
 from .service_layer.settlement import SettlementService
 from .service_layer.unit_of_work import UnitOfWork
 
@@ -28,12 +32,12 @@ class App:
     engine: Engine
     uow_factory: partial
     channels: ChannelRegistry
-    memberships: MembershipService
     sandbox: SandboxChannel
-    iap: SandboxIapVerifier  # or the App Store verifier when configured (adapters/appstore.py)
+    iap: IapVerifier  # the App Store verifier when configured (adapters/appstore.py), else the sandbox
+    memberships: MembershipService
+    recharges: RechargeService  # wallet + recharge orders (docs/recharge.md)
+    openapi: OpenApi  # merchant direct charge + callbacks (docs/openapi.md)
     settlement: SettlementService  # re-query / close unpaid orders (entrypoints/settlement_worker.py)
-    recharges: "RechargeService | None" = None  # wallet + recharge orders (docs/recharge.md)
-    openapi: "OpenApi | None" = None  # merchant direct charge + callbacks (docs/openapi.md)
 
     def save_catalog(self, catalog) -> int:
         with self.uow_factory() as uow:
@@ -52,34 +56,21 @@ def build_app(settings: Settings, engine: Engine | None = None) -> App:
     channels = channel_setup.registry()
     assert set(PAY_METHODS) <= set(channel_setup.routes)
     iap = build_iap_verifier(settings, SandboxIapVerifier(settings.sandbox_secret))
+    order_ttl = timedelta(minutes=settings.order_close_minutes)
+
     catalog = CatalogProvider(uow_factory, settings.catalog_refresh_seconds, VipCatalogRow, catalog_from_row)
     memberships = MembershipService(uow_factory, catalog, channels, iap, settings.public_base_url,
-                                    order_ttl=timedelta(minutes=settings.order_close_minutes))
+                                    order_ttl=order_ttl)
+    limits = Limits(settings.recharge_order_limit_per_user, settings.recharge_order_limit_per_ip,
+                    settings.recharge_rate_window_seconds, settings.recharge_captcha_ttl_seconds)
+    recharges = RechargeService(uow_factory, RechargeCatalogProvider(uow_factory, settings.catalog_refresh_seconds),
+                                channels, memberships, AbuseGuard(uow_factory, limits, png_captcha),
+                                settings.public_base_url, order_ttl=order_ttl)
+    openapi = build_openapi(uow_factory, memberships)
     settlement = SettlementService(
-        uow_factory, channels, memberships, close_after=timedelta(minutes=settings.order_close_minutes),
+        uow_factory, channels, [memberships.order_book(), recharges.order_book()], close_after=order_ttl,
         requery_after=timedelta(seconds=settings.settle_requery_after_seconds),
         requery_every=timedelta(seconds=max(settings.settle_interval_seconds, 1)),
         batch_size=settings.settle_batch_size,
     )
-    app = App(settings, engine, uow_factory, channels, memberships, sandbox, iap, settlement)
-    app.recharges = build_recharges(settings, uow_factory, channels, memberships)
-    app.openapi = build_openapi(uow_factory, memberships)
-    return app
-
-
-
-def build_openapi(uow_factory, memberships) -> "OpenApi":
-    from .service_layer.openapi import build_openapi as build
-
-    return build(uow_factory, memberships)
-
-def build_recharges(settings: Settings, uow_factory, channels, memberships) -> "RechargeService":
-    from .service_layer.abuse import AbuseGuard, Limits, png_captcha
-    from .service_layer.recharge_catalog import RechargeCatalogProvider
-    from .service_layer.recharges import RechargeService
-
-    limits = Limits(settings.recharge_order_limit_per_user, settings.recharge_order_limit_per_ip,
-                    settings.recharge_rate_window_seconds, settings.recharge_captcha_ttl_seconds)
-    return RechargeService(uow_factory, RechargeCatalogProvider(uow_factory, settings.catalog_refresh_seconds),
-                           channels, memberships, AbuseGuard(uow_factory, limits, png_captcha),
-                           settings.public_base_url)
+    return App(settings, engine, uow_factory, channels, sandbox, iap, memberships, recharges, openapi, settlement)

@@ -79,6 +79,7 @@ class RechargeOrderRow(Base):
     paid_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+    last_queried_at: Mapped[datetime | None] = mapped_column(DateTime)  # settlement re-query claim
 
 
 class RateCounterRow(Base):

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..adapters.channels.base import (
@@ -28,6 +28,7 @@ from ..adapters.orm import AppStoreNotificationRow, IapRedemptionRow, Membership
 from ..domain import membership as rules
 from ..domain.errors import DomainError, Kind, Violations, not_found
 from .catalog import CatalogProvider
+from .settlement import OrderBook
 from .unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -241,6 +242,15 @@ class MembershipService:
             log.warning("notification rejected", extra={"order_id": order_id, "channel": channel_name, "why": str(exc)})
             return channel.nack(str(exc))
         return self.settle(order_id, channel, note)
+
+    def order_book(self) -> OrderBook:
+        """VIP orders as the settlement task sees them (re-query, close)."""
+        return OrderBook(
+            "vip_orders", VipOrderRow, VipOrderRow.trade_no,
+            is_open=lambda: and_(VipOrderRow.pay_status == 0, VipOrderRow.closed_at.is_(None)),
+            close_values=lambda now: {"closed_at": naive(now), "updated_at": naive(now)},
+            settle=self.settle,
+        )
 
     def settle(self, order_id: int, channel: PaymentChannel, note: Notification) -> Reply:
         """Applies a verified provider statement (a notification, or the answer to a

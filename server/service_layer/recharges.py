@@ -15,7 +15,16 @@ from datetime import date, datetime, time, timedelta, timezone
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..adapters.channels.base import ChannelRegistry, NotificationRejected, PayData, PaymentRequest, Reply
+from ..adapters.channels.base import (
+    ChannelRegistry,
+    ChannelUnavailable,
+    Notification,
+    NotificationRejected,
+    PayData,
+    PaymentChannel,
+    PaymentRequest,
+    Reply,
+)
 from ..adapters.recharge_tables import RechargeOrderRow, WalletEntryRow, WalletRow
 from ..domain import recharge as rules
 from ..domain.errors import DomainError, Kind, Violations, not_found
@@ -23,6 +32,7 @@ from . import ledger
 from .abuse import AbuseGuard
 from .memberships import MembershipService
 from .recharge_catalog import RechargeCatalogProvider
+from .settlement import OrderBook
 from .unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -70,6 +80,7 @@ class RechargeService:
         memberships: MembershipService,
         abuse: AbuseGuard,
         public_base_url: str,
+        order_ttl: timedelta | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ):
         self._uow = uow_factory
@@ -78,6 +89,7 @@ class RechargeService:
         self._memberships = memberships
         self.abuse = abuse
         self._base_url = public_base_url.rstrip("/")
+        self._order_ttl = order_ttl  # unpaid orders fail after this (settlement.py)
         self._clock = clock
 
     # ---- reading ----------------------------------------------------------
@@ -191,11 +203,18 @@ class RechargeService:
             uow.session.flush()
             order.order_number = rules.order_number(now.astimezone(rules.ZONE), order.id)
             uow.commit()
-        # The provider call happens after commit: an order that never gets pay data stays waiting.
-        pay_data = channel.create_payment(PaymentRequest(
-            trade_no=order.order_number, amount_fen=order.amount, subject=quote.title, pay_method=pay_method,
-            notify_url=f"{self._base_url}/api/recharge/orders/{order.id}/{channel.name}-callback",
-        ))
+        # The provider call happens after commit: an order that never gets pay data
+        # stays waiting and is closed by the settlement task.
+        try:
+            pay_data = channel.create_payment(PaymentRequest(
+                trade_no=order.order_number, amount_fen=order.amount, subject=quote.title, pay_method=pay_method,
+                notify_url=f"{self._base_url}/api/recharge/orders/{order.id}/{channel.name}-callback",
+                expires_at=now + self._order_ttl if self._order_ttl else None,
+            ))
+        except ChannelUnavailable as exc:
+            log.error("payment channel failed", extra={"order_id": order.id, "channel": channel.name, "why": str(exc)})
+            raise DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "The payment channel is unavailable; please retry.",
+                              Kind.UNAVAILABLE, metadata={"channel": channel.name}) from exc
         return CreatedOrder(order, pay_data)
 
     # ---- paying -----------------------------------------------------------
@@ -212,6 +231,11 @@ class RechargeService:
         except NotificationRejected as exc:
             log.warning("recharge notification rejected", extra={"order_id": order_id, "why": str(exc)})
             return channel.nack(str(exc))
+        return self.settle(order_id, channel, note)
+
+    def settle(self, order_id: int, channel: PaymentChannel, note: Notification) -> Reply:
+        """Applies a verified provider statement (a notification, or the answer to a
+        re-query) to one order: the one code path that settles recharge orders."""
         with self._uow() as uow:
             order = uow.session.get(RechargeOrderRow, order_id)
             if order is None or order.order_number != note.trade_no or order.channel != channel.name:
@@ -226,14 +250,27 @@ class RechargeService:
             uow.commit()
         return channel.ack()
 
+    def order_book(self) -> OrderBook:
+        """Recharge orders as the settlement task sees them: waiting ones are
+        re-queried, and fail (FAILURE_TO_PAY) after the order time-out."""
+        return OrderBook(
+            "recharge_orders", RechargeOrderRow, RechargeOrderRow.order_number,
+            is_open=lambda: RechargeOrderRow.state == rules.WAITING,
+            close_values=lambda now: {"state": rules.FAILED, "updated_at": naive_utc(now)},
+            settle=self.settle,
+        )
+
     def _transition(self, uow: UnitOfWork, order: RechargeOrderRow, state: str, txn_id: str) -> bool:
         now = naive_utc(self._clock())
         values = {"state": state, "updated_at": now, "provider_txn_id": txn_id or None}
         if state == rules.PAID:
             values["paid_at"] = now
+        # Paid is final and may follow a failure (a payment that lands after we timed
+        # the order out was still taken, so it is honoured); failed only follows waiting.
+        sources = (rules.WAITING, rules.FAILED) if state == rules.PAID else (rules.WAITING,)
         return uow.session.execute(
             update(RechargeOrderRow)
-            .where(RechargeOrderRow.id == order.id, RechargeOrderRow.state == rules.WAITING)
+            .where(RechargeOrderRow.id == order.id, RechargeOrderRow.state.in_(sources))
             .values(**values)
             .execution_options(synchronize_session=False)
         ).rowcount == 1

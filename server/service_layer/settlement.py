@@ -15,15 +15,32 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from ..adapters.channels.base import ChannelRegistry, ChannelUnavailable
-from ..adapters.orm import VipOrderRow
-from .memberships import MembershipService, naive
+from ..adapters.channels.base import ChannelRegistry, ChannelUnavailable, Notification, PaymentChannel, Reply
 from .unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
+
+
+def naive(aware: datetime) -> datetime:
+    return aware.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class OrderBook:
+    """One family of provider-paid orders as settlement sees it: its table (with
+    id, channel, created_at, last_queried_at), the column holding the number the
+    provider knows, what "open" means, how to close, and the area's settle()."""
+
+    name: str
+    table: Any
+    number: Any
+    is_open: Callable[[], Any]
+    close_values: Callable[[datetime], dict]
+    settle: Callable[[int, PaymentChannel, Notification], Reply]
 
 
 @dataclass
@@ -36,78 +53,80 @@ class SettleReport:
 
 class SettlementService:
     def __init__(self, uow_factory: Callable[[], UnitOfWork], channels: ChannelRegistry,
-                 memberships: MembershipService, *, close_after: timedelta, requery_after: timedelta,
+                 books: list[OrderBook], *, close_after: timedelta, requery_after: timedelta,
                  requery_every: timedelta, batch_size: int = 50,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self._uow = uow_factory
         self._channels = channels
-        self._memberships = memberships
+        self.books = books
         self._close_after = close_after
         self._requery_after = requery_after
         self._requery_every = requery_every
         self._batch = batch_size
         self._clock = clock
 
-    def _claim(self, now: datetime) -> list[tuple[int, str, str, datetime]]:
-        """Unpaid, open orders old enough to ask about and not asked recently."""
+    def _claim(self, book: OrderBook, now: datetime) -> list[tuple[int, str, str, datetime]]:
+        """Open orders old enough to ask about and not asked recently."""
+        t = book.table
         query = (
-            select(VipOrderRow)
+            select(t.id, book.number, t.channel, t.created_at)
             .where(
-                VipOrderRow.pay_status == 0,
-                VipOrderRow.closed_at.is_(None),
-                VipOrderRow.trade_no.is_not(None),
-                VipOrderRow.created_at <= naive(now - self._requery_after),
-                or_(VipOrderRow.last_queried_at.is_(None),
-                    VipOrderRow.last_queried_at <= naive(now - self._requery_every)),
+                book.is_open(),
+                book.number.is_not(None),
+                t.created_at <= naive(now - self._requery_after),
+                or_(t.last_queried_at.is_(None), t.last_queried_at <= naive(now - self._requery_every)),
             )
-            .order_by(VipOrderRow.created_at)
+            .order_by(t.created_at)
             .limit(self._batch)
         )
         with self._uow() as uow:
             if uow.dialect == "postgresql":
                 query = query.with_for_update(skip_locked=True)
-            rows = list(uow.session.scalars(query))
-            if rows:
+            claimed = [tuple(row) for row in uow.session.execute(query)]
+            if claimed:
                 uow.session.execute(
-                    update(VipOrderRow).where(VipOrderRow.id.in_([r.id for r in rows]))
+                    update(t).where(t.id.in_([c[0] for c in claimed]))
                     .values(last_queried_at=naive(now)).execution_options(synchronize_session=False)
                 )
-            claimed = [(r.id, r.trade_no, r.channel, r.created_at) for r in rows]
             uow.commit()
         return claimed
 
     def run_once(self) -> SettleReport:
         now = self._clock()
         report = SettleReport()
-        for order_id, trade_no, channel_name, created_at in self._claim(now):
-            channel = self._channels.by_name(channel_name)
-            query = getattr(channel, "query", None)
-            paid = False
-            if query is not None:
-                report.queried += 1
-                try:
-                    note = query(trade_no)
-                except ChannelUnavailable as exc:
-                    report.failed += 1
-                    log.warning("re-query failed", extra={"order_id": order_id, "channel": channel_name,
-                                                          "why": str(exc)})
-                    continue  # unknown: neither settle nor close; asked again next interval
-                if note is not None:
-                    reply = self._memberships.settle(order_id, channel, note)
-                    paid = note.paid and reply.status < 300
-                    report.settled_paid += int(paid)
-            if not paid and created_at.replace(tzinfo=timezone.utc) <= now - self._close_after:
-                report.closed += self._close(order_id, now)
+        for book in self.books:
+            for order_id, number, channel_name, created_at in self._claim(book, now):
+                self._settle_one(book, order_id, number, channel_name, created_at, now, report)
         return report
 
-    def _close(self, order_id: int, now: datetime) -> int:
+    def _settle_one(self, book, order_id, number, channel_name, created_at, now, report) -> None:
+        channel = self._channels.by_name(channel_name)
+        query = getattr(channel, "query", None)
+        paid = False
+        if query is not None:
+            report.queried += 1
+            try:
+                note = query(number)
+            except ChannelUnavailable as exc:
+                report.failed += 1
+                log.warning("re-query failed", extra={"book": book.name, "order_id": order_id,
+                                                      "channel": channel_name, "why": str(exc)})
+                return  # unknown: neither settle nor close; asked again next interval
+            if note is not None:
+                reply = book.settle(order_id, channel, note)
+                paid = note.paid and reply.status < 300
+                report.settled_paid += int(paid)
+        if not paid and created_at.replace(tzinfo=timezone.utc) <= now - self._close_after:
+            report.closed += self._close(book, order_id, now)
+
+    def _close(self, book: OrderBook, order_id: int, now: datetime) -> int:
         # A payment that still arrives for a closed order is honoured (the money was
         # taken); the provider was also told the deadline (time_expire) at creation.
         with self._uow() as uow:
             closed = uow.session.execute(
-                update(VipOrderRow)
-                .where(VipOrderRow.id == order_id, VipOrderRow.pay_status == 0, VipOrderRow.closed_at.is_(None))
-                .values(closed_at=naive(now), updated_at=naive(now))
+                update(book.table)
+                .where(book.table.id == order_id, book.is_open())
+                .values(**book.close_values(now))
                 .execution_options(synchronize_session=False)
             ).rowcount
             uow.commit()

@@ -70,7 +70,7 @@ def test_two_replicas_settle_each_order_once(real_gateway, token, providers, rea
         _age(real_app, o["id"], 5)
         providers.alipay.trades[o["trade_no"]] = AlipayTrade(o["trade_no"], "54.00", "TRADE_SUCCESS")
     replicas = [
-        SettlementService(real_app.uow_factory, real_app.channels, real_app.memberships,
+        SettlementService(real_app.uow_factory, real_app.channels, real_app.settlement.books,
                           close_after=timedelta(minutes=30), requery_after=timedelta(seconds=60),
                           requery_every=timedelta(seconds=60), batch_size=3)
         for _ in range(2)

@@ -66,3 +66,59 @@ def test_charge_paid_with_wechat_credits_once(real_gateway, token, providers, re
         assert wechat.post(url, content=body, headers=headers).status_code == 204
         assert wechat.post(url, content=body, headers=headers).status_code == 204
     assert real_app.recharges.balance(5) == order.amount
+
+
+def _age_recharge(app, order_id, minutes):
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import update
+
+    with app.uow_factory() as uow:
+        uow.session.execute(update(RechargeOrderRow).where(RechargeOrderRow.id == order_id).values(
+            created_at=datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(minutes=minutes)))
+        uow.commit()
+
+
+def test_recharge_orders_are_requeried_closed_and_late_payments_honoured(real_gateway, token, providers, real_app):
+    """Settlement covers recharge orders too: a missed notification is recovered
+    by alipay.trade.query through the same settle() path, an unpaid order fails
+    after the order time-out, and a payment that still lands afterwards is credited once."""
+    from .providers import AlipayTrade
+
+    with real_gateway.client(token(6)) as c:
+        paid = c.post("/charge/pay", json={"id": 2, "payType": "ALIPAYCASH"}).json()["d"]["payOrderId"]
+        unpaid = c.post("/charge/pay", json={"id": 2, "payType": "ALIPAYCASH"}).json()["d"]["payOrderId"]
+    paid_row, unpaid_row = order_by_number(real_app, paid), order_by_number(real_app, unpaid)
+    _age_recharge(real_app, paid_row.id, 5)
+    _age_recharge(real_app, unpaid_row.id, real_app.settings.order_close_minutes + 1)
+    providers.alipay.trades[paid] = AlipayTrade(paid, "30.00", "TRADE_SUCCESS")
+
+    report = real_app.settlement.run_once()
+    assert (report.queried, report.settled_paid, report.closed) == (2, 1, 1)
+    assert providers.alipay.rejected == []
+    assert order_by_number(real_app, paid).state == "SUCCESSFUL_PAYMENT"
+    assert order_by_number(real_app, unpaid).state == "FAILURE_TO_PAY"
+    assert real_app.recharges.balance(6) == 3000
+    assert real_app.settlement.run_once().queried == 0  # neither is open any more
+
+    url = f"/api/recharge/orders/{unpaid_row.id}/alipay-callback"
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    body = providers.alipay.notification(unpaid, "30.00")
+    with real_gateway.client() as alipay:
+        assert alipay.post(url, content=body, headers=form).text == "success"
+        assert alipay.post(url, content=body, headers=form).text == "success"
+    assert order_by_number(real_app, unpaid).state == "SUCCESSFUL_PAYMENT"
+    assert real_app.recharges.balance(6) == 6000
+
+
+def test_provider_refusal_is_503_in_the_family_envelope(real_gateway, token, real_app):
+    """002 pay mode 1 is WeChat JSAPI, which needs the payer's openid: the real
+    channel cannot open the payment, and the client gets a retryable 503 code."""
+    with real_gateway.client(token(7)) as c:
+        r = c.post("/api/recharge/order", json={"id": 1, "price": "28", "payModeId": 1})
+    assert r.status_code == 200
+    body = r.json()
+    assert (body["success"], body["code"]) == (False, 503) and body["message"]
+    with real_app.uow_factory() as uow:
+        states = [o.state for o in uow.session.scalars(select(RechargeOrderRow).where(RechargeOrderRow.user_id == 7))]
+    assert states == ["WAITING_FOR_PAYMENT"]  # nothing credited; settlement fails it after the time-out
