@@ -40,10 +40,10 @@ $(GEN_STAMP): $(PROTOS) $(THIRD_PARTY)/.stamp
 
 protos: $(DESCRIPTOR) $(GEN_STAMP)
 
-var/.keys: $(VENV)/.installed
-	$(PY) -m server keys
-
-keys: var/.keys
+# Idempotent: creates only the dev secrets and keys that are missing (so a new
+# kind of key reaches old checkouts too).
+keys: $(VENV)/.installed
+	@$(PY) -m server keys
 
 migrate: protos keys
 	$(PY) -m server migrate
