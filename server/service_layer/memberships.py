@@ -106,7 +106,7 @@ class MembershipService:
             existing = self._order_by_request(user_id, request_id)
             if existing is not None:
                 return CreatedOrder(existing, self._pay_data(existing, openid, client_ip))
-        channel = self._channels.for_method(pay_method)
+        channel_name = self._channels.name_for(pay_method)
         now = self._clock()
         with self._uow() as uow:
             order = VipOrderRow(
@@ -116,7 +116,7 @@ class MembershipService:
                 duration=quote.duration,
                 quantity=quote.quantity,
                 pay_method=quote.pay_method,
-                channel=channel.name,
+                channel=channel_name,
                 total_amount=quote.total_fen,
                 pay_amount=quote.total_fen,
                 pay_status=0,

@@ -245,7 +245,7 @@ class RechargeService:
                 return channel.nack("amount mismatch")
             if note.paid:
                 self._fulfil(uow, order, note.provider_txn_id)
-            else:
+            elif note.closed:  # not paid *yet* (WAIT_BUYER_PAY, NOTPAY) leaves it waiting
                 self._transition(uow, order, rules.FAILED, note.provider_txn_id)
             uow.commit()
         return channel.ack()

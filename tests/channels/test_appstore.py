@@ -275,3 +275,28 @@ def test_unverified_notifications_answer_400_and_change_nothing(real_gateway, to
 def test_account_token_is_a_stable_uuid_per_user():
     assert account_token(1) == account_token(1) != account_token(2)
     assert uuid.UUID(account_token(1)).version == 5
+
+
+def test_iap_orders_belong_to_the_app_store_not_the_sandbox(real_gateway, token, real_app):
+    """With the App Store configured, an Iap order names the App Store as its channel,
+    so a sandbox-signed notification (the sandbox channel stays registered) cannot
+    pay it; only a verified App Store purchase does."""
+    from server.adapters.orm import VipOrderRow
+
+    with real_gateway.client(token(1)) as c:
+        order = create(c, pay_method="Iap")
+        with real_app.uow_factory() as uow:
+            assert uow.session.get(VipOrderRow, order["id"]).channel == "appstore"
+        body = real_app.sandbox.notification_for(order["trade_no"], order["pay_amount"])
+        with real_gateway.client() as anonymous:
+            forged = anonymous.post(f"/api/v2/vip/orders/{order['id']}/sandbox-callback", content=body,
+                                    headers={"content-type": "application/x-www-form-urlencoded"})
+            per_order = anonymous.post(f"/api/v2/vip/orders/{order['id']}/appstore-callback", content=b"{}",
+                                       headers={"content-type": "application/json"})
+        assert forged.status_code == 400 and per_order.status_code == 404
+        assert state(c, order["id"])[0] is False
+    # Unpaid Iap orders are closed like any other (the App Store has no query).
+    from .test_alipay import _age
+
+    _age(real_app, order["id"], real_app.settings.order_close_minutes + 1)
+    assert real_app.settlement.run_once().closed == 1

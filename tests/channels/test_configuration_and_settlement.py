@@ -45,6 +45,21 @@ def test_production_refuses_to_start_on_the_sandbox_unless_allowed():
     assert set(allowed.routes.values()) == {"sandbox"}
 
 
+@pytest.mark.parametrize("missing,provider", [("alipay_seller_id", "Alipay"), ("wechatpay_mchid", "WeChat Pay"),
+                                              ("appstore_bundle_id", "App Store")])
+def test_production_refuses_each_unconfigured_provider(real_settings, missing, provider):
+    """One provider missing is enough to refuse (the others being real), and the
+    whole App refuses to build; ALLOW_SANDBOX lets it start on purpose."""
+    from server.bootstrap import build_app
+
+    prod = real_settings.model_copy(update={"environment": "production", "appstore_app_apple_id": 1234567890,
+                                            missing: ""})
+    with pytest.raises(SandboxNotAllowed, match=provider):
+        build_app(prod)
+    allowed = build_app(prod.model_copy(update={"allow_sandbox": True}))
+    allowed.engine.dispose()
+
+
 def test_production_with_every_provider_configured_starts(real_settings):
     prod = real_settings.model_copy(update={"environment": "production", "appstore_app_apple_id": 1234567890})
     setup = build_channels(prod, SandboxChannel("s"))

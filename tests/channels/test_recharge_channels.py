@@ -122,3 +122,162 @@ def test_provider_refusal_is_503_in_the_family_envelope(real_gateway, token, rea
     with real_app.uow_factory() as uow:
         states = [o.state for o in uow.session.scalars(select(RechargeOrderRow).where(RechargeOrderRow.user_id == 7))]
     assert states == ["WAITING_FOR_PAYMENT"]  # nothing credited; settlement fails it after the time-out
+
+
+# ---- the test matrix on the recharge path, per family and channel -------------------
+
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+def _order_000(c, pay_type):
+    d = c.post("/charge/pay", json={"id": 2, "payType": pay_type}).json()["d"]
+    return d["payOrderId"], d["callPayInfo"]
+
+
+def _verified_client_params(providers, channel, pay_info):
+    """The client parameters / order string as the client gets them, checked
+    against the test merchant key (what the provider's cashier would check)."""
+    from urllib.parse import parse_qsl
+
+    if channel == "wechat":
+        params = json.loads(pay_info)
+        message = f"{params['appid']}\n{params['timestamp']}\n{params['noncestr']}\n{params['prepayid']}\n"
+        assert keys.rsa_verify(providers.wechat_merchant_key.public_key(), message, params["sign"])
+        return params
+    fields = dict(parse_qsl(pay_info))
+    assert providers.alipay.verify_request(fields)
+    return fields
+
+
+FAMILIES = [
+    # (family, how the order is made, channel)
+    ("000", "ALIPAYCASH", "alipay"),
+    ("000", "WX_APP", "wechat"),
+    ("002", 2, "alipay"),  # pay mode 2: h5 / alipay -> Alipay_AopWap, a form posted to the gateway
+]
+
+
+def _create(c, family, mode, providers):
+    if family == "000":
+        number, info = _order_000(c, mode)
+        return number, _verified_client_params(providers, "wechat" if mode == "WX_APP" else "alipay", info)
+    data = c.post("/api/recharge/order", json={"id": 10001, "price": "500.00", "payModeId": mode}).json()["data"]
+    assert data["url"] == providers.alipay.gateway and data["method"] == "post"
+    return data["orderNumber"], _verified_client_params(providers, "alipay", data["body"])
+
+
+def _signed(providers, channel, number, amount_fen, **overrides):
+    """(body, headers) of an authentic paid notification from the provider."""
+    from server.domain.money import yuan_string_2dp
+
+    if channel == "alipay":
+        return providers.alipay.notification(number, yuan_string_2dp(amount_fen), **overrides), FORM
+    w = providers.wechat
+    w.paid.setdefault(number, "42000000002026112100" + number[-8:])
+    timestamp = overrides.pop("timestamp", None)
+    return w.notification(w.transaction(number, **overrides), timestamp=timestamp)
+
+
+def _post(gateway, order_id, channel, body, headers):
+    with gateway.client() as provider:
+        return provider.post(f"/api/recharge/orders/{order_id}/{channel}-callback", content=body, headers=headers)
+
+
+def _acked(channel, reply) -> bool:
+    if channel == "alipay":
+        return (reply.status_code, reply.text) == (200, "success")
+    return reply.status_code == 204 and reply.content == b""
+
+
+def _refused(channel, reply) -> bool:
+    if channel == "alipay":
+        return reply.text != "success"  # anything but `success`: Alipay retries
+    return reply.status_code >= 400 and reply.json()["code"] == "FAIL" and reply.json()["message"]
+
+
+@pytest.mark.parametrize("family,mode,channel", FAMILIES, ids=[f"{f}-{c}" for f, _, c in FAMILIES])
+def test_each_family_pays_through_each_real_channel_once(real_gateway, token, providers, real_app, family, mode,
+                                                         channel):
+    with real_gateway.client(token(21)) as c:
+        number, _ = _create(c, family, mode, providers)
+    order = order_by_number(real_app, number)
+    assert order.channel == channel
+    body, headers = _signed(providers, channel, number, order.amount)
+    assert _acked(channel, _post(real_gateway, order.id, channel, body, headers))
+    assert _acked(channel, _post(real_gateway, order.id, channel, body, headers))  # re-sent: acknowledged only
+    assert order_by_number(real_app, number).state == "SUCCESSFUL_PAYMENT"
+    assert real_app.recharges.balance(21) == order.amount + order.gift_amount
+
+
+BAD = {
+    "alipay": ["tampered", "amount", "app_id", "seller_id", "other_order"],
+    "wechat": ["tampered", "amount", "app_id", "mchid", "stale", "other_order"],
+}
+
+
+@pytest.mark.parametrize("family,mode,channel,case",
+                         [(f, m, ch, case) for f, m, ch in FAMILIES for case in BAD[ch]],
+                         ids=lambda v: str(v))
+def test_bad_recharge_notifications_change_nothing(real_gateway, token, providers, real_app, family, mode, channel,
+                                                   case):
+    with real_gateway.client(token(22)) as c:
+        number, _ = _create(c, family, mode, providers)
+        other_number, _ = _create(c, family, mode, providers)
+    order = order_by_number(real_app, number)
+    amount = order.amount
+    if case == "tampered":  # signed for one fen, then the amount edited to the order's
+        body, headers = _signed(providers, channel, number, 1)
+        if channel == "alipay":
+            body = body.replace(b"total_amount=0.01", b"total_amount=" + f"{amount / 100:.2f}".encode())
+        else:
+            body = body.replace(b'"summary": "', b'"summary": "X')
+    elif case == "amount":  # authentic, but not what the order costs
+        if channel == "alipay":
+            body, headers = _signed(providers, channel, number, amount - 1)
+        else:
+            body, headers = _signed(providers, channel, number, amount, amount={"total": amount - 1,
+                                                                               "currency": "CNY"})
+    elif case == "app_id":
+        body, headers = _signed(providers, channel, number, amount,
+                                **({"app_id": "2021999999999999"} if channel == "alipay" else {"appid": "wx_other"}))
+    elif case == "seller_id":
+        body, headers = _signed(providers, channel, number, amount, seller_id="2088999999999999")
+    elif case == "mchid":
+        body, headers = _signed(providers, channel, number, amount, mchid="1900009999")
+    elif case == "stale":  # authentic, signed 6 minutes ago: a replay
+        body, headers = _signed(providers, channel, number, amount, timestamp=int(__import__("time").time()) - 360)
+    else:  # other_order: an authentic paid notification for another order replayed to this one
+        body, headers = _signed(providers, channel, other_number, amount)
+    assert _refused(channel, _post(real_gateway, order.id, channel, body, headers))
+    assert order_by_number(real_app, number).state == "WAITING_FOR_PAYMENT"
+    assert order_by_number(real_app, other_number).state == "WAITING_FOR_PAYMENT"
+    assert real_app.recharges.balance(22) == 0
+
+
+def test_a_not_yet_paid_statement_leaves_the_recharge_order_waiting(real_gateway, token, providers, real_app):
+    """WAIT_BUYER_PAY (Alipay) and NOTPAY (WeChat Pay re-query) mean "not paid yet",
+    not "failed": the buyer may still pay before the order time-out. Only a closed
+    trade fails the order early."""
+    from .providers import AlipayTrade
+
+    with real_gateway.client(token(23)) as c:
+        alipay_no, _ = _order_000(c, "ALIPAYCASH")
+        wechat_no, _ = _order_000(c, "WX_APP")
+    alipay_order = order_by_number(real_app, alipay_no)
+    waiting = providers.alipay.notification(alipay_no, "30.00", "WAIT_BUYER_PAY")
+    assert _acked("alipay", _post(real_gateway, alipay_order.id, "alipay", waiting, FORM))
+    assert order_by_number(real_app, alipay_no).state == "WAITING_FOR_PAYMENT"
+
+    # A re-query 5 minutes in: WeChat Pay knows the order (prepay) but it is NOTPAY.
+    _age_recharge(real_app, order_by_number(real_app, wechat_no).id, 5)
+    providers.alipay.trades[alipay_no] = AlipayTrade(alipay_no, "30.00", "WAIT_BUYER_PAY")
+    _age_recharge(real_app, alipay_order.id, 5)
+    report = real_app.settlement.run_once()
+    assert (report.queried, report.failed, report.closed) == (2, 0, 0)
+    assert order_by_number(real_app, wechat_no).state == "WAITING_FOR_PAYMENT"
+    assert order_by_number(real_app, alipay_no).state == "WAITING_FOR_PAYMENT"
+
+    closed = providers.alipay.notification(alipay_no, "30.00", "TRADE_CLOSED")
+    assert _acked("alipay", _post(real_gateway, alipay_order.id, "alipay", closed, FORM))
+    assert order_by_number(real_app, alipay_no).state == "FAILURE_TO_PAY"
+    assert real_app.recharges.balance(23) == 0

@@ -116,7 +116,7 @@ class AlipayChannel:
             trade_no = fields["out_trade_no"]
         except (KeyError, ValueError) as exc:
             raise NotificationRejected("missing or malformed out_trade_no / total_amount") from exc
-        return Notification(trade_no, amount, status in PAID, fields.get("trade_no", ""))
+        return Notification(trade_no, amount, status in PAID, fields.get("trade_no", ""), status == "TRADE_CLOSED")
 
     def ack(self) -> Reply:
         return Reply(200, b"success")
@@ -149,4 +149,4 @@ class AlipayChannel:
             amount = parse_yuan(answer["total_amount"])
         except (KeyError, ValueError) as exc:
             raise ChannelUnavailable("alipay.trade.query: malformed total_amount") from exc
-        return Notification(trade_no, amount, status in PAID, answer.get("trade_no", ""))
+        return Notification(trade_no, amount, status in PAID, answer.get("trade_no", ""), status == "TRADE_CLOSED")

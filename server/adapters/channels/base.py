@@ -42,6 +42,9 @@ class Notification:
     amount_fen: int
     paid: bool
     provider_txn_id: str
+    # The trade is over without payment (closed / timed out at the provider). Not
+    # paid and not closed means "not paid yet": the buyer may still pay.
+    closed: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,12 @@ class ChannelRegistry:
     def __init__(self, channels: list[PaymentChannel], routes: Mapping[str, str]):
         self._by_name = {c.name: c for c in channels}
         self._routes = dict(routes)
+
+    def name_for(self, pay_method: str) -> str:
+        """The channel an order of this pay method belongs to (its `channel` column).
+        It may have no channel object: "appstore" (Iap) is paid through check-iap-result
+        and has no per-order notification or query."""
+        return self._routes[pay_method]
 
     def for_method(self, pay_method: str) -> PaymentChannel:
         return self._by_name[self._routes[pay_method]]

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 ALIPAY_METHODS = ("Alipay_AopApp", "Alipay_AopWap", "Alipay_AopPage")
 WECHAT_METHODS = ("WechatPay_App", "WechatPay_Js")
+APPSTORE = "appstore"  # the channel name of Iap orders (no channel object: see ChannelRegistry.name_for)
 
 
 class SandboxNotAllowed(RuntimeError):
@@ -60,8 +61,10 @@ def sandbox_fallback(s: Settings, setup: ChannelSetup, provider: str, methods: t
 
 
 def build_channels(s: Settings, sandbox: PaymentChannel) -> ChannelSetup:
-    # Iap orders are paid in the App Store; the order row still names a channel.
-    setup = ChannelSetup(channels=[sandbox], routes={"Iap": sandbox.name})
+    # Iap orders are paid in the App Store (check-iap-result); the order row still names
+    # who collects. Not the sandbox when the App Store is configured: the sandbox channel
+    # stays registered, and a sandbox-signed notification must never pay a real order.
+    setup = ChannelSetup(channels=[sandbox], routes={"Iap": APPSTORE if appstore_configured(s) else sandbox.name})
     if alipay_configured(s):
         from .alipay import AlipayChannel
 

@@ -94,7 +94,7 @@ class SandboxChannel:
             raise NotificationRejected("missing or malformed field") from exc
         if abs(self._clock() - ts) > MAX_SKEW_SECONDS:
             raise NotificationRejected("stale timestamp")
-        return Notification(trade_no, amount, status == "PAID", fields.get("txn_id", ""))
+        return Notification(trade_no, amount, status == "PAID", fields.get("txn_id", ""), status == "CLOSED")
 
     def ack(self) -> Reply:
         return Reply(200, b"success")

@@ -28,6 +28,8 @@ from .base import ChannelUnavailable, Notification, NotificationRejected, PayDat
 log = logging.getLogger(__name__)
 
 MAX_SKEW_SECONDS = 300
+# trade_state values that end a trade unpaid (NOTPAY / USERPAYING: not paid yet).
+CLOSED_STATES = ("CLOSED", "REVOKED", "PAYERROR")
 BEIJING = timezone(timedelta(hours=8))
 
 
@@ -153,7 +155,8 @@ class WechatPayChannel:
             raise error("appid is not ours")
         try:
             return Notification(str(txn["out_trade_no"]), int(txn["amount"]["total"]),
-                                txn.get("trade_state") == "SUCCESS", str(txn.get("transaction_id", "")))
+                                txn.get("trade_state") == "SUCCESS", str(txn.get("transaction_id", "")),
+                                closed=txn.get("trade_state") in CLOSED_STATES)
         except (KeyError, TypeError, ValueError) as exc:
             raise error("missing out_trade_no or amount") from exc
 
