@@ -86,6 +86,46 @@ local function yoshop_path(path)
   return rewritten
 end
 
+-- Envoy's own 400 replies (malformed JSON, a value of the wrong type, an unknown
+-- query parameter) are text/plain. On the recharge families' paths they are
+-- answered in that family's error envelope, HTTP 200, like every other error of
+-- theirs (server/entrypoints/recharge_envelopes.py, docs/recharge.md).
+-- The payment notification paths are left alone: providers read the status.
+local RECHARGE_002 = {
+  ["/api/recharge"] = true,
+  ["/api/recharge/order"] = true,
+  ["/api/recharge/history"] = true,
+  ["/api/recharge/captcha"] = true,
+}
+
+local function json_string(text)
+  local escaped = text:gsub('[%c"\\]', function(c)
+    local named = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+    return named[c] or string.format("\\u%04x", c:byte())
+  end)
+  return '"' .. escaped .. '"'
+end
+
+local BAD_REQUEST_ENVELOPES = {
+  ["000"] = function(message) return '{"c":400,"m":' .. json_string(message) .. ',"d":null}' end,
+  ["002"] = function(message)
+    return '{"message":' .. json_string(message) .. ',"success":false,"code":400,"data":null}'
+  end,
+  ["003"] = function(message) return '{"status":500,"message":' .. json_string(message) .. ',"data":[]}' end,
+}
+
+local function recharge_family(path)
+  local base = path:match("^[^?]*")
+  if base:sub(1, 8) == "/charge/" then
+    return "000"
+  elseif RECHARGE_002[base] then
+    return "002"
+  elseif base:sub(1, 8) == "/yoshop/" then
+    return "003"
+  end
+  return nil
+end
+
 function envoy_on_request(handle)
   local headers = handle:headers()
   local path = headers:get(":path")
@@ -93,8 +133,31 @@ function envoy_on_request(handle)
     local rewritten = yoshop_path(path)
     if rewritten ~= nil then
       headers:replace(":path", rewritten)
+      path = rewritten
     end
   end
+  local family = path and recharge_family(path)
+  if family ~= nil then
+    handle:streamInfo():dynamicMetadata():set("vipay.legacy", "family", family)
+  end
+end
+
+-- A text/plain 400 from Envoy itself on a recharge family path -> its envelope.
+local function envelope_bad_request(handle)
+  local headers = handle:headers()
+  local content_type = headers:get("content-type") or ""
+  if headers:get(":status") ~= "400" or content_type:sub(1, 10) ~= "text/plain" then
+    return
+  end
+  local meta = handle:streamInfo():dynamicMetadata():get("vipay.legacy")
+  local render = meta and BAD_REQUEST_ENVELOPES[meta.family]
+  if render == nil then
+    return
+  end
+  -- body() waits for the whole body, after which earlier header handles are stale.
+  local text = handle:body():getBytes(0, handle:body():length())
+  handle:headers():replace(":status", "200")
+  replace_body(handle, render(text:match("^[^\n]*")), "application/json")
 end
 
 function envoy_on_response(handle)
@@ -103,6 +166,7 @@ function envoy_on_response(handle)
   local body = headers:get("x-http-body")
   local unwrap = headers:get("x-json-unwrap")
   if code == nil and body == nil and unwrap == nil then
+    envelope_bad_request(handle)
     return
   end
   headers:remove("x-http-code")

@@ -10,7 +10,7 @@
   sandbox-receipt ORDER_ID print a sandbox App Store receipt for an Iap order
   catalog show|set-price   inspect or edit the VIP catalog
   merchant ...             merchant OpenAPI registry and callbacks (server/merchant_cli.py)
-  ledger-check, recharge-catalog, recharge-sandbox-pay   see server/recharge_cli.py
+  ledger-check, recharge-catalog, recharge-sandbox-pay, user-profile   see server/recharge_cli.py
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from .service_layer.recharge_catalog import RechargeCatalogProvider
 from .service_layer.recharges import RechargeService
 from .service_layer.settlement import SettlementService
 from .service_layer.unit_of_work import UnitOfWork
+from .service_layer.user_profiles import UserProfiles
 
 
 @dataclass
@@ -38,6 +39,7 @@ class App:
     recharges: RechargeService  # wallet + recharge orders (docs/recharge.md)
     openapi: OpenApi  # merchant direct charge + callbacks (docs/openapi.md)
     settlement: SettlementService  # re-query / close unpaid orders (entrypoints/settlement_worker.py)
+    profiles: UserProfiles  # per-store user profiles for 003's `personal` (docs/recharge.md)
 
     def save_catalog(self, catalog) -> int:
         with self.uow_factory() as uow:
@@ -73,4 +75,5 @@ def build_app(settings: Settings, engine: Engine | None = None) -> App:
         requery_every=timedelta(seconds=max(settings.settle_interval_seconds, 1)),
         batch_size=settings.settle_batch_size,
     )
-    return App(settings, engine, uow_factory, channels, sandbox, iap, memberships, recharges, openapi, settlement)
+    return App(settings, engine, uow_factory, channels, sandbox, iap, memberships, recharges, openapi, settlement,
+               UserProfiles(uow_factory))

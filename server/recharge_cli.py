@@ -4,6 +4,8 @@
   recharge-catalog show             print the recharge catalog document (JSON, fen)
   recharge-catalog load FILE        replace it with FILE (validated; replicas reload)
   recharge-sandbox-pay ORDER_NUMBER send a signed sandbox notification for a recharge order
+  user-profile show USER_ID --store-id N         a user's profile in a store (003 `personal`)
+  user-profile set USER_ID --store-id N --FIELD VALUE ...   create or change it
 """
 
 from __future__ import annotations
@@ -83,6 +85,26 @@ def cmd_recharge_sandbox_pay(args) -> None:
                               order.amount, args.status)
 
 
+def cmd_user_profile(args) -> None:
+    from .bootstrap import build_app
+    from .domain.errors import DomainError
+    from .service_layer.user_profiles import DEFAULTS
+
+    app = build_app(get_settings())
+    if args.action == "set":
+        changes = {name: getattr(args, name) for name in DEFAULTS if getattr(args, name) is not None}
+        try:
+            app.profiles.save(args.user_id, args.store_id, **changes)
+        except DomainError as err:
+            sys.exit("\n".join(f"{v.field}: {v.description}" for v in err.violations) or err.message)
+    row = app.profiles.get(args.user_id, args.store_id)
+    if row is None:
+        sys.exit(f"no profile for user {args.user_id} in store {args.store_id}")
+    shown = {"user_id": row.user_id, "store_id": row.store_id}
+    shown.update({name: getattr(row, name) for name in DEFAULTS})
+    print(json.dumps(shown, ensure_ascii=False, indent=2))
+
+
 def add_commands(sub) -> None:
     sub.add_parser("ledger-check").set_defaults(fn=cmd_ledger_check)
     p = sub.add_parser("recharge-catalog")
@@ -93,3 +115,12 @@ def add_commands(sub) -> None:
     p.add_argument("order_number")
     p.add_argument("--status", default="PAID", choices=["PAID", "CLOSED"])
     p.set_defaults(fn=cmd_recharge_sandbox_pay)
+    p = sub.add_parser("user-profile")
+    p.add_argument("action", choices=["show", "set"])
+    p.add_argument("user_id", type=int)
+    p.add_argument("--store-id", type=int, required=True)
+    from .service_layer.user_profiles import DEFAULTS
+
+    for name, default in DEFAULTS.items():
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=type(default))
+    p.set_defaults(fn=cmd_user_profile)

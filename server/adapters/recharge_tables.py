@@ -102,3 +102,23 @@ class CaptchaRow(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class UserProfileRow(Base):
+    """What 003's `personal` shows beyond the wallet: a user's profile in one store.
+    The user service that owns these facts is not part of this repository, so an
+    operator (or that service, through the CLI) keeps this copy (docs/recharge.md)."""
+
+    __tablename__ = "user_profiles"
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    store_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    mobile: Mapped[str] = mapped_column(String(32))  # stored whole, shown masked
+    nick_name: Mapped[str] = mapped_column(String(64))
+    avatar_id: Mapped[int] = mapped_column(Integer)
+    gender: Mapped[str] = mapped_column(String(8))
+    address_id: Mapped[int] = mapped_column(Integer)
+    points: Mapped[int] = mapped_column(Integer)
+    grade_id: Mapped[int] = mapped_column(Integer)
+    platform: Mapped[str] = mapped_column(String(32))  # where the user registered, e.g. MP-WEIXIN
+    last_login_time: Mapped[int] = mapped_column(BigInteger)  # Unix seconds
+    updated_at: Mapped[datetime] = mapped_column(DateTime)

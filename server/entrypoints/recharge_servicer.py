@@ -15,7 +15,9 @@ from ..adapters.recharge_tables import RechargeOrderRow
 from ..domain import money
 from ..domain.errors import DomainError, Kind, Violations
 from ..domain.recharge import RechargeCatalog
-from ..service_layer.recharges import RechargeService, local_text
+from ..service_layer.recharges import RechargeService, StoreTotals, local_text
+from ..service_layer.user_profiles import DEFAULTS as PROFILE_DEFAULTS
+from ..service_layer.user_profiles import UserProfiles
 from .auth import require_user
 from .calls import BlockingRunner, current_call
 from .errors import EnvelopeRegistry
@@ -77,6 +79,26 @@ def record(row: RechargeOrderRow) -> pb.RechargeRecord:
                              state=row.state, created_date=local_text(row.created_at), snapshot=row.snapshot)
 
 
+def masked_mobile(mobile: str) -> str:
+    """003 shows 130****0000: the middle four digits of a mainland number hidden."""
+    if len(mobile) == 11 and mobile.isdigit():
+        return f"{mobile[:3]}****{mobile[7:]}"
+    return mobile
+
+
+def personal(user_id: int, profile, totals: StoreTotals, platform_header: str) -> pb.Personal:
+    """003 `personal`: the store wallet's figures from the ledger, the rest from the
+    user's stored profile (defaults when there is none; `platform` then is the header's)."""
+    p = {name: getattr(profile, name) for name in PROFILE_DEFAULTS} if profile else dict(PROFILE_DEFAULTS)
+    return pb.Personal(
+        user_id=user_id, mobile=masked_mobile(p["mobile"]), nick_name=p["nick_name"], avatar_id=p["avatar_id"],
+        gender=p["gender"], address_id=p["address_id"], balance=money.yuan_string_2dp(totals.balance),
+        points=p["points"], pay_money=money.yuan_string_2dp(totals.paid),
+        expend_money=money.yuan_string_2dp(totals.spent), grade_id=p["grade_id"],
+        platform=p["platform"] or platform_header, last_login_time=p["last_login_time"],
+    )
+
+
 def store_id_from(metadata: dict[str, str]) -> int:
     text = metadata.get("storeid", "").strip()
     if not text.isdigit() or int(text) <= 0:
@@ -86,8 +108,9 @@ def store_id_from(metadata: dict[str, str]) -> int:
 
 
 class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
-    def __init__(self, service: RechargeService, run: BlockingRunner):
+    def __init__(self, service: RechargeService, profiles: UserProfiles, run: BlockingRunner):
         self._svc = service
+        self._profiles = profiles
         self._run = run
 
     # ---- 000 ----------------------------------------------------------------
@@ -164,15 +187,13 @@ class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
             v.raise_if_any()
         catalog = await self._run(self._svc.catalog.get)
         totals = await self._run(self._svc.store_totals, user_id, store_id)
+        profile = await self._run(self._profiles.get, user_id, store_id)
         s = catalog.setting
         return pb.GetRechargeCenterResponse(status=200, message="success", data=pb.RechargeCenter(
             setting=pb.RechargeSetting(is_entrance=int(s.is_entrance), is_custom=int(s.is_custom),
                                        lowest_money=money.yuan_number(s.lowest_money_fen),
                                        is_match_plan=int(s.is_match_plan), describe=s.describe),
-            personal=pb.Personal(user_id=user_id, gender="未知", balance=money.yuan_string_2dp(totals.balance),
-                                 pay_money=money.yuan_string_2dp(totals.paid),
-                                 expend_money=money.yuan_string_2dp(totals.spent),
-                                 platform=call.metadata.get("platform", "")),
+            personal=personal(user_id, profile, totals, call.metadata.get("platform", "")),
             plan_list=[pb.RechargePlan(plan_id=p.id, plan_name=p.name, money=money.yuan_string_2dp(p.money_fen),
                                        gift_money=money.yuan_string_2dp(p.gift_fen)) for p in catalog.plans],
             payment_methods=[pb.PaymentMethod(key=m.key, method=m.method, is_must_template=m.is_must_template,
@@ -208,7 +229,8 @@ FAMILIES = {
 
 def register(server, app, runner: BlockingRunner, envelopes: EnvelopeRegistry) -> str:
     name = pb.DESCRIPTOR.services_by_name["RechargeService"].full_name
-    recharge_pb2_grpc.add_RechargeServiceServicer_to_server(RechargeServicer(app.recharges, runner), server)
+    servicer = RechargeServicer(app.recharges, app.profiles, runner)
+    recharge_pb2_grpc.add_RechargeServiceServicer_to_server(servicer, server)
     for method, envelope in FAMILIES.items():
         envelopes.register(f"/{name}/{method}", envelope)
     return name

@@ -373,3 +373,31 @@ def test_rate_limit_ignores_a_forged_forwarded_for(gateway, token, limits):
         with gateway.client(token(40 + i), **{"X-Forwarded-For": f"10.0.0.{i}"}) as c:
             codes.append(place(c).json()["code"])
     assert codes == [0, 0, 1010]
+
+
+# ---- malformed requests (Envoy's own 400s) --------------------------------------------
+
+
+def test_malformed_requests_get_each_familys_envelope(gateway, token):
+    """Bad JSON, a value of the wrong type or an unknown query parameter never reach
+    the server: Envoy answers them, and the gateway puts them in the family's envelope."""
+    with gateway.client(token(5)) as c:
+        bad_json = c.post("/charge/pay", content=b"{bad", headers={"content-type": "application/json"})
+        wrong_type = c.post("/charge/pay", json={"id": "abc", "payType": "ALIPAYCASH"})
+        price_number = place(c, price=28)
+        bad_page = c.get("/api/recharge/history", params={"page": "abc", "rows": 10})
+    for r in (bad_json, wrong_type, price_number, bad_page):
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert bad_json.json() == {"c": 400, "m": "Unexpected end of string. Expected : between key:value pair.",
+                               "d": None}
+    assert wrong_type.json() == {"c": 400, "m": 'id: invalid value "abc" for type TYPE_INT32', "d": None}
+    assert price_number.json() == {"message": "price: invalid value 28 for type TYPE_STRING", "success": False,
+                                   "code": 400, "data": None}
+    assert (bad_page.json()["success"], bad_page.json()["code"], bad_page.json()["data"]) == (False, 400, None)
+    unknown_param = center(gateway, token(3), query="s=/api/recharge/center&client=H5&foo=1")
+    assert unknown_param.status_code == 200
+    assert unknown_param.json()["status"] == 500 and unknown_param.json()["data"] == []
+    assert "foo" in unknown_param.json()["message"]
+    with gateway.client() as anonymous:  # providers read the status: notifications keep Envoy's 400
+        r = anonymous.post("/api/recharge/orders/abc/sandbox-callback", content=b"x", headers=FORM)
+    assert r.status_code == 400

@@ -142,3 +142,19 @@ def test_fifty_concurrent_duplicate_notifications_credit_once(app, gateway, toke
         entries = uow.session.scalar(select(func.count()).select_from(WalletEntryRow))
         state = uow.session.get(RechargeOrderRow, order.id).state
     assert entries == 2 and state == "SUCCESSFUL_PAYMENT"
+
+
+def test_rate_counters_are_shared_by_replicas(app):
+    """Two guards on one database (two server replicas) count one window together."""
+    from dataclasses import replace
+
+    from server.domain.errors import DomainError
+    from server.service_layer.abuse import AbuseGuard, png_captcha
+
+    limits = replace(app.recharges.abuse.limits, per_user=3, per_ip=1000, window_seconds=86400)
+    replicas = [AbuseGuard(app.uow_factory, limits, png_captcha) for _ in range(2)]
+    for i in range(3):
+        replicas[i % 2].check(77, "203.0.113.9", "")
+    with pytest.raises(DomainError) as exc:
+        replicas[1].check(77, "203.0.113.9", "")
+    assert exc.value.reason == "CAPTCHA_REQUIRED"
