@@ -48,7 +48,7 @@ SIGN_TYPES = ("SHA256-RSA", "MD5")
 TIMESTAMP_WINDOW_MS = 5 * 60 * 1000
 NONCE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 TOKEN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # ids and codes: no separators of the signing string
-DIGITS = re.compile(r"^[0-9]{1,16}$")
+DIGITS = re.compile(r"^[1-9][0-9]{0,15}$")  # no leading zeros: the signing string has one spelling
 
 CHARGE_FIELDS = {"merchantId": True, "businessId": True, "productCode": True, "mobile": False,
                  "account": True, "bizCode": True, "callbackUrl": False}

@@ -59,17 +59,13 @@ class CallbackDispatcher:
     name: str = field(default_factory=lambda: f"{socket.gethostname()}-{secrets.token_hex(3)}")
     housekeeping: Callable[[], object] | None = None  # e.g. purging old nonces, once a minute
     _task: asyncio.Task | None = None
+    _keyless_logged: bool = False
 
     running: ClassVar[set] = set()  # the started dispatchers of this process (tests pause them)
 
     # ---- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> None:
-        try:
-            self.signer()
-        except (OSError, ValueError) as exc:  # keep running: reports wait in the outbox
-            log.error("status callbacks cannot be signed until the platform key is readable: %s "
-                      "(run `python -m server keys` or set OPENAPI_PLATFORM_KEY_FILE)", exc)
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name=f"callbacks-{self.name}")
             CallbackDispatcher.running.add(self)
@@ -102,6 +98,16 @@ class CallbackDispatcher:
     # ---- one round -----------------------------------------------------------------
 
     async def run_once(self, client: httpx.AsyncClient | None = None) -> int:
+        try:
+            self.signer()
+        except (OSError, ValueError) as exc:
+            # Our misconfiguration must not spend the merchant's attempts: claim nothing.
+            if not self._keyless_logged:  # once, not every round
+                log.error("status callbacks wait in the outbox until the platform key is readable: %s "
+                          "(run `python -m server keys` or set OPENAPI_PLATFORM_KEY_FILE)", exc)
+                self._keyless_logged = True
+            return 0
+        self._keyless_logged = False
         claimed = await asyncio.to_thread(self.claim)
         if not claimed:
             return 0

@@ -20,12 +20,22 @@ from ..adapters.openapi_orm import (
 )
 from ..domain.errors import DomainError, Kind
 from ..domain.membership import LEVELS
+from ..domain.openapi import check_callback_url
 from .merchant_charges import utcnow
 from .unit_of_work import UnitOfWork
 
 
 def _problem(message: str) -> DomainError:
     return DomainError("MERCHANT_ADMIN", message, Kind.FAILED_PRECONDITION)
+
+
+def _check_url(url: str | None) -> None:
+    """The same rule as a request's callbackUrl: a default URL without a scheme would
+    only fail at delivery, hours later."""
+    try:
+        check_callback_url(url or "")
+    except DomainError:
+        raise _problem(f"callback URL must be http(s)://...: {url}") from None
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,7 @@ class MerchantRegistry:
 
     def create(self, merchant_id: str, name: str, business_ids: list[str], callback_url: str | None = None,
                rsa: bool = True, md5: bool = False, rsa_public_key: str | None = None) -> IssuedKeys:
+        _check_url(callback_url)
         now = utcnow()
         with self._uow() as uow:
             if uow.session.execute(select(MerchantRow.id).where(MerchantRow.merchant_id == merchant_id)).first():
@@ -131,6 +142,7 @@ class MerchantRegistry:
             uow.commit()
 
     def set_callback_url(self, merchant_id: str, url: str | None) -> None:
+        _check_url(url)
         with self._uow() as uow:
             row = self._merchant(uow, merchant_id, lock=True)
             row.callback_url, row.updated_at = url or None, utcnow()

@@ -5,13 +5,17 @@ dispatcher restart, never sent twice by competing dispatchers, re-sent by an ope
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from clients.merchant_client import verify_callback
 from server.adapters.openapi_orm import MerchantCallbackAttemptRow, MerchantCallbackRow
+from server.domain.errors import DomainError
+from server.service_layer.merchant_callbacks import CallbackDispatcher
 
 from .conftest import ACCOUNT, callback_json, make_merchant
 
@@ -183,3 +187,46 @@ def test_grpc_server_restarted_mid_schedule_still_delivers(app, merchant, client
     row, = callback_rows(app)
     assert row.attempts == 2 and len(receiver.received) == 2
     assert all(verify_callback(platform_key[1], h, b) for h, b in receiver.received)
+
+
+def test_unreadable_platform_key_spends_no_attempt(app, merchant, client_for, receiver, dispatchers_paused):
+    """A missing key is our misconfiguration: the reports wait in the outbox instead of
+    burning through the merchant's retry schedule."""
+    client_for(merchant).vip_charge("87103", ACCOUNT, "cb-k", callback_url=receiver.url)
+
+    def missing():
+        raise FileNotFoundError("var/openapi_platform_key.pem")
+
+    keyless = CallbackDispatcher(app.uow_factory, missing, app.openapi.dispatch, name="keyless")
+    run_rounds(keyless, 3)
+    row, = callback_rows(app)
+    assert (row.state, row.attempts, attempt_count(app), receiver.received) == ("pending", 0, 0, [])
+    run_rounds(app.openapi.dispatcher("keyed"), 1)  # once the key is readable, it goes out
+    assert callback_rows(app)[0].state == "delivered" and len(receiver.received) == 1
+
+
+def test_operator_callback_urls_must_be_http(app):
+    reg = app.openapi.registry
+    with pytest.raises(DomainError):
+        reg.create("601", "no scheme", ["601"], callback_url="www.example.com/notify")
+    reg.create("601", "ok", ["601"], callback_url="https://merchant.example.com/notify")
+    with pytest.raises(DomainError):
+        reg.set_callback_url("601", "ftp://merchant.example.com/notify")
+    reg.set_callback_url("601", None)  # clearing it is fine
+    assert reg.list()[0]["callbackUrl"] is None
+
+
+def test_operator_lists_and_resends_an_undelivered_report_with_the_cli(app, settings, merchant, client_for, receiver,
+                                                                       short_schedule, dispatchers_paused):
+    from .test_cli_and_grpc import cli
+
+    receiver.script = [(503, "busy")] * 4
+    code = client_for(merchant).vip_charge("87103", ACCOUNT, "cb-op", callback_url=receiver.url)["data"]["orderCode"]
+    run_rounds(app.openapi.dispatcher("test-op"), 8, pause=0.1)
+    listed = json.loads(cli(settings, "callbacks", "--state", "undelivered").stdout)
+    assert [(c["orderCode"], c["state"], c["attempts"]) for c in listed] == [(code, "undelivered", 4)]
+    assert cli(settings, "resend", str(listed[0]["id"])).stdout.strip() == f"callback {listed[0]['id']} queued"
+    run_rounds(app.openapi.dispatcher("test-op2"), 1)
+    assert json.loads(cli(settings, "callbacks", "--state", "undelivered").stdout) == []
+    assert callback_rows(app)[0].state == "delivered" and len(receiver.received) == 5
+    assert cli(settings, "resend", "999999", check=False).returncode != 0

@@ -40,6 +40,7 @@ def test_charge_succeeds_debits_grants_and_answers_the_documented_shape(app, mer
     assert reply.status_code == 200
     assert reply.headers["content-type"].startswith("application/json")
     body = reply.json()
+    assert set(body) == {"status", "message", "data"}
     assert body["status"] == 200 and body["message"] == "success"
     data = body["data"]
     assert set(data) == {"orderCode", "bizCode", "account", "settlementPrice"}
@@ -151,6 +152,12 @@ def no_sign(client, body):
     return raw, headers
 
 
+def schemeless_callback_url(client, body):
+    # The callbackUrl of api-docs/004's own example has no scheme: refused, not guessed.
+    raw = json.dumps(dict(body, callbackUrl="www.xn---xn--qw5a-974y451i.co")).encode()
+    return raw, client.signed_headers(CHARGE_PATH, raw)
+
+
 def unknown_business(client, body):
     raw = json.dumps(dict(body, businessId="999")).encode()
     headers = client.signed_headers(CHARGE_PATH, raw)
@@ -162,6 +169,7 @@ REFUSALS = [
     (forged, 4004), (wrong_key, 4004), (md5_wrong_secret, 4004), (stale, 4002), (future, 4002),
     (tampered, 4004), (body_business_mismatch, 4006), (other_merchants_business, 4006), (unknown_product, 4009),
     (missing_field, 4001), (unknown_field, 4001), (duplicate_key, 4001), (no_sign, 4001), (unknown_business, 4007),
+    (schemeless_callback_url, 4001),
 ]
 
 

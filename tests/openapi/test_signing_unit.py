@@ -53,6 +53,7 @@ def test_headers_are_checked():
     assert rules.parse_headers(good).sign_type == "SHA256-RSA"
     assert rules.parse_headers(dict(good, signtype="MD5")).sign_type == "MD5"
     for bad in ({"nonce": "short"}, {"nonce": "has space 123"}, {"timestamp": "12.5"}, {"signtype": "SHA1"},
+                {"timestamp": "01628757969177"},  # signed as sent, so one spelling only
                 {"businessid": "1\n66"}, {"sign": ""}):
         assert reason(rules.parse_headers, dict(good, **bad)) == "OPENAPI_INVALID_PARAMS"
 
