@@ -68,11 +68,11 @@ lint: protos
 # break). The google protos are not in git, so the old tree gets them copied in.
 AGAINST ?= main
 breaking: $(THIRD_PARTY)/.stamp
-	@rm -rf .build/against && mkdir -p .build/against/.build
-	@if git cat-file -e $(AGAINST):protos 2>/dev/null; then \
-	  git archive $(AGAINST) protos buf.yaml | tar -x -C .build/against && \
-	  cp -r $(THIRD_PARTY) .build/against/.build/ && \
-	  $(VENV)/bin/buf breaking --against .build/against && echo "buf breaking: clean against $(AGAINST)"; \
+	@mkdir -p .build; d=$$(mktemp -d .build/against.XXXXXX); trap 'rm -rf "$$d"' EXIT; \
+	if git cat-file -e $(AGAINST):protos 2>/dev/null; then \
+	  git archive $(AGAINST) protos buf.yaml | tar -x -C "$$d" && \
+	  mkdir -p "$$d/.build" && cp -r $(THIRD_PARTY) "$$d/.build/" && \
+	  $(VENV)/bin/buf breaking --against "$$d" && echo "buf breaking: clean against $(AGAINST)"; \
 	else echo "no protos on $(AGAINST) yet: nothing to compare"; fi
 
 format: $(THIRD_PARTY)/.stamp
