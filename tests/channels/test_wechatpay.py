@@ -174,3 +174,17 @@ def test_requery_settles_a_paid_order_without_notification(real_gateway, token, 
         assert providers.wechat.rejected == []
         assert state(c, paid_order["id"])[0] is True and state(c, unpaid_order["id"])[0] is False
     assert real_app.memberships.count_grants(str(paid_order["id"])) == 1
+
+
+def test_jsapi_order_is_paid_by_a_notification_naming_the_jsapi_appid(real_gateway, token, providers, real_app):
+    """A JSAPI payment is made under the official-account appid, not the app's: its
+    notification must be accepted for the order (and another appid still refused)."""
+    with real_gateway.client(token(1)) as c:
+        order = create(c, pay_method="WechatPay_Js", openid="o_payer_1")
+        providers.wechat.paid[order["trade_no"]] = "4200000000202611210000000006"
+        txn = providers.wechat.transaction(order["trade_no"])
+        assert txn["appid"] == WECHAT_JS_APPID and txn["trade_type"] == "JSAPI"
+        body, headers = providers.wechat.notification(txn)
+        assert notify(real_gateway, order["id"], body, headers).status_code == 204
+        assert state(c, order["id"])[0] is True
+    assert real_app.memberships.count_grants(str(order["id"])) == 1
