@@ -156,7 +156,7 @@ class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
         created = await self._run(
             self._svc.order_recharge, user_id, plan_id=request.id, price=request.price,
             pay_mode_id=request.pay_mode_id, goods_id=request.goods_id if request.HasField("goods_id") else None,
-            verify_code=request.verify_code, client_ip=client_ip(call.metadata),
+            verify_code=request.verify_code, client_ip=client_ip(call.metadata), openid=request.openid,
         )
         return pb.CreateRechargeOrderResponse(message="ok", success=True, code=0,
                                               data=payment_request(created.pay_data, created.order.order_number))

@@ -151,7 +151,7 @@ class RechargeService:
     # ---- ordering ---------------------------------------------------------
 
     def order_recharge(self, user_id: int, *, plan_id: int, price: str, pay_mode_id: int, goods_id: int | None,
-                       verify_code: str, client_ip: str) -> CreatedOrder:
+                       verify_code: str, client_ip: str, openid: str = "") -> CreatedOrder:
         """002: a plan, a custom amount (plan_id 0) or a VIP-giving package (goods_id)."""
         self.abuse.check(user_id, client_ip, verify_code)
         v = Violations()
@@ -172,7 +172,7 @@ class RechargeService:
             quote = rules.quote_package(catalog, goods_id, amount)
         else:
             quote = rules.quote_plan(catalog, plan_id, amount)
-        return self._create(user_id, "recharge", quote, mode.pay_method)
+        return self._create(user_id, "recharge", quote, mode.pay_method, client_ip=client_ip, openid=openid)
 
     def order_package(self, user_id: int, *, package_id: int, pay_type: str) -> CreatedOrder:
         """000: a charge package paid through one of the app's pay types."""
@@ -186,8 +186,8 @@ class RechargeService:
         assert kind is not None
         return self._create(user_id, "charge", rules.quote_package(catalog, package_id), kind.pay_method)
 
-    def _create(self, user_id: int, family: str, quote: rules.Quote, pay_method: str, store_id: int = 0
-                ) -> CreatedOrder:
+    def _create(self, user_id: int, family: str, quote: rules.Quote, pay_method: str, store_id: int = 0,
+                *, client_ip: str = "", openid: str = "") -> CreatedOrder:
         channel = self._channels.for_method(pay_method)
         now = self._clock()
         with self._uow() as uow:
@@ -209,6 +209,7 @@ class RechargeService:
             pay_data = channel.create_payment(PaymentRequest(
                 trade_no=order.order_number, amount_fen=order.amount, subject=quote.title, pay_method=pay_method,
                 notify_url=f"{self._base_url}/api/recharge/orders/{order.id}/{channel.name}-callback",
+                client_ip=client_ip, openid=openid,
                 expires_at=now + self._order_ttl if self._order_ttl else None,
             ))
         except ChannelUnavailable as exc:

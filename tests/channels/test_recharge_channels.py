@@ -112,8 +112,8 @@ def test_recharge_orders_are_requeried_closed_and_late_payments_honoured(real_ga
 
 
 def test_provider_refusal_is_503_in_the_family_envelope(real_gateway, token, real_app):
-    """002 pay mode 1 is WeChat JSAPI, which needs the payer's openid: the real
-    channel cannot open the payment, and the client gets a retryable 503 code."""
+    """002 pay mode 1 is WeChat JSAPI, which needs the payer's openid: without it the
+    real channel cannot open the payment, and the client gets a retryable 503 code."""
     with real_gateway.client(token(7)) as c:
         r = c.post("/api/recharge/order", json={"id": 1, "price": "28", "payModeId": 1})
     assert r.status_code == 200
@@ -122,6 +122,31 @@ def test_provider_refusal_is_503_in_the_family_envelope(real_gateway, token, rea
     with real_app.uow_factory() as uow:
         states = [o.state for o in uow.session.scalars(select(RechargeOrderRow).where(RechargeOrderRow.user_id == 7))]
     assert states == ["WAITING_FOR_PAYMENT"]  # nothing credited; settlement fails it after the time-out
+
+
+def test_002_wechat_jsapi_with_openid_pays_once(real_gateway, token, providers, real_app):
+    """With the payer's openid, 002's WeChat mode opens a JSAPI payment whose signed
+    parameters the client hands to WeixinJSBridge; WeChat's notification credits once."""
+    from urllib.parse import parse_qsl
+
+    with real_gateway.client(token(8)) as c:
+        data = c.post("/api/recharge/order", json={"id": 1, "price": "28", "payModeId": 1,
+                                                    "openid": "o_payer_8"}).json()["data"]
+    assert data["method"] == "jsapi"
+    params = dict(parse_qsl(data["body"]))
+    sent = providers.wechat.orders[data["orderNumber"]]
+    assert sent["payer"] == {"openid": "o_payer_8"} and params["package"] == f"prepay_id={sent['prepay_id']}"
+    message = f"{params['appId']}\n{params['timeStamp']}\n{params['nonceStr']}\n{params['package']}\n"
+    assert keys.rsa_verify(providers.wechat_merchant_key.public_key(), message, params["paySign"])
+    order = order_by_number(real_app, data["orderNumber"])
+    providers.wechat.paid[data["orderNumber"]] = "4200000000202611210000000088"
+    body, headers = providers.wechat.notification(providers.wechat.transaction(data["orderNumber"]))
+    url = f"/api/recharge/orders/{order.id}/wechat-callback"
+    with real_gateway.client() as wechat:
+        assert wechat.post(url, content=body, headers=headers).status_code == 204
+        assert wechat.post(url, content=body, headers=headers).status_code == 204
+    assert order_by_number(real_app, data["orderNumber"]).state == "SUCCESSFUL_PAYMENT"
+    assert real_app.recharges.balance(8) == 2800
 
 
 # ---- the test matrix on the recharge path, per family and channel -------------------
