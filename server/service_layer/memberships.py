@@ -18,7 +18,6 @@ from ..adapters.channels.base import (
     ChannelUnavailable,
     Notification,
     PaymentChannel,
-    NotificationRejected,
     PayData,
     PaymentRequest,
     Reply,
@@ -28,7 +27,7 @@ from ..adapters.orm import AppStoreNotificationRow, IapRedemptionRow, Membership
 from ..domain import membership as rules
 from ..domain.errors import DomainError, Kind, Violations, not_found
 from .catalog import CatalogProvider
-from .settlement import OrderBook
+from .settlement import OrderBook, receive_notification
 from .unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -233,15 +232,8 @@ class MembershipService:
         """A provider's notification for one order. Only an authentic notification
         whose trade_no and amount match the order changes anything; the reply is
         what the provider expects (ack also for duplicates, so it stops retrying)."""
-        channel = self._channels.by_name(channel_name)
-        if channel is None:
-            raise not_found("channel", channel_name)
-        try:
-            note = channel.verify_notification(body, content_type, headers)
-        except NotificationRejected as exc:
-            log.warning("notification rejected", extra={"order_id": order_id, "channel": channel_name, "why": str(exc)})
-            return channel.nack(str(exc))
-        return self.settle(order_id, channel, note)
+        return receive_notification(self._channels, channel_name, order_id, body, content_type, headers,
+                                    self.settle)
 
     def order_book(self) -> OrderBook:
         """VIP orders as the settlement task sees them (re-query, close)."""

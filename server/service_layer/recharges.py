@@ -19,7 +19,6 @@ from ..adapters.channels.base import (
     ChannelRegistry,
     ChannelUnavailable,
     Notification,
-    NotificationRejected,
     PayData,
     PaymentChannel,
     PaymentRequest,
@@ -27,12 +26,12 @@ from ..adapters.channels.base import (
 )
 from ..adapters.recharge_tables import RechargeOrderRow, WalletEntryRow, WalletRow
 from ..domain import recharge as rules
-from ..domain.errors import DomainError, Kind, Violations, not_found
+from ..domain.errors import DomainError, Kind, Violations
 from . import ledger
 from .abuse import AbuseGuard
 from .memberships import MembershipService
 from .recharge_catalog import RechargeCatalogProvider
-from .settlement import OrderBook
+from .settlement import OrderBook, receive_notification
 from .unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -224,15 +223,8 @@ class RechargeService:
                             headers: Mapping[str, str]) -> Reply:
         """Only an authentic notification whose number and amount match the order
         changes anything; duplicates are acknowledged so the provider stops retrying."""
-        channel = self._channels.by_name(channel_name)
-        if channel is None:
-            raise not_found("channel", channel_name)
-        try:
-            note = channel.verify_notification(body, content_type, headers)
-        except NotificationRejected as exc:
-            log.warning("recharge notification rejected", extra={"order_id": order_id, "why": str(exc)})
-            return channel.nack(str(exc))
-        return self.settle(order_id, channel, note)
+        return receive_notification(self._channels, channel_name, order_id, body, content_type, headers,
+                                    self.settle)
 
     def settle(self, order_id: int, channel: PaymentChannel, note: Notification) -> Reply:
         """Applies a verified provider statement (a notification, or the answer to a

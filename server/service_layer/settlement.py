@@ -12,14 +12,22 @@ notification is harmless."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from ..adapters.channels.base import ChannelRegistry, ChannelUnavailable, Notification, PaymentChannel, Reply
+from ..adapters.channels.base import (
+    ChannelRegistry,
+    ChannelUnavailable,
+    Notification,
+    NotificationRejected,
+    PaymentChannel,
+    Reply,
+)
+from ..domain.errors import not_found
 from .unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -27,6 +35,24 @@ log = logging.getLogger(__name__)
 
 def naive(aware: datetime) -> datetime:
     return aware.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def receive_notification(
+    channels: ChannelRegistry, channel_name: str, order_id: int, body: bytes, content_type: str,
+    headers: Mapping[str, str], settle: Callable[[int, PaymentChannel, Notification], Reply],
+) -> Reply:
+    """A provider's notification for one order, for any area: only an authentic one
+    reaches the area's settle(); a forged or malformed one gets the provider's
+    "failed" reply (so it retries) and changes nothing."""
+    channel = channels.by_name(channel_name)
+    if channel is None:
+        raise not_found("channel", channel_name)
+    try:
+        note = channel.verify_notification(body, content_type, headers)
+    except NotificationRejected as exc:
+        log.warning("notification rejected", extra={"order_id": order_id, "channel": channel_name, "why": str(exc)})
+        return channel.nack(str(exc))
+    return settle(order_id, channel, note)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from sqlalchemy import update
 
 from server.adapters.orm import VipOrderRow
 
-from .conftest import ALIPAY_APP_ID, ALIPAY_SELLER_ID
+from .conftest import ALIPAY_APP_ID
 from .keys import rsa_verify
 from .providers import AlipayTrade, alipay_content
 

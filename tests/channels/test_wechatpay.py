@@ -4,7 +4,6 @@ and encrypted notifications, and the v3 query for orders without a notification.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
