@@ -8,12 +8,13 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 
 from ..adapters.recharge_tables import CaptchaRow, RateCounterRow
 from ..domain.errors import DomainError, Kind
+from .times import naive_now
 from .unit_of_work import UnitOfWork
 
 # No 0/O, 1/I/L: the image must be readable by people.
@@ -38,10 +39,6 @@ def captcha_required() -> DomainError:
 def captcha_invalid() -> DomainError:
     return DomainError("CAPTCHA_INVALID", "The verification code is wrong or expired; fetch a new one.",
                        Kind.FAILED_PRECONDITION, metadata={"captcha_url": CAPTCHA_PATH})
-
-
-def _naive_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 class AbuseGuard:
@@ -82,7 +79,7 @@ class AbuseGuard:
     def issue(self, user_id: int) -> bytes:
         """A new captcha for the user (older unused ones stop counting); the PNG."""
         code = "".join(secrets.choice(CAPTCHA_ALPHABET) for _ in range(self.limits.captcha_length))
-        now = _naive_now()
+        now = naive_now()
         with self._uow() as uow:
             uow.session.execute(update(CaptchaRow).where(CaptchaRow.user_id == user_id, CaptchaRow.used_at.is_(None))
                                 .values(used_at=now))
@@ -94,7 +91,7 @@ class AbuseGuard:
     def redeem(self, user_id: int, verify_code: str) -> None:
         """Uses up the user's current captcha whatever the answer (no second guess);
         only a matching, unexpired, unused one passes."""
-        now = _naive_now()
+        now = naive_now()
         with self._uow() as uow:
             row = uow.session.scalar(select(CaptchaRow).where(CaptchaRow.user_id == user_id, CaptchaRow.used_at.is_(None))
                                      .order_by(CaptchaRow.id.desc()).limit(1))

@@ -8,13 +8,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import select
 
 from ..adapters.orm import VipCatalogRow
 from ..domain.membership import LEVELS, Catalog, LevelConfig, PriceSetting
+from .times import naive_now
 from .unit_of_work import UnitOfWork
 
 T = TypeVar("T")
@@ -65,7 +65,7 @@ def catalog_from_row(row: VipCatalogRow) -> Catalog:
 def save_catalog(uow: UnitOfWork, catalog: Catalog) -> int:
     """Writes the catalog and bumps its version; returns the new version."""
     row = uow.session.get(VipCatalogRow, 1, with_for_update=True)
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = naive_now()
     if row is None:
         row = VipCatalogRow(id=1, version=0)
         uow.session.add(row)

@@ -5,19 +5,16 @@ wallet's balance always equals the sum of its entries (`check_ledger` proves it)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import func, select
 
 from ..adapters.recharge_tables import WalletEntryRow, WalletRow
 from ..domain.errors import DomainError, Kind
+from .times import naive_now
 from .unit_of_work import UnitOfWork
 
 EPOCH = datetime(1970, 1, 1)
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def lock_wallet(uow: UnitOfWork, user_id: int, store_id: int = 0) -> WalletRow:
@@ -46,7 +43,7 @@ def post(uow: UnitOfWork, wallet: WalletRow, amount: int, reason: str, reference
     if balance < 0 and not allow_negative:
         raise DomainError("INSUFFICIENT_BALANCE", "The balance is not enough.", Kind.FAILED_PRECONDITION,
                           metadata={"balance_fen": str(wallet.balance), "amount_fen": str(-amount)})
-    now = _now()
+    now = naive_now()
     entry = WalletEntryRow(wallet_id=wallet.id, amount=amount, balance_after=balance, reason=reason,
                            reference=reference, request_id=request_id, created_at=now)
     wallet.balance = balance

@@ -28,18 +28,11 @@ from ..domain import membership as rules
 from ..domain.errors import DomainError, Kind, Violations, not_found
 from .catalog import CatalogProvider
 from .settlement import OrderBook, receive_notification
+from .times import naive, utc
 from .unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1)
-
-
-def utc(naive: datetime | None) -> datetime | None:
-    return naive.replace(tzinfo=timezone.utc) if naive is not None else None
-
-
-def naive(aware: datetime) -> datetime:
-    return aware.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from ..adapters.merchant_signing import PlatformSigner
 from ..adapters.openapi_orm import MerchantCallbackAttemptRow, MerchantCallbackRow
 from ..domain import openapi as rules
-from .merchant_charges import utcnow
+from .times import naive_now
 from .unit_of_work import UnitOfWork
 
 log = logging.getLogger("vipay.openapi.callbacks")
@@ -123,7 +123,7 @@ class CallbackDispatcher:
         return len(claimed)
 
     def claim(self) -> list[Claimed]:
-        now = utcnow()
+        now = naive_now()
         with self.uow_factory() as uow:
             q = (select(MerchantCallbackRow)
                  .where(MerchantCallbackRow.state == "pending", MerchantCallbackRow.next_attempt_at <= now)
@@ -162,7 +162,7 @@ class CallbackDispatcher:
         return False, f"HTTP {reply.status_code}: {text[:200]}"
 
     def record(self, c: Claimed, ok: bool, outcome: str) -> None:
-        now = utcnow()
+        now = naive_now()
         with self.uow_factory() as uow:
             attempt = uow.session.execute(select(MerchantCallbackAttemptRow).where(
                 MerchantCallbackAttemptRow.callback_pk == c.id, MerchantCallbackAttemptRow.attempt == c.attempt,

@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +32,7 @@ from ..adapters.openapi_orm import (
 from ..domain import money
 from ..domain import openapi as rules
 from .memberships import MembershipService
+from .times import naive, naive_now
 from .unit_of_work import UnitOfWork
 
 GRANT_TIMEZONE = "Asia/Shanghai"  # calendar months of a merchant product are counted here
@@ -40,10 +41,6 @@ NONCE_RETENTION = timedelta(minutes=15)  # > 2 x the timestamp window
 CHARGE_PATH = "/v1/openapi/order/VIPCharge"
 QUERY_ORDER_PATH = "/v1/openapi/order/query"
 BALANCE_PATH = "/v1/openapi/merchant/balance"
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -100,7 +97,7 @@ class MerchantChargeService:
         return Caller(row.id, row.merchant_id, headers.business_id, body)
 
     def _consume_nonce(self, business_id: str, nonce: str) -> None:
-        now = utcnow()
+        now = naive_now()
         with self._uow() as uow:
             inserted = uow.session.execute(
                 uow.insert(MerchantNonceRow).values(business_id=business_id, nonce=nonce, created_at=now)
@@ -115,7 +112,7 @@ class MerchantChargeService:
         """Nonces older than the window can never be replayed (their timestamp is refused)."""
         with self._uow() as uow:
             count = uow.session.execute(
-                delete(MerchantNonceRow).where(MerchantNonceRow.created_at < utcnow() - NONCE_RETENTION)
+                delete(MerchantNonceRow).where(MerchantNonceRow.created_at < naive_now() - NONCE_RETENTION)
             ).rowcount
             uow.commit()
         return count
@@ -159,7 +156,7 @@ class MerchantChargeService:
             ).rowcount
             if debited != 1:
                 raise rules.refusal("OPENAPI_INSUFFICIENT_BALANCE")
-            now = utcnow()
+            now = naive_now()
             order = MerchantOrderRow(
                 order_code=new_order_code(now), merchant_pk=caller.merchant_pk, biz_code=body["bizCode"],
                 business_id=caller.business_id, product_code=product.product_code, account=body["account"],
@@ -185,7 +182,7 @@ class MerchantChargeService:
             expiry = self._memberships.grant_in(uow, account.user_id, order.level, order.months, GRANT_TIMEZONE,
                                                 source="merchant_order", source_ref=str(order.id))
             order.user_id = account.user_id
-            order.expires_at = expiry.astimezone(timezone.utc).replace(tzinfo=None)
+            order.expires_at = naive(expiry)
             order.state = "success"
         order.finished_at = now
         uow.session.flush()

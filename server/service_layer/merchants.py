@@ -21,7 +21,7 @@ from ..adapters.openapi_orm import (
 from ..domain.errors import DomainError, Kind
 from ..domain.membership import LEVELS
 from ..domain.openapi import check_callback_url
-from .merchant_charges import utcnow
+from .times import naive_now
 from .unit_of_work import UnitOfWork
 
 
@@ -60,7 +60,7 @@ class MerchantRegistry:
     def create(self, merchant_id: str, name: str, business_ids: list[str], callback_url: str | None = None,
                rsa: bool = True, md5: bool = False, rsa_public_key: str | None = None) -> IssuedKeys:
         _check_url(callback_url)
-        now = utcnow()
+        now = naive_now()
         with self._uow() as uow:
             if uow.session.execute(select(MerchantRow.id).where(MerchantRow.merchant_id == merchant_id)).first():
                 raise _problem(f"merchant {merchant_id} exists")
@@ -78,7 +78,7 @@ class MerchantRegistry:
         with self._uow() as uow:
             row = self._merchant(uow, merchant_id, lock=True)
             keys = self._set_keys(row, rsa, md5, rsa_public_key)
-            row.updated_at = utcnow()
+            row.updated_at = naive_now()
             uow.commit()
         return keys
 
@@ -95,7 +95,7 @@ class MerchantRegistry:
 
     def add_business(self, merchant_id: str, business_id: str) -> None:
         with self._uow() as uow:
-            self._add_business(uow, self._merchant(uow, merchant_id), business_id, utcnow())
+            self._add_business(uow, self._merchant(uow, merchant_id), business_id, naive_now())
             uow.commit()
 
     @staticmethod
@@ -114,7 +114,7 @@ class MerchantRegistry:
                 MerchantProductRow.merchant_pk == row.id, MerchantProductRow.product_code == product_code,
             )).scalar_one_or_none()
             if product is None:
-                product = MerchantProductRow(merchant_pk=row.id, product_code=product_code, created_at=utcnow())
+                product = MerchantProductRow(merchant_pk=row.id, product_code=product_code, created_at=naive_now())
                 uow.session.add(product)
             product.level, product.months, product.settlement_price_fen = level, months, price_fen
             product.state = "active" if enabled else "disabled"
@@ -123,7 +123,7 @@ class MerchantRegistry:
     def top_up(self, merchant_id: str, amount_fen: int, note: str | None = None) -> int:
         if amount_fen <= 0:
             raise _problem("the amount must be positive")
-        now = utcnow()
+        now = naive_now()
         with self._uow() as uow:
             row = self._merchant(uow, merchant_id)
             uow.session.execute(update(MerchantRow).where(MerchantRow.id == row.id)
@@ -138,21 +138,21 @@ class MerchantRegistry:
     def set_state(self, merchant_id: str, active: bool) -> None:
         with self._uow() as uow:
             row = self._merchant(uow, merchant_id, lock=True)
-            row.state, row.updated_at = ("active" if active else "disabled"), utcnow()
+            row.state, row.updated_at = ("active" if active else "disabled"), naive_now()
             uow.commit()
 
     def set_callback_url(self, merchant_id: str, url: str | None) -> None:
         _check_url(url)
         with self._uow() as uow:
             row = self._merchant(uow, merchant_id, lock=True)
-            row.callback_url, row.updated_at = url or None, utcnow()
+            row.callback_url, row.updated_at = url or None, naive_now()
             uow.commit()
 
     def link_account(self, account: str, user_id: int, mobile: str | None = None) -> None:
         with self._uow() as uow:
             row = uow.session.get(UserAccountRow, account)
             if row is None:
-                uow.session.add(UserAccountRow(account=account, user_id=user_id, mobile=mobile, created_at=utcnow()))
+                uow.session.add(UserAccountRow(account=account, user_id=user_id, mobile=mobile, created_at=naive_now()))
             else:
                 row.user_id, row.mobile = user_id, mobile
             uow.commit()
@@ -195,6 +195,6 @@ class MerchantRegistry:
             row = uow.session.get(MerchantCallbackRow, callback_id, with_for_update=True)
             if row is None:
                 raise _problem(f"no callback {callback_id}")
-            now = utcnow()
+            now = naive_now()
             row.state, row.next_attempt_at, row.updated_at = "pending", now, now
             uow.commit()

@@ -3,11 +3,11 @@ between edits by the shared CatalogProvider."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 from ..adapters.recharge_tables import RechargeCatalogRow
 from ..domain.recharge import RechargeCatalog, catalog_from_document, catalog_to_document
 from .catalog import CatalogProvider
+from .times import naive_now
 from .unit_of_work import UnitOfWork
 
 
@@ -19,7 +19,7 @@ def save_recharge_catalog(uow: UnitOfWork, catalog: RechargeCatalog) -> int:
         uow.session.add(row)
     row.document = catalog_to_document(catalog)
     row.version = (row.version or 0) + 1
-    row.updated_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    row.updated_at = naive_now()
     uow.session.flush()
     return row.version
 

@@ -32,6 +32,7 @@ from .abuse import AbuseGuard
 from .memberships import MembershipService
 from .recharge_catalog import RechargeCatalogProvider
 from .settlement import OrderBook, receive_notification
+from .times import naive, utc
 from .unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -42,13 +43,9 @@ DEBIT = "debit"
 CREDIT = "credit"
 
 
-def naive_utc(aware: datetime) -> datetime:
-    return aware.astimezone(timezone.utc).replace(tzinfo=None)
-
-
-def local_text(naive: datetime) -> str:
+def local_text(stored: datetime) -> str:
     """Naive UTC from the database -> Asia/Shanghai "YYYY-MM-DD HH:MM:SS"."""
-    return naive.replace(tzinfo=timezone.utc).astimezone(rules.ZONE).strftime("%Y-%m-%d %H:%M:%S")
+    return utc(stored).astimezone(rules.ZONE).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @dataclass(frozen=True)
@@ -128,11 +125,11 @@ class RechargeService:
         v.raise_if_any()
         where = [RechargeOrderRow.user_id == user_id, RechargeOrderRow.store_id == 0]
         if "startDate" in bounds:
-            where.append(RechargeOrderRow.created_at >= naive_utc(datetime.combine(bounds["startDate"], time.min,
+            where.append(RechargeOrderRow.created_at >= naive(datetime.combine(bounds["startDate"], time.min,
                                                                                    tzinfo=rules.ZONE)))
         if "endDate" in bounds:
             until = datetime.combine(bounds["endDate"] + timedelta(days=1), time.min, tzinfo=rules.ZONE)
-            where.append(RechargeOrderRow.created_at < naive_utc(until))
+            where.append(RechargeOrderRow.created_at < naive(until))
         if state:
             where.append(RechargeOrderRow.state == state)
         with self._uow() as uow:
@@ -196,7 +193,7 @@ class RechargeService:
                 vip_level=quote.vip_level, vip_months=quote.vip_months, pay_method=pay_method,
                 channel=channel.name, state=rules.WAITING,
                 snapshot=json.dumps(quote.snapshot(), ensure_ascii=False, separators=(",", ":")),
-                created_at=naive_utc(now), updated_at=naive_utc(now),
+                created_at=naive(now), updated_at=naive(now),
             )
             uow.session.add(order)
             uow.session.flush()
@@ -249,12 +246,12 @@ class RechargeService:
         return OrderBook(
             "recharge_orders", RechargeOrderRow, RechargeOrderRow.order_number,
             is_open=lambda: RechargeOrderRow.state == rules.WAITING,
-            close_values=lambda now: {"state": rules.FAILED, "updated_at": naive_utc(now)},
+            close_values=lambda now: {"state": rules.FAILED, "updated_at": naive(now)},
             settle=self.settle,
         )
 
     def _transition(self, uow: UnitOfWork, order: RechargeOrderRow, state: str, txn_id: str) -> bool:
-        now = naive_utc(self._clock())
+        now = naive(self._clock())
         values = {"state": state, "updated_at": now, "provider_txn_id": txn_id or None}
         if state == rules.PAID:
             values["paid_at"] = now

@@ -28,13 +28,10 @@ from ..adapters.channels.base import (
     Reply,
 )
 from ..domain.errors import not_found
+from .times import naive
 from .unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
-
-
-def naive(aware: datetime) -> datetime:
-    return aware.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def receive_notification(

@@ -5,10 +5,10 @@ the copy here is kept by an operator or the user service through
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
 
 from ..adapters.recharge_tables import UserProfileRow
 from ..domain.errors import Violations
+from .times import naive_now
 from .unit_of_work import UnitOfWork
 
 # Field -> default, in the order 003 shows them.
@@ -50,7 +50,7 @@ class UserProfiles:
                 v.add(name, f"The {name} must be text of at most {_LENGTHS[name]} characters.")
         v.raise_if_any()
         with self._uow() as uow:
-            now = datetime.now(timezone.utc).replace(tzinfo=None)
+            now = naive_now()
             uow.session.execute(  # first save creates it; concurrent first saves both succeed
                 uow.insert(UserProfileRow).values(user_id=user_id, store_id=store_id, updated_at=now, **DEFAULTS)
                 .on_conflict_do_nothing(index_elements=["user_id", "store_id"])
