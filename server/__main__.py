@@ -40,7 +40,6 @@ def cmd_keys(_args) -> None:
     from .merchant_cli import ensure_platform_key
 
     ensure_platform_key()
-    (VAR / ".keys").touch()
     print(f"dev secrets in {env}")
 
 

@@ -20,6 +20,7 @@ STATES = (WAITING, PAID, FAILED)
 # Months granted per time unit of a VIP-giving package (membership grants whole months).
 TIME_TYPE_MONTHS = {"MONTH": 1, "YEAR": 12}
 MAX_AMOUNT_FEN = 100_000_000  # ¥1,000,000 per order
+MAX_WALLET_MOVE_FEN = 100 * MAX_AMOUNT_FEN  # ¥100,000,000 per internal debit/credit
 ZONE = ZoneInfo("Asia/Shanghai")  # 002 history dates and createdDate
 
 

@@ -11,8 +11,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ..bootstrap import App
-from . import diagnostics_servicer, membership_servicer, openapi_servicer
-from . import recharge_servicer, wallet_servicer
+from . import diagnostics_servicer, membership_servicer, openapi_servicer, recharge_servicer, wallet_servicer
 from .auth import TokenVerifier
 from .calls import BlockingRunner, CallInterceptor
 from .errors import EnvelopeRegistry

@@ -304,7 +304,7 @@ class RechargeService:
             v.add("user_id", "The user_id is required.")
         if store_id < 0:
             v.add("store_id", "The store_id must be 0 or a store id.")
-        if amount <= 0 or amount > rules.MAX_AMOUNT_FEN * 100:
+        if amount <= 0 or amount > rules.MAX_WALLET_MOVE_FEN:
             v.add("amount_fen", "The amount_fen must be a positive number of fen.")
         if not reference or len(reference) > 128:
             v.add("reference", "The reference is required (at most 128 characters).")
