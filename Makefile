@@ -64,6 +64,7 @@ lint: protos
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf format --diff --exit-code
 	$(VENV)/bin/ruff check --quiet --select F server tests bench clients migrations
+	$(VENV)/bin/lint-imports --no-cache
 
 # Compares the contracts with $(AGAINST) (WIRE_JSON: what Envoy serves must not
 # break). The google protos are not in git, so the old tree gets them copied in.

@@ -22,9 +22,9 @@ import httpx
 from vipay.diagnostics.v1 import diagnostics_pb2, diagnostics_pb2_grpc
 from vipay.membership.v1 import membership_pb2, membership_pb2_grpc
 
-from server.config import ROOT, Settings
-from server.entrypoints.auth import issue_token
-from server.entrypoints.envoy import Envoy
+from server.platform.auth import issue_token
+from server.platform.envoy import Envoy
+from server.platform.settings import ROOT, Settings
 
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "2000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))

@@ -89,7 +89,7 @@ end
 -- Envoy's own 400 replies (malformed JSON, a value of the wrong type, an unknown
 -- query parameter) are text/plain. On the recharge families' paths they are
 -- answered in that family's error envelope, HTTP 200, like every other error of
--- theirs (server/entrypoints/recharge_envelopes.py, docs/recharge.md).
+-- theirs (server/recharge/envelopes.py, docs/recharge.md).
 -- The payment notification paths are left alone: providers read the status.
 local RECHARGE_002 = {
   ["/api/recharge"] = true,

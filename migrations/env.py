@@ -2,8 +2,9 @@
 
 from alembic import context
 
-from server.adapters.orm import Base
-from server.config import get_settings
+import server.app  # noqa: F401  (imports every area, so Base.metadata holds all tables)
+from server.platform.database import Base
+from server.platform.settings import get_settings
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or get_settings().sqlalchemy_url

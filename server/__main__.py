@@ -8,21 +8,25 @@
   token --user-id N        print a bearer token (--role service|admin)
   sandbox-pay TRADE_NO     send a signed sandbox payment notification through Envoy
   sandbox-receipt ORDER_ID print a sandbox App Store receipt for an Iap order
-  catalog show|set-price   inspect or edit the VIP catalog
-  merchant ...             merchant OpenAPI registry and callbacks (server/merchant_cli.py)
-  ledger-check, recharge-catalog, recharge-sandbox-pay, user-profile   see server/recharge_cli.py
+  catalog show|set-price   inspect or edit the VIP catalog (server/membership/cli.py)
+  merchant ...             merchant OpenAPI registry and callbacks (server/merchant/cli.py)
+  ledger-check, recharge-catalog, recharge-sandbox-pay, user-profile   see server/recharge/cli.py
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import secrets
-import sys
 
-from .config import VAR, get_settings
+from server.membership import cli as membership_cli
+from server.merchant import cli as merchant_cli
+from server.platform.settings import VAR, get_settings
+from server.recharge import cli as recharge_cli
+
+# Each area contributes its sub-commands (add_commands) and demo data (seed).
+AREA_CLIS = (membership_cli, recharge_cli, merchant_cli)
 
 
 def cmd_keys(_args) -> None:
@@ -37,50 +41,34 @@ def cmd_keys(_args) -> None:
         with env.open("a") as f:
             f.write("\n".join(lines) + "\n")
         env.chmod(0o600)
-    from .merchant_cli import ensure_platform_key
+    from server.merchant.cli import ensure_platform_key
 
     ensure_platform_key()
     print(f"dev secrets in {env}")
 
 
+def cmd_seed(args) -> None:
+    for area in AREA_CLIS:
+        if hasattr(area, "seed"):
+            area.seed(args.app())
+
+
 def cmd_migrate(_args) -> None:
-    from .migrate import upgrade
+    from server.platform.migrate import upgrade
 
     upgrade(get_settings().sqlalchemy_url)
     print("database migrated")
 
 
-def cmd_seed(_args) -> None:
-    from sqlalchemy import select
-
-    from .adapters.orm import VipCatalogRow
-    from .bootstrap import build_app
-    from .service_layer.catalog import demo_catalog
-
-    app = build_app(get_settings())
-    with app.uow_factory() as uow:
-        present = uow.session.scalar(select(VipCatalogRow.id))
-    if present is None:
-        app.save_catalog(demo_catalog())
-        print("seeded the demo VIP catalog")
-    else:
-        print("catalog present; left as is")
-    from . import recharge_cli
-
-    recharge_cli.seed(app)
-
-
 def cmd_serve(_args) -> None:
-    from .bootstrap import build_app
-    from .entrypoints.grpc_server import serve_forever
+    from server.app import build_app, serve_forever
 
     asyncio.run(serve_forever(build_app(get_settings())))
 
 
 def cmd_run(_args) -> None:
-    from .bootstrap import build_app
-    from .entrypoints.envoy import Envoy
-    from .entrypoints.grpc_server import serve_forever
+    from server.app import build_app, serve_forever
+    from server.platform.envoy import Envoy
 
     s = get_settings()
     envoy = Envoy(s.http_port, s.envoy_admin_port, s.grpc_port, VAR, log_path=VAR / "envoy.log")
@@ -94,61 +82,10 @@ def cmd_run(_args) -> None:
 
 
 def cmd_token(args) -> None:
-    from .entrypoints.auth import issue_token
+    from server.platform.auth import issue_token
 
     s = get_settings()
     print(issue_token(s.jwt_secret, s.jwt_issuer, s.jwt_audience, args.user_id, args.role))
-
-
-def cmd_sandbox_pay(args) -> None:
-    from sqlalchemy import select
-
-    from .adapters.orm import VipOrderRow
-    from .bootstrap import build_app
-    from .sandbox_tools import send_sandbox_notification
-
-    app = build_app(get_settings())
-    with app.uow_factory() as uow:
-        order = uow.session.scalar(select(VipOrderRow).where(VipOrderRow.trade_no == args.trade_no))
-    if order is None:
-        sys.exit(f"no order {args.trade_no}")
-    send_sandbox_notification(app, f"/api/v2/vip/orders/{order.id}/sandbox-callback", order.trade_no,
-                              order.pay_amount, args.status)
-
-
-def cmd_sandbox_receipt(args) -> None:
-    from .adapters.orm import VipOrderRow
-    from .bootstrap import build_app
-
-    app = build_app(get_settings())
-    with app.uow_factory() as uow:
-        order = uow.session.get(VipOrderRow, args.order_id)
-    if order is None or not order.vip_info.get("iap"):
-        sys.exit("no Iap order with that id")
-    print(app.iap.issue(args.transaction_id or secrets.token_hex(8), order.vip_info["iap"], str(order.user_id)))
-
-
-def cmd_catalog(args) -> None:
-    from dataclasses import replace
-
-    from .bootstrap import build_app
-    from .domain.money import parse_yuan
-    from .service_layer.catalog import catalog_to_json
-
-    app = build_app(get_settings())
-    catalog = app.memberships.catalog.get()
-    if args.action == "show":
-        print(json.dumps({"switch": catalog.switch, "exchange": catalog.exchange, "version": catalog.version,
-                          "levels_fen": catalog_to_json(catalog)}, ensure_ascii=False, indent=2))
-        return
-    level = catalog.levels[args.level]
-    settings = tuple(
-        replace(s, price_fen=parse_yuan(args.price), enable=True) if s.duration == args.duration else s
-        for s in level.settings
-    )
-    levels = dict(catalog.levels, **{args.level: replace(level, settings=settings)})
-    version = app.save_catalog(replace(catalog, levels=levels))
-    print(f"catalog version {version}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -164,28 +101,26 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--user-id", type=int, required=True)
     p.add_argument("--role", default="user", choices=["user", "service", "admin"])
     p.set_defaults(fn=cmd_token)
-    p = sub.add_parser("sandbox-pay")
-    p.add_argument("trade_no")
-    p.add_argument("--status", default="PAID", choices=["PAID", "CLOSED"])
-    p.set_defaults(fn=cmd_sandbox_pay)
-    p = sub.add_parser("sandbox-receipt")
-    p.add_argument("order_id", type=int)
-    p.add_argument("--transaction-id", default="")
-    p.set_defaults(fn=cmd_sandbox_receipt)
-    p = sub.add_parser("catalog")
-    p.add_argument("action", choices=["show", "set-price"])
-    p.add_argument("--level", choices=["low", "middle", "high"])
-    p.add_argument("--duration", type=int)
-    p.add_argument("--price", help="yuan, e.g. 49.9")
-    p.set_defaults(fn=cmd_catalog)
-    from . import recharge_cli
-
-    recharge_cli.add_commands(sub)
-    from . import merchant_cli
-
-    merchant_cli.add_commands(sub)
+    for area in AREA_CLIS:
+        area.add_commands(sub)
     args = parser.parse_args(argv)
+    args.app = _app_factory()
     args.fn(args)
+
+
+def _app_factory():
+    """Commands that need the composed application call `args.app()`: built once, on demand,
+    so commands that need none (keys, token, migrate) stay fast and areas never import server.app."""
+    built = []
+
+    def app():
+        if not built:
+            from server.app import build_app
+
+            built.append(build_app(get_settings()))
+        return built[0]
+
+    return app
 
 
 if __name__ == "__main__":

@@ -22,15 +22,14 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from server.adapters.db import make_engine
-from server.adapters.orm import Base
-from server.bootstrap import App, build_app
-from server.config import ROOT, Settings
-from server.entrypoints.auth import issue_token
-from server.entrypoints.envoy import Envoy
-from server.entrypoints.grpc_server import GrpcServer
-from server.migrate import upgrade
-from server.service_layer.catalog import demo_catalog
+from server.app import App, build_app, build_grpc_server
+from server.membership.catalog import demo_catalog
+from server.platform.auth import issue_token
+from server.platform.database import Base, make_engine
+from server.platform.envoy import Envoy
+from server.platform.grpc_server import GrpcServer
+from server.platform.migrate import upgrade
+from server.platform.settings import ROOT, Settings
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 TEST_SECRET = "test-secret-" + uuid.uuid4().hex
@@ -94,7 +93,7 @@ def _clean_tables(request):
     application.memberships.catalog.invalidate()
     yield
     # The wallet ledger invariant (docs/recharge.md) must hold after every database test.
-    from server.service_layer.ledger import check_ledger
+    from server.recharge.ledger import check_ledger
 
     with application.uow_factory() as uow:
         problems = check_ledger(uow)
@@ -127,7 +126,7 @@ def grpc_server(app) -> Iterator[GrpcServer]:
 
 
 async def _make_server(app) -> GrpcServer:
-    server = GrpcServer(app, "127.0.0.1", 0)
+    server = build_grpc_server(app, "127.0.0.1", 0)
     await server.start()
     return server
 

@@ -4,8 +4,8 @@ Revision ID: openapi_0001
 Revises: 0001
 Create Date: 2026-11-21 22:32:33.789632
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = 'openapi_0001'
 down_revision = '0001'

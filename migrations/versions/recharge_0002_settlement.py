@@ -3,8 +3,8 @@
 Revision ID: recharge_0002
 Revises: recharge_0001
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = 'recharge_0002'
 down_revision = 'recharge_0001'

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from server.domain.recharge import demo_catalog
+from server.recharge.rules import demo_catalog
 
 
 @pytest.fixture(autouse=True)

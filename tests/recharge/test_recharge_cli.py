@@ -10,8 +10,8 @@ from sqlalchemy import update
 from vipay.recharge.v1 import wallet_pb2 as wpb
 from vipay.recharge.v1 import wallet_pb2_grpc
 
-from server.adapters.recharge_tables import WalletRow
-from server.config import ROOT
+from server.platform.settings import ROOT
+from server.recharge.tables import WalletRow
 from tests.conftest import TEST_SECRET, auth
 from tests.recharge.test_recharge_http import center
 

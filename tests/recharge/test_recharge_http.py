@@ -10,8 +10,9 @@ from urllib.parse import parse_qsl
 from PIL import Image
 from sqlalchemy import select, update
 
-from server.adapters.orm import MembershipGrantRow
-from server.adapters.recharge_tables import CaptchaRow, RechargeOrderRow, WalletEntryRow
+from server.membership.tables import MembershipGrantRow
+from server.platform.abuse import CaptchaRow
+from server.recharge.tables import RechargeOrderRow, WalletEntryRow
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 FORM = {"content-type": "application/x-www-form-urlencoded"}

@@ -5,8 +5,8 @@ from datetime import datetime
 
 import pytest
 
-from server.domain.errors import DomainError
-from server.domain.recharge import (
+from server.platform.errors import DomainError
+from server.recharge.rules import (
     Package,
     Plan,
     catalog_from_document,

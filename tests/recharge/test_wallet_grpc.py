@@ -9,13 +9,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from vipay.recharge.v1 import recharge_pb2 as pb
-from vipay.recharge.v1 import recharge_pb2_grpc
+from vipay.recharge.v1 import recharge_pb2_grpc, wallet_pb2_grpc
 from vipay.recharge.v1 import wallet_pb2 as wpb
-from vipay.recharge.v1 import wallet_pb2_grpc
 
-from server.adapters.recharge_tables import RechargeOrderRow, WalletEntryRow
+from server.recharge.tables import RechargeOrderRow, WalletEntryRow
 from tests.conftest import auth
-from tests.integration.test_membership_grpc import details
+from tests.membership.test_grpc import details
 
 
 @pytest.fixture
@@ -148,8 +147,8 @@ def test_rate_counters_are_shared_by_replicas(app):
     """Two guards on one database (two server replicas) count one window together."""
     from dataclasses import replace
 
-    from server.domain.errors import DomainError
-    from server.service_layer.abuse import AbuseGuard, png_captcha
+    from server.platform.abuse import AbuseGuard, png_captcha
+    from server.platform.errors import DomainError
 
     limits = replace(app.recharges.abuse.limits, per_user=3, per_ip=1000, window_seconds=86400)
     replicas = [AbuseGuard(app.uow_factory, limits, png_captcha) for _ in range(2)]

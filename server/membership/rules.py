@@ -1,0 +1,233 @@
+"""Membership rules: the catalog, pricing an order, extending and exchanging memberships.
+
+Pure functions over plain data; no database, no transport."""
+
+from __future__ import annotations
+
+import calendar
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from server.platform.errors import DomainError, Kind, Violations
+
+LEVELS = ("low", "middle", "high")
+RANK = {level: i for i, level in enumerate(LEVELS)}
+DURATIONS = (1, 3, 12)
+PAY_METHODS = (
+    "Alipay_AopApp",
+    "Alipay_AopWap",
+    "Alipay_AopPage",
+    "WechatPay_App",
+    "WechatPay_Js",
+    "Iap",
+)
+MAX_QUANTITY = 12
+
+
+@dataclass(frozen=True)
+class PriceSetting:
+    duration: int
+    original_fen: int
+    price_fen: int
+    iap_price_fen: int
+    enable: bool
+    iap: str | None = None
+    currency: int | None = None
+
+
+@dataclass(frozen=True)
+class LevelConfig:
+    level: str
+    name: str
+    enable: bool
+    settings: tuple[PriceSetting, ...]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    switch: bool
+    exchange: int
+    levels: dict[str, LevelConfig]
+    protocol_html: str = "<h1>VIP协议</h1>"
+    version: int = 0
+
+    def setting(self, level: str, duration: int) -> PriceSetting | None:
+        config = self.levels.get(level)
+        if config is None:
+            return None
+        return next((s for s in config.settings if s.duration == duration), None)
+
+
+@dataclass(frozen=True)
+class OrderQuote:
+    """What an order costs, and the snapshot kept with it."""
+
+    level: str
+    duration: int
+    quantity: int
+    pay_method: str
+    timezone: str
+    unit_price_fen: int
+    total_fen: int
+    vip_info: dict = field(default_factory=dict)
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(name) from exc
+
+
+def quote_order(
+    catalog: Catalog, *, level: str, duration: int, quantity: int, pay_method: str, timezone_name: str
+) -> OrderQuote:
+    """Validates a purchase (every bad field reported) and prices it.
+
+    Iap orders are charged at the setting's iap_price (what the App Store shows);
+    every other method at `price`."""
+    v = Violations()
+    quantity = quantity or 1
+    if not timezone_name:
+        v.add("timezone", "The timezone field is required.")
+    else:
+        try:
+            zone(timezone_name)
+        except ValueError:
+            v.add("timezone", "The timezone must be a valid IANA zone.")
+    if not duration:
+        v.add("duration", "The duration field is required.")
+    elif duration not in DURATIONS:
+        v.add("duration", "The duration must be one of 1, 3, 12.")
+    if not level:
+        v.add("level", "The level field is required.")
+    elif level not in LEVELS:
+        v.add("level", "The level must be one of low, middle, high.")
+    if not pay_method:
+        v.add("pay_method", "The pay_method field is required.")
+    elif pay_method not in PAY_METHODS:
+        v.add("pay_method", "The pay_method must be one of " + ", ".join(PAY_METHODS) + ".")
+    if not 1 <= quantity <= MAX_QUANTITY:
+        v.add("quantity", f"The quantity must be between 1 and {MAX_QUANTITY}.")
+    v.raise_if_any()
+
+    if not catalog.switch:
+        raise DomainError("VIP_DISABLED", "The VIP feature is switched off.", Kind.FAILED_PRECONDITION)
+    config = catalog.levels[level]
+    setting = catalog.setting(level, duration)
+    if not config.enable or setting is None or not setting.enable:
+        v.add("duration", f"The {duration}-month {level} membership is not on sale.")
+    elif pay_method == "Iap" and not setting.iap:
+        v.add("pay_method", "This membership has no App Store product.")
+    v.raise_if_any()
+    assert setting is not None
+
+    unit = setting.iap_price_fen if pay_method == "Iap" else setting.price_fen
+    vip_info = {
+        "level": level,
+        "name": config.name,
+        "duration": duration,
+        "price": setting.price_fen,
+        "timezone": timezone_name,
+    }
+    if setting.iap:
+        vip_info["iap"] = setting.iap
+        vip_info["iap_price_fen"] = setting.iap_price_fen
+    return OrderQuote(
+        level=level,
+        duration=duration,
+        quantity=quantity,
+        pay_method=pay_method,
+        timezone=timezone_name,
+        unit_price_fen=unit,
+        total_fen=unit * quantity,
+        vip_info=vip_info,
+    )
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """Calendar months; the day is clamped to the target month (Jan 31 + 1 -> Feb 28/29)."""
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def extend_expiry(current: datetime | None, now: datetime, months: int, timezone_name: str) -> datetime:
+    """New expiry (aware UTC) after adding `months` calendar months in the order's zone.
+
+    Renewals stack: an active membership is extended from its expiry, a lapsed
+    one from now."""
+    start = current if current is not None and current > now else now
+    local = start.astimezone(zone(timezone_name))
+    return add_months(local, months).astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """Outcome of converting lower levels into `target`."""
+
+    target: str
+    converted_days: int
+    consumed_levels: tuple[str, ...]
+    new_target_expiry: datetime
+
+
+def plan_exchange(
+    memberships: dict[str, datetime], target: str, exchange: int, now: datetime
+) -> Exchange:
+    """The exchange rule.
+
+    Every whole remaining day of a level below `target` is worth
+    1 / exchange**(rank gap) days of `target`, rounded down per source level.
+    The source levels are consumed (they end now); the target is extended from
+    its own expiry when active, else from now. Refused (403) when the target is
+    not above any level the user holds or nothing converts to a whole day."""
+    if target not in LEVELS:
+        v = Violations()
+        v.add("level", "The level must be one of low, middle, high.")
+        v.raise_if_any()
+    exchange = max(exchange, 1)
+    days = 0
+    consumed = []
+    for level, expiry in memberships.items():
+        if RANK[level] >= RANK[target] or expiry <= now:
+            continue
+        remaining = math.floor((expiry - now).total_seconds() / 86400)
+        gained = remaining // exchange ** (RANK[target] - RANK[level])
+        if gained > 0:
+            days += gained
+            consumed.append(level)
+    if days == 0:
+        raise DomainError(
+            "EXCHANGE_REFUSED",
+            "No remaining days of a lower level to convert into this level.",
+            Kind.PERMISSION_DENIED,
+            metadata={"level": target},
+        )
+    current = memberships.get(target)
+    start = current if current is not None and current > now else now
+    return Exchange(target, days, tuple(sorted(consumed, key=RANK.get)), start + timedelta(days=days))
+
+
+def current_level(memberships: dict[str, datetime], now: datetime) -> str:
+    active = [level for level, expiry in memberships.items() if expiry > now]
+    return max(active, key=RANK.get) if active else ""
+
+
+def trade_no(local_now: datetime, order_id: int) -> str:
+    """Legacy format: local time to the millisecond, "MO", the order id in base 36.
+
+    e.g. 20191224115640878MOB for order 11."""
+    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    n, tail = order_id, ""
+    while True:
+        n, r = divmod(n, 36)
+        tail = digits[r] + tail
+        if n == 0:
+            break
+    return local_now.strftime("%Y%m%d%H%M%S") + f"{local_now.microsecond // 1000:03d}MO" + tail
+
+

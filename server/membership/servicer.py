@@ -1,0 +1,278 @@
+"""MembershipService: proto <-> service layer, nothing else."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.api import httpbody_pb2
+from google.protobuf import struct_pb2
+from vipay.membership.v1 import membership_pb2 as pb
+from vipay.membership.v1 import membership_pb2_grpc
+
+from server.membership.rules import LEVELS, Catalog, LevelConfig, PriceSetting
+from server.membership.service import MembershipService, MembershipView
+from server.membership.tables import VipOrderRow
+from server.payments.channels import PayData
+from server.platform import money
+from server.platform.auth import require_role, require_user
+from server.platform.calls import BlockingRunner, current_call
+from server.platform.error_mapping import EnvelopeRegistry, thinksns_envelope
+from server.platform.errors import Violations
+from server.platform.paging import offset_from_token, page_token
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+NULL = struct_pb2.Value(null_value=struct_pb2.NULL_VALUE)
+
+
+def fmt_time(value: datetime) -> str:
+    return value.strftime(TIME_FORMAT)
+
+
+def nullable_time(value: datetime | None) -> struct_pb2.Value:
+    return struct_pb2.Value(string_value=fmt_time(value)) if value is not None else NULL
+
+
+def vip_info_message(info: dict) -> pb.VipInfo:
+    message = pb.VipInfo(
+        level=info["level"],
+        name=info["name"],
+        duration=info["duration"],
+        price=info["price"],
+        timezone=info.get("timezone", ""),
+    )
+    if info.get("iap"):
+        message.iap = info["iap"]
+        message.iap_price = message.ipa_price = money.yuan_number(info["iap_price_fen"])
+    return message
+
+
+def order_message(row: VipOrderRow) -> pb.VipOrder:
+    return pb.VipOrder(
+        id=row.id,
+        trade_no=row.trade_no,
+        user_id=row.user_id,
+        total_amount=row.total_amount,
+        quantity=row.quantity,
+        pay_method=row.pay_method,
+        pay_amount=row.pay_amount,
+        pay_status=row.pay_status,
+        level=row.level,
+        duration=row.duration,
+        vip_info=vip_info_message(row.vip_info),
+        paid_at=nullable_time(row.paid_at),
+        user_deleted_at=nullable_time(row.user_deleted_at),
+        platform_deleted_at=nullable_time(row.platform_deleted_at),
+        created_at=fmt_time(row.created_at),
+        updated_at=fmt_time(row.updated_at),
+    )
+
+
+def created_message(row: VipOrderRow, pay_data: PayData | None) -> pb.CreateVipOrderResponse:
+    message = pb.CreateVipOrderResponse(
+        pay_method=row.pay_method,
+        quantity=row.quantity,
+        duration=str(row.duration),
+        level=row.level,
+        vip_info=vip_info_message(row.vip_info),
+        user_id=row.user_id,
+        pay_amount=row.pay_amount,
+        total_amount=row.total_amount,
+        pay_status=row.pay_status,
+        updated_at=fmt_time(row.updated_at),
+        created_at=fmt_time(row.created_at),
+        id=row.id,
+        trade_no=row.trade_no,
+    )
+    if pay_data is not None and pay_data.order_string is not None:
+        message.pay_data_alipay = pay_data.order_string
+        message.pay_data.string_value = pay_data.order_string
+    elif pay_data is not None and pay_data.client_params is not None:
+        message.pay_data_wechat.CopyFrom(wechat_pay_data(pay_data.client_params))
+        message.pay_data.struct_value.update(pay_data.client_params)
+    return message
+
+
+# JSAPI parameter names -> WechatPayData fields (App parameters map one to one).
+JSAPI_FIELDS = {"appId": "app_id", "timeStamp": "time_stamp", "nonceStr": "nonce_str", "paySign": "pay_sign",
+                "signType": "sign_type"}
+
+
+def wechat_pay_data(params: dict) -> pb.WechatPayData:
+    return pb.WechatPayData(**{JSAPI_FIELDS.get(k, k): v for k, v in params.items()})
+
+
+def catalog_levels_message(catalog: Catalog) -> pb.VipLevels:
+    def setting(s: PriceSetting) -> pb.VipSetting:
+        message = pb.VipSetting(
+            duration=s.duration,
+            original=money.yuan_number(s.original_fen),
+            iap=struct_pb2.Value(string_value=s.iap) if s.iap else NULL,
+            iap_price=money.yuan_number(s.iap_price_fen),
+            price=money.yuan_number(s.price_fen),
+            enable=s.enable,
+        )
+        if s.currency is not None:
+            message.currency = s.currency
+        return message
+
+    def level(cfg: LevelConfig) -> pb.VipLevelConfig:
+        return pb.VipLevelConfig(enable=cfg.enable, level=cfg.level, name=cfg.name,
+                                 setting=[setting(s) for s in cfg.settings])
+
+    return pb.VipLevels(**{name: level(catalog.levels[name]) for name in LEVELS})
+
+
+def catalog_from_message(request: pb.UpdateVipCatalogRequest, current: Catalog) -> Catalog:
+    v = Violations()
+    levels = {}
+    for name in LEVELS:
+        cfg = getattr(request.config, name)
+        settings = []
+        for i, s in enumerate(cfg.setting):
+            try:
+                fen = {k: money.parse_yuan(repr(getattr(s, k))) for k in ("original", "price", "iap_price")}
+            except ValueError:
+                v.add(f"config.{name}.setting[{i}]", "Prices must be yuan with at most two decimals.")
+                continue
+            iap = s.iap.string_value if s.iap.WhichOneof("kind") == "string_value" else None
+            settings.append(PriceSetting(s.duration, fen["original"], fen["price"], fen["iap_price"], s.enable,
+                                         iap or None, s.currency if s.HasField("currency") else None))
+        if not settings:
+            v.add(f"config.{name}.setting", "Every level needs at least one setting.")
+        levels[name] = LevelConfig(name, cfg.name or name, cfg.enable, tuple(settings))
+    if request.exchange < 1:
+        v.add("exchange", "The exchange must be at least 1.")
+    v.raise_if_any()
+    return Catalog(request.switch, request.exchange, levels, request.protocol_html or current.protocol_html)
+
+
+def status_message(view: MembershipView) -> pb.MembershipStatus:
+    current = view.current_level
+    return pb.MembershipStatus(
+        user_id=view.user_id,
+        is_vip=bool(current),
+        current_level=current,
+        levels=[
+            pb.LevelMembership(level=level, expires_at=fmt_time(view.levels[level]), active=view.levels[level] > view.now)
+            for level in LEVELS
+            if level in view.levels
+        ],
+    )
+
+
+class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
+    def __init__(self, service: MembershipService, run: BlockingRunner, save_catalog):
+        self._svc = service
+        self._run = run
+        self._save_catalog = save_catalog
+
+    async def GetBootstrappers(self, request, context):
+        catalog = await self._run(self._svc.catalog.get)
+        return pb.GetBootstrappersResponse(vip_switch=catalog.switch)
+
+    async def GetVipConfigs(self, request, context):
+        catalog = await self._run(self._svc.catalog.get)
+        return pb.GetVipConfigsResponse(switch=catalog.switch, exchange=catalog.exchange,
+                                        config=catalog_levels_message(catalog))
+
+    async def CreateVipOrder(self, request, context):
+        call = current_call.get()
+        user_id = require_user(call.principal)
+        created = await self._run(
+            self._svc.create_order,
+            user_id,
+            level=request.level,
+            duration=request.duration,
+            quantity=request.quantity,
+            pay_method=request.pay_method,
+            timezone_name=request.timezone,
+            request_id=request.request_id,
+            openid=request.openid,
+        )
+        call.set_http_status(201)
+        return created_message(created.order, created.pay_data)
+
+    async def ListVipOrders(self, request, context):
+        call = current_call.get()
+        user_id = require_user(call.principal)
+        offset = offset_from_token(request.page_token) if request.page_token else request.offset
+        limit = request.page_size or request.limit or 15
+        rows, more = await self._run(
+            self._svc.list_orders, user_id, offset=offset, limit=limit, start=request.s, end=request.d,
+            timezone_name=request.timezone or "Asia/Shanghai",
+        )
+        call.unwrap_json_field("vip_orders")
+        return pb.ListVipOrdersResponse(
+            vip_orders=[order_message(r) for r in rows],
+            next_page_token=page_token(offset + limit) if more else "",
+        )
+
+    async def GetVipOrder(self, request, context):
+        user_id = require_user(current_call.get().principal)
+        return order_message(await self._run(self._svc.get_order, user_id, request.order))
+
+    async def DeleteVipOrder(self, request, context):
+        call = current_call.get()
+        await self._run(self._svc.delete_order, require_user(call.principal), request.order)
+        call.set_http_status(204)
+        return pb.DeleteVipOrderResponse()
+
+    async def ExchangeVip(self, request, context):
+        call = current_call.get()
+        days, view = await self._run(self._svc.exchange, require_user(call.principal), request.level)
+        call.set_http_status(201)
+        return pb.ExchangeVipResponse(converted_days=days, membership=status_message(view))
+
+    async def CheckIapResult(self, request, context):
+        user_id = require_user(current_call.get().principal)
+        order = await self._run(self._svc.check_iap, user_id, request.order_id, request.receipt)
+        return order_message(order)
+
+    async def GetVipProtocol(self, request, context):
+        catalog = await self._run(self._svc.catalog.get)
+        return httpbody_pb2.HttpBody(content_type="text/html; charset=utf-8", data=catalog.protocol_html.encode())
+
+    async def CheckVipOrder(self, request, context):
+        user_id = require_user(current_call.get().principal)
+        return pb.CheckVipOrderResponse(status=await self._run(self._svc.is_paid, user_id, request.order_id))
+
+    async def GetMyMembership(self, request, context):
+        user_id = require_user(current_call.get().principal)
+        return status_message(await self._run(self._svc.status, user_id))
+
+    async def HandlePaymentNotification(self, request, context):
+        call = current_call.get()
+        channel, _, suffix = request.callback.rpartition("-")
+        if suffix != "callback" or not channel:
+            channel = ""  # unknown channel: the service answers not found
+        reply = await self._run(
+            self._svc.handle_notification, request.order, channel, request.http_body.data,
+            request.http_body.content_type, call.metadata,
+        )
+        call.set_http_status(reply.status)
+        return httpbody_pb2.HttpBody(content_type=reply.content_type, data=reply.body)
+
+    async def HandleAppStoreNotification(self, request, context):
+        status = await self._run(self._svc.handle_appstore_notification, request.http_body.data)
+        current_call.get().set_http_status(status)
+        return httpbody_pb2.HttpBody(content_type="text/plain", data=b"")
+
+    async def GetMembershipStatus(self, request, context):
+        require_role(current_call.get().principal, "service")
+        return status_message(await self._run(self._svc.status, request.user_id))
+
+    async def UpdateVipCatalog(self, request, context):
+        require_role(current_call.get().principal, "admin")
+        catalog = catalog_from_message(request, await self._run(self._svc.catalog.get))
+        version = await self._run(self._save_catalog, catalog)
+        self._svc.catalog.invalidate()
+        return pb.UpdateVipCatalogResponse(version=version)
+
+
+def register(server, app, runner: BlockingRunner, envelopes: EnvelopeRegistry) -> str:
+    name = pb.DESCRIPTOR.services_by_name["MembershipService"].full_name
+    membership_pb2_grpc.add_MembershipServiceServicer_to_server(
+        MembershipServicer(app.memberships, runner, app.save_catalog), server
+    )
+    envelopes.register(f"/{name}/", thinksns_envelope)
+    return name

@@ -1,0 +1,127 @@
+"""`python -m server merchant ...`: the operator's tools for the merchant OpenAPI
+(docs/openapi.md). Private keys and secrets are printed once and never stored."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from server.merchant.config import OpenApiSettings
+from server.merchant.signing import PlatformSigner, generate_rsa_keypair
+
+
+def ensure_platform_key() -> None:
+    """Part of `python -m server keys`: the dev key that signs status callbacks."""
+    path = Path(OpenApiSettings().platform_key_file)
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    private, _ = generate_rsa_keypair()
+    path.write_text(private)
+    path.chmod(0o600)
+    print(f"OpenAPI callback signing key in {path}")
+
+
+def _print_keys(merchant_id: str, keys) -> None:
+    if keys.rsa_private_key:
+        print(f"# RSA private key of merchant {merchant_id}: give it to the merchant now; it is NOT stored.")
+        print(keys.rsa_private_key, end="")
+    if keys.md5_secret:
+        print(f"# MD5 secret of merchant {merchant_id}: give it to the merchant now.")
+        print(keys.md5_secret)
+
+
+def cmd_merchant(args) -> None:
+    from server.platform.errors import DomainError
+    from server.platform.money import parse_yuan
+
+    app = args.app()
+    reg = app.openapi.registry
+    public_key = Path(args.public_key_file).read_text() if getattr(args, "public_key_file", None) else None
+    try:
+        if args.action == "create":
+            keys = reg.create(args.merchant_id, args.name or args.merchant_id, args.business_id or [],
+                              callback_url=args.callback_url, rsa=not args.no_rsa, md5=args.md5,
+                              rsa_public_key=public_key)
+            print(f"merchant {args.merchant_id} created")
+            _print_keys(args.merchant_id, keys)
+        elif args.action == "rotate-keys":
+            if not (args.rsa or args.md5 or public_key):
+                sys.exit("say what to rotate: --rsa, --md5 and/or --public-key-file")
+            _print_keys(args.merchant_id, reg.rotate_keys(args.merchant_id, args.rsa, args.md5, public_key))
+        elif args.action == "top-up":
+            balance = reg.top_up(args.merchant_id, parse_yuan(args.amount), args.note)
+            print(f"balance of {args.merchant_id}: {balance / 100:.2f} yuan")
+        elif args.action in ("disable", "enable"):
+            reg.set_state(args.merchant_id, args.action == "enable")
+            print(f"merchant {args.merchant_id} {args.action}d")
+        elif args.action == "add-business":
+            reg.add_business(args.merchant_id, args.business_id_value)
+        elif args.action == "set-product":
+            reg.set_product(args.merchant_id, args.product_code, args.level, args.months, parse_yuan(args.price),
+                            enabled=not args.disabled)
+        elif args.action == "set-callback-url":
+            reg.set_callback_url(args.merchant_id, args.url)
+        elif args.action == "link-account":
+            reg.link_account(args.account, args.user_id, args.mobile)
+        elif args.action == "list":
+            print(json.dumps(reg.list(), ensure_ascii=False, indent=2))
+        elif args.action == "callbacks":
+            print(json.dumps(reg.callbacks(args.state, args.limit), ensure_ascii=False, indent=2))
+        elif args.action == "resend":
+            reg.resend(args.callback_id)
+            print(f"callback {args.callback_id} queued")
+        elif args.action == "platform-key":
+            print(PlatformSigner.from_file(OpenApiSettings().platform_key_file).public_pem, end="")
+    except DomainError as err:
+        sys.exit(err.message)
+
+
+def add_commands(sub) -> None:
+    merchant = sub.add_parser("merchant", help="merchant OpenAPI registry (docs/openapi.md)")
+    actions = merchant.add_subparsers(dest="action", required=True)
+    p = actions.add_parser("create")
+    p.add_argument("merchant_id")
+    p.add_argument("--name")
+    p.add_argument("--business-id", action="append", help="repeatable; default: the merchantId")
+    p.add_argument("--callback-url")
+    p.add_argument("--md5", action="store_true", help="also issue an MD5 secret")
+    p.add_argument("--no-rsa", action="store_true", help="no RSA key (MD5 only)")
+    p.add_argument("--public-key-file", help="the merchant's own RSA public key (PEM) instead of generating one")
+    p = actions.add_parser("rotate-keys")
+    p.add_argument("merchant_id")
+    p.add_argument("--rsa", action="store_true", help="generate a new RSA key pair")
+    p.add_argument("--md5", action="store_true", help="generate a new MD5 secret")
+    p.add_argument("--public-key-file")
+    p = actions.add_parser("top-up")
+    p.add_argument("merchant_id")
+    p.add_argument("amount", help="yuan, e.g. 1000 or 99.5")
+    p.add_argument("--note")
+    for name in ("disable", "enable"):
+        actions.add_parser(name).add_argument("merchant_id")
+    p = actions.add_parser("add-business")
+    p.add_argument("merchant_id")
+    p.add_argument("business_id_value", metavar="business_id")
+    p = actions.add_parser("set-product")
+    p.add_argument("merchant_id")
+    p.add_argument("product_code")
+    p.add_argument("--level", required=True, choices=["low", "middle", "high"])
+    p.add_argument("--months", type=int, required=True)
+    p.add_argument("--price", required=True, help="settlement price in yuan")
+    p.add_argument("--disabled", action="store_true")
+    p = actions.add_parser("set-callback-url")
+    p.add_argument("merchant_id")
+    p.add_argument("url", nargs="?")
+    p = actions.add_parser("link-account")
+    p.add_argument("account")
+    p.add_argument("user_id", type=int)
+    p.add_argument("--mobile")
+    actions.add_parser("list")
+    p = actions.add_parser("callbacks")
+    p.add_argument("--state", choices=["pending", "delivered", "undelivered"])
+    p.add_argument("--limit", type=int, default=50)
+    p = actions.add_parser("resend")
+    p.add_argument("callback_id", type=int)
+    actions.add_parser("platform-key")
+    merchant.set_defaults(fn=cmd_merchant)

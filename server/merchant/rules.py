@@ -1,0 +1,162 @@
+"""Merchant OpenAPI (api-docs/004): the status code table, the signing string and
+strict parsing of what a merchant sends. Pure rules; crypto lives in
+merchant/signing.py."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from server.platform.errors import DomainError, Kind
+
+SUCCESS = 200
+
+# reason -> (status code in the body, message). docs/openapi.md mirrors this table.
+STATUS = {
+    "OPENAPI_INVALID_PARAMS": (4001, "invalid parameters"),
+    "OPENAPI_TIMESTAMP_EXPIRED": (4002, "timestamp outside the allowed window"),
+    "OPENAPI_NONCE_REPLAYED": (4003, "nonce already used"),
+    "OPENAPI_SIGN_INVALID": (4004, "signature verification failed"),
+    "OPENAPI_SIGN_TYPE_UNSUPPORTED": (4005, "sign type not enabled for this merchant"),
+    "OPENAPI_BUSINESS_MISMATCH": (4006, "businessId does not match the merchant"),
+    "OPENAPI_BUSINESS_UNKNOWN": (4007, "unknown businessId"),
+    "OPENAPI_MERCHANT_DISABLED": (4008, "merchant disabled"),
+    "OPENAPI_PRODUCT_NOT_ALLOWED": (4009, "product not allowed"),
+    "OPENAPI_BIZ_CODE_CONFLICT": (4010, "bizCode already used with other parameters"),
+    "OPENAPI_INSUFFICIENT_BALANCE": (4011, "insufficient balance"),
+    "OPENAPI_ORDER_FAILED": (4012, "account not found; order failed and refunded"),
+    "OPENAPI_ORDER_NOT_FOUND": (4040, "order not found"),
+    "INTERNAL": (5000, "internal error"),
+}
+KINDS = {
+    "OPENAPI_INVALID_PARAMS": Kind.INVALID,
+    "OPENAPI_TIMESTAMP_EXPIRED": Kind.UNAUTHENTICATED,
+    "OPENAPI_NONCE_REPLAYED": Kind.UNAUTHENTICATED,
+    "OPENAPI_SIGN_INVALID": Kind.UNAUTHENTICATED,
+    "OPENAPI_SIGN_TYPE_UNSUPPORTED": Kind.UNAUTHENTICATED,
+    "OPENAPI_BUSINESS_MISMATCH": Kind.PERMISSION_DENIED,
+    "OPENAPI_BUSINESS_UNKNOWN": Kind.UNAUTHENTICATED,
+    "OPENAPI_MERCHANT_DISABLED": Kind.PERMISSION_DENIED,
+    "OPENAPI_PRODUCT_NOT_ALLOWED": Kind.PERMISSION_DENIED,
+    "OPENAPI_BIZ_CODE_CONFLICT": Kind.CONFLICT,
+    "OPENAPI_INSUFFICIENT_BALANCE": Kind.FAILED_PRECONDITION,
+    "OPENAPI_ORDER_NOT_FOUND": Kind.NOT_FOUND,
+}
+
+SIGN_TYPES = ("SHA256-RSA", "MD5")
+TIMESTAMP_WINDOW_MS = 5 * 60 * 1000
+NONCE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+TOKEN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # ids and codes: no separators of the signing string
+DIGITS = re.compile(r"^[1-9][0-9]{0,15}$")  # no leading zeros: the signing string has one spelling
+
+CHARGE_FIELDS = {"merchantId": True, "businessId": True, "productCode": True, "mobile": False,
+                 "account": True, "bizCode": True, "callbackUrl": False}
+QUERY_ORDER_FIELDS = {"merchantId": True, "businessId": True, "bizCode": False, "orderCode": False}
+BALANCE_FIELDS = {"merchantId": True, "businessId": True}
+
+# Status callbacks: the first attempt at once, then these delays (seconds), then undelivered.
+DEFAULT_BACKOFF = (15, 30, 180, 600, 1200, 1800, 3600, 10800, 21600)
+
+
+def refusal(reason: str, detail: str = "", **metadata: str) -> DomainError:
+    code, message = STATUS[reason]
+    text = f"{message}: {detail}" if detail else message
+    return DomainError(reason, text, KINDS.get(reason, Kind.INTERNAL), metadata={"status": str(code), **metadata})
+
+
+def status_of(err: DomainError) -> int:
+    """The body status of any error reaching a merchant (also the shared ones, e.g. a bad
+    bearer token the interceptor refuses before our code runs)."""
+    if err.reason in STATUS:
+        return STATUS[err.reason][0]
+    by_kind = {Kind.INVALID: "OPENAPI_INVALID_PARAMS", Kind.UNAUTHENTICATED: "OPENAPI_SIGN_INVALID"}
+    return STATUS[by_kind.get(err.kind, "INTERNAL")][0]
+
+
+@dataclass(frozen=True)
+class SignedHeaders:
+    business_id: str
+    nonce: str
+    timestamp_ms: int
+    sign: str
+    sign_type: str
+
+
+def parse_headers(metadata: dict[str, str]) -> SignedHeaders:
+    """Headers arrive lower-cased (HTTP/2, gRPC metadata)."""
+    missing = [h for h in ("businessid", "nonce", "timestamp", "sign") if not metadata.get(h)]
+    if missing:
+        raise refusal("OPENAPI_INVALID_PARAMS", "missing header " + ", ".join(missing))
+    business_id, nonce, timestamp, sign = (metadata[h] for h in ("businessid", "nonce", "timestamp", "sign"))
+    sign_type = metadata.get("signtype") or "SHA256-RSA"
+    if not TOKEN.match(business_id):
+        raise refusal("OPENAPI_INVALID_PARAMS", "bad businessId header")
+    if not NONCE.match(nonce):
+        raise refusal("OPENAPI_INVALID_PARAMS", "nonce must be 8-64 of [A-Za-z0-9_-]")
+    if not DIGITS.match(timestamp):
+        raise refusal("OPENAPI_INVALID_PARAMS", "timestamp must be milliseconds since the epoch")
+    if sign_type not in SIGN_TYPES:
+        raise refusal("OPENAPI_INVALID_PARAMS", "signType must be SHA256-RSA or MD5")
+    return SignedHeaders(business_id, nonce, int(timestamp), sign, sign_type)
+
+
+def check_timestamp(timestamp_ms: int, now_ms: int) -> None:
+    if abs(now_ms - timestamp_ms) > TIMESTAMP_WINDOW_MS:
+        raise refusal("OPENAPI_TIMESTAMP_EXPIRED")
+
+
+def signing_string(method: str, path: str, business_id: str, timestamp_ms: int | str, nonce: str,
+                   body: bytes) -> bytes:
+    """METHOD \\n PATH \\n businessId \\n timestamp \\n nonce \\n body \\n — the body verbatim."""
+    head = f"{method}\n{path}\n{business_id}\n{timestamp_ms}\n{nonce}\n".encode()
+    return head + body + b"\n"
+
+
+def callback_signing_string(business_id: str, timestamp_ms: int | str, nonce: str, body: bytes) -> bytes:
+    """What the platform signs for a status callback (the merchant verifies it)."""
+    return f"CALLBACK\n{business_id}\n{timestamp_ms}\n{nonce}\n".encode() + body + b"\n"
+
+
+def _no_duplicates(pairs):
+    keys = [k for k, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ValueError("duplicate key")
+    return dict(pairs)
+
+
+def parse_body(raw: bytes, fields: dict[str, bool]) -> dict[str, str]:
+    """A flat JSON object of strings; unknown or duplicate keys are refused so that
+    what we act on is exactly what was signed, read one way."""
+    try:
+        body = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except (UnicodeDecodeError, ValueError):
+        raise refusal("OPENAPI_INVALID_PARAMS", "body must be a JSON object (UTF-8, no duplicate keys)") from None
+    if not isinstance(body, dict):
+        raise refusal("OPENAPI_INVALID_PARAMS", "body must be a JSON object")
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise refusal("OPENAPI_INVALID_PARAMS", "unknown field " + ", ".join(unknown))
+    out: dict[str, str] = {}
+    for name, required in fields.items():
+        value = body.get(name)
+        if value is None or value == "":
+            if required:
+                raise refusal("OPENAPI_INVALID_PARAMS", f"{name} is required")
+            out[name] = ""
+            continue
+        if not isinstance(value, str):
+            raise refusal("OPENAPI_INVALID_PARAMS", f"{name} must be a string")
+        if len(value) > 512 or (name != "callbackUrl" and len(value) > 64):
+            raise refusal("OPENAPI_INVALID_PARAMS", f"{name} is too long")
+        out[name] = value
+    return out
+
+
+def check_callback_url(url: str) -> None:
+    if url and not re.match(r"^https?://[^\s/]+", url):
+        raise refusal("OPENAPI_INVALID_PARAMS", "callbackUrl must be an http(s) URL")
+
+
+def parse_backoff(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(",") if x.strip())

@@ -1,0 +1,40 @@
+"""The merchant OpenAPI area, wired once (server/app.py) and shared by the gRPC
+servicer, the callback dispatcher and the operator CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from server.membership.grants import MembershipGrants
+from server.merchant import rules
+from server.merchant.callbacks import CallbackDispatcher, DispatchConfig, platform_signer_loader
+from server.merchant.charges import MerchantChargeService
+from server.merchant.config import OpenApiSettings
+from server.merchant.merchants import MerchantRegistry
+from server.merchant.signing import PlatformSigner
+from server.platform.unit_of_work import UnitOfWork
+
+
+@dataclass
+class OpenApi:
+    charges: MerchantChargeService
+    registry: MerchantRegistry
+    dispatch: DispatchConfig  # mutable: tests shorten the schedule here
+    signer: Callable[[], PlatformSigner]
+    dispatcher_enabled: bool
+    uow_factory: Callable[[], UnitOfWork]
+
+    def dispatcher(self, name: str | None = None) -> CallbackDispatcher:
+        extra = {"name": name} if name else {}
+        return CallbackDispatcher(self.uow_factory, lambda: self.signer(), self.dispatch,
+                                  housekeeping=self.charges.purge_nonces, **extra)
+
+
+def build_openapi(uow_factory: Callable[[], UnitOfWork], memberships: MembershipGrants,
+                  settings: OpenApiSettings | None = None) -> OpenApi:
+    s = settings or OpenApiSettings()
+    dispatch = DispatchConfig(backoff=rules.parse_backoff(s.callback_backoff), interval=s.dispatch_interval_seconds,
+                              lease=s.callback_lease_seconds, timeout=s.callback_timeout_seconds)
+    return OpenApi(MerchantChargeService(uow_factory, memberships), MerchantRegistry(uow_factory), dispatch,
+                   platform_signer_loader(s.platform_key_file), s.dispatcher_enabled, uow_factory)

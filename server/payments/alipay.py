@@ -1,0 +1,159 @@
+"""Alipay (open platform, RSA2) through python-alipay-sdk (`import alipay`).
+
+Pay methods: Alipay_AopApp (app order string), Alipay_AopWap and Alipay_AopPage
+(redirect URL = gateway + "?" + signed query). Notifications are form POSTs to the
+notify_url; they are verified with ALIPAY's public key after removing `sign` and
+`sign_type` (the SDK's verify() only drops sign_type), then app_id and seller_id
+must be ours. Reply exactly `success`; anything else makes Alipay retry."""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from urllib.error import URLError
+from urllib.parse import parse_qsl
+
+from alipay import AliPay
+from alipay.exceptions import AliPayException, AliPayValidationError
+
+from server.payments.channels import (
+    ChannelUnavailable,
+    Notification,
+    NotificationRejected,
+    PayData,
+    PaymentRequest,
+    Reply,
+)
+from server.platform.money import parse_yuan, yuan_string_2dp
+
+log = logging.getLogger(__name__)
+
+BEIJING = timezone(timedelta(hours=8))  # Alipay's timestamps are Beijing time
+PAID = ("TRADE_SUCCESS", "TRADE_FINISHED")
+KNOWN_STATUSES = PAID + ("WAIT_BUYER_PAY", "TRADE_CLOSED")
+METHODS = {
+    "Alipay_AopApp": ("alipay.trade.app.pay", "QUICK_MSECURITY_PAY"),
+    "Alipay_AopWap": ("alipay.trade.wap.pay", "QUICK_WAP_WAY"),
+    "Alipay_AopPage": ("alipay.trade.page.pay", "FAST_INSTANT_TRADE_PAY"),
+}
+
+
+def pem(key: str, kind: str) -> str:
+    """Alipay's console hands out bare base64 keys; the SDK wants PEM."""
+    key = key.strip()
+    if key.startswith("-----BEGIN"):
+        return key
+    body = "\n".join(textwrap.wrap("".join(key.split()), 64))
+    return f"-----BEGIN {kind}-----\n{body}\n-----END {kind}-----\n"
+
+
+def bj_time(moment: datetime) -> str:
+    return moment.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class AlipayChannel:
+    name = "alipay"
+
+    def __init__(self, *, app_id: str, seller_id: str, app_private_key: str, alipay_public_key: str,
+                 gateway_url: str, timeout: float = 10.0, clock=lambda: datetime.now(timezone.utc)):
+        if not (app_id and seller_id and app_private_key and alipay_public_key):
+            raise ValueError("Alipay needs app_id, seller_id, the app private key and Alipay's public key")
+        self.app_id = app_id
+        self.seller_id = seller_id
+        self.gateway_url = gateway_url
+        self._clock = clock
+        self._sdk = AliPay(
+            appid=app_id,
+            app_notify_url=None,
+            app_private_key_string=pem(app_private_key, "PRIVATE KEY"),  # the label does not matter to the SDK
+            alipay_public_key_string=pem(alipay_public_key, "PUBLIC KEY"),
+            sign_type="RSA2",
+        )
+        self._sdk._config.timeout = timeout
+        self._sdk._gateway = gateway_url  # the SDK only knows production / its sandbox
+
+    # ---- paying -------------------------------------------------------------
+
+    def create_payment(self, request: PaymentRequest) -> PayData:
+        method, product_code = METHODS[request.pay_method]
+        biz = {
+            "out_trade_no": request.trade_no,
+            "total_amount": yuan_string_2dp(request.amount_fen),
+            "subject": request.subject,
+            "product_code": product_code,
+        }
+        if request.expires_at is not None:
+            biz["time_expire"] = bj_time(request.expires_at)
+        signed = self._sdk.client_api(method, biz, notify_url=request.notify_url, timestamp=bj_time(self._clock()))
+        if method == "alipay.trade.app.pay":
+            return PayData(order_string=signed)
+        # wap / page: the client opens this URL (a GET to the gateway with the signed query).
+        return PayData(order_string=f"{self.gateway_url}?{signed}", gateway_url=self.gateway_url)
+
+    # ---- notifications ------------------------------------------------------
+
+    def verify_notification(self, body: bytes, content_type: str, headers: Mapping[str, str]) -> Notification:
+        try:
+            fields = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise NotificationRejected("body is not a form") from exc
+        signature = fields.pop("sign", "")
+        if not signature:
+            raise NotificationRejected("unsigned")
+        if fields.get("sign_type", "RSA2") != "RSA2":
+            raise NotificationRejected("unsupported sign_type")
+        try:
+            # verify() pops sign_type itself; sign was removed above.
+            authentic = self._sdk.verify(dict(fields), signature)
+        except (AliPayException, ValueError, TypeError) as exc:
+            raise NotificationRejected(f"signature check failed: {exc}") from exc
+        if not authentic:
+            raise NotificationRejected("bad signature")
+        if fields.get("app_id") != self.app_id:
+            raise NotificationRejected("app_id is not ours")
+        if fields.get("seller_id") != self.seller_id:
+            raise NotificationRejected("seller_id is not ours")
+        status = fields.get("trade_status", "")
+        if status not in KNOWN_STATUSES:
+            raise NotificationRejected(f"unknown trade_status {status!r}")
+        try:
+            amount = parse_yuan(fields["total_amount"])
+            trade_no = fields["out_trade_no"]
+        except (KeyError, ValueError) as exc:
+            raise NotificationRejected("missing or malformed out_trade_no / total_amount") from exc
+        return Notification(trade_no, amount, status in PAID, fields.get("trade_no", ""), status == "TRADE_CLOSED")
+
+    def ack(self) -> Reply:
+        return Reply(200, b"success")
+
+    def nack(self, reason: str) -> Reply:
+        return Reply(400, b"fail")
+
+    # ---- re-query -----------------------------------------------------------
+
+    def query(self, trade_no: str) -> Notification | None:
+        """alipay.trade.query: the signed answer about one of our trades."""
+        try:
+            answer = self._sdk.server_api("alipay.trade.query", {"out_trade_no": trade_no},
+                                          timestamp=bj_time(self._clock()))
+        except AliPayValidationError as exc:
+            raise ChannelUnavailable("alipay.trade.query answer has a bad signature") from exc
+        except AliPayException as exc:
+            raise ChannelUnavailable(f"alipay.trade.query failed: {exc}") from exc
+        except (URLError, OSError, ValueError) as exc:
+            raise ChannelUnavailable(f"alipay gateway unreachable: {exc}") from exc
+        code = answer.get("code")
+        if code == "40004" and answer.get("sub_code") == "ACQ.TRADE_NOT_EXIST":
+            return None  # the buyer never opened the cashier
+        if code != "10000":
+            raise ChannelUnavailable(f"alipay.trade.query answered {code} {answer.get('sub_code')}")
+        if answer.get("out_trade_no") != trade_no:
+            raise ChannelUnavailable("alipay.trade.query answered about another trade")
+        status = answer.get("trade_status", "")
+        try:
+            amount = parse_yuan(answer["total_amount"])
+        except (KeyError, ValueError) as exc:
+            raise ChannelUnavailable("alipay.trade.query: malformed total_amount") from exc
+        return Notification(trade_no, amount, status in PAID, answer.get("trade_no", ""), status == "TRADE_CLOSED")

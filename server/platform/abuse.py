@@ -1,0 +1,135 @@
+"""Abuse control for order creation: fixed-window counters in the database (so
+every replica counts together, on PostgreSQL as on SQLite) and one-time image
+captchas that let a client past the limit."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import BigInteger, DateTime, Index, Integer, String, delete, select, update
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.platform.database import Base, BigId
+from server.platform.errors import DomainError, Kind
+from server.platform.times import naive_now
+from server.platform.unit_of_work import UnitOfWork
+
+
+class RateCounterRow(Base):
+    """Fixed-window request counters, in the database so every replica shares them."""
+
+    __tablename__ = "rate_counters"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class CaptchaRow(Base):
+    """An image captcha issued to a user: valid once, until expires_at."""
+
+    __tablename__ = "recharge_captchas"
+    __table_args__ = (Index("ix_recharge_captchas_user", "user_id", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    code: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# No 0/O, 1/I/L: the image must be readable by people.
+CAPTCHA_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+CAPTCHA_PATH = "/api/recharge/captcha"
+
+
+@dataclass(frozen=True)
+class Limits:
+    per_user: int
+    per_ip: int
+    window_seconds: int
+    captcha_ttl_seconds: int = 300
+    captcha_length: int = 4
+
+
+def captcha_required() -> DomainError:
+    return DomainError("CAPTCHA_REQUIRED", "Too many requests: enter the image verification code.",
+                       Kind.RESOURCE_EXHAUSTED, metadata={"captcha_url": CAPTCHA_PATH})
+
+
+def captcha_invalid() -> DomainError:
+    return DomainError("CAPTCHA_INVALID", "The verification code is wrong or expired; fetch a new one.",
+                       Kind.FAILED_PRECONDITION, metadata={"captcha_url": CAPTCHA_PATH})
+
+
+class AbuseGuard:
+    def __init__(self, uow_factory: Callable[[], UnitOfWork], limits: Limits, render_png: Callable[[str], bytes],
+                 clock: Callable[[], float] = time.time):
+        self._uow = uow_factory
+        self.limits = limits
+        self._render = render_png
+        self._clock = clock
+
+    def hit(self, key: str) -> int:
+        """Counts one request for `key` in the current window (its own transaction,
+        committed even when the request then fails); returns the window's count."""
+        window = int(self._clock()) // self.limits.window_seconds * self.limits.window_seconds
+        with self._uow() as uow:
+            stmt = uow.insert(RateCounterRow).values(key=key, window_start=window, count=1)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["key", "window_start"], set_={"count": RateCounterRow.count + 1}
+            ).returning(RateCounterRow.count)
+            count = uow.session.execute(stmt).scalar_one()
+            if count == 1:  # first hit of a window: forget the key's older windows
+                uow.session.execute(delete(RateCounterRow).where(RateCounterRow.key == key,
+                                                                 RateCounterRow.window_start < window))
+            uow.commit()
+        return count
+
+    def check(self, user_id: int, client_ip: str, verify_code: str) -> None:
+        """Counts the attempt; over either limit it needs a valid captcha code."""
+        over = self.hit(f"recharge_order:user:{user_id}") > self.limits.per_user
+        if client_ip:
+            over = self.hit(f"recharge_order:ip:{client_ip}") > self.limits.per_ip or over
+        if not over:
+            return
+        if not verify_code:
+            raise captcha_required()
+        self.redeem(user_id, verify_code)
+
+    def issue(self, user_id: int) -> bytes:
+        """A new captcha for the user (older unused ones stop counting); the PNG."""
+        code = "".join(secrets.choice(CAPTCHA_ALPHABET) for _ in range(self.limits.captcha_length))
+        now = naive_now()
+        with self._uow() as uow:
+            uow.session.execute(update(CaptchaRow).where(CaptchaRow.user_id == user_id, CaptchaRow.used_at.is_(None))
+                                .values(used_at=now))
+            uow.session.add(CaptchaRow(user_id=user_id, code=code, created_at=now,
+                                       expires_at=now + timedelta(seconds=self.limits.captcha_ttl_seconds)))
+            uow.commit()
+        return self._render(code)
+
+    def redeem(self, user_id: int, verify_code: str) -> None:
+        """Uses up the user's current captcha whatever the answer (no second guess);
+        only a matching, unexpired, unused one passes."""
+        now = naive_now()
+        with self._uow() as uow:
+            row = uow.session.scalar(select(CaptchaRow).where(CaptchaRow.user_id == user_id, CaptchaRow.used_at.is_(None))
+                                     .order_by(CaptchaRow.id.desc()).limit(1))
+            if row is None:
+                raise captcha_invalid()
+            won = uow.session.execute(update(CaptchaRow).where(CaptchaRow.id == row.id, CaptchaRow.used_at.is_(None))
+                                      .values(used_at=now)).rowcount
+            uow.commit()
+        if won != 1 or row.expires_at < now or not secrets.compare_digest(row.code, verify_code.strip().upper()):
+            raise captcha_invalid()
+
+
+def png_captcha(code: str) -> bytes:
+    """A real distorted image from the maintained `captcha` library."""
+    from captcha.image import ImageCaptcha
+
+    return ImageCaptcha(width=160, height=60).generate(code, format="png").getvalue()

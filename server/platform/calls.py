@@ -1,0 +1,139 @@
+"""Per-call context (who is calling, through what) and the interceptor that sets it
+up, logs every call as one JSON line, and maps errors in one place."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_status import rpc_status
+
+from server.platform.auth import Principal, TokenVerifier
+from server.platform.error_mapping import (
+    EnvelopeRegistry,
+    gateway_error_headers,
+    internal_error,
+    rich_status,
+)
+from server.platform.errors import DomainError, Kind
+
+log = logging.getLogger("vipay.rpc")
+
+
+@dataclass
+class Call:
+    method: str
+    metadata: dict[str, str]
+    principal: Principal | None
+    request_id: str
+    via_gateway: bool  # came through Envoy's transcoder (it adds x-envoy-original-path)
+    response_headers: dict[str, str] = field(default_factory=dict)
+
+    def set_http_status(self, status: int) -> None:
+        """Legacy HTTP status for gateway callers (201, 204...); gRPC callers ignore it."""
+        if self.via_gateway:
+            self.response_headers["x-http-code"] = str(status)
+
+    def unwrap_json_field(self, json_name: str) -> None:
+        """Ask the gateway to answer the value of one field (a bare JSON array)."""
+        if self.via_gateway:
+            self.response_headers["x-json-unwrap"] = json_name
+
+
+current_call: contextvars.ContextVar[Call] = contextvars.ContextVar("current_call")
+
+
+class BlockingRunner:
+    """Runs synchronous service-layer code (SQLAlchemy) off the event loop, keeping
+    the call context."""
+
+    def __init__(self, workers: int):
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
+
+    async def __call__(self, fn, *args, **kwargs):
+        ctx = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: ctx.run(fn, *args, **kwargs))
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+class CallInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, verifier: TokenVerifier, envelopes: EnvelopeRegistry):
+        self._verifier = verifier
+        self._envelopes = envelopes
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        behavior = handler.unary_unary
+        method = details.method
+
+        async def wrapper(request, context: grpc.aio.ServicerContext):
+            metadata = {k.lower(): v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+            call = Call(
+                method=method,
+                metadata=metadata,
+                principal=None,
+                request_id=metadata.get("x-request-id") or uuid.uuid4().hex,
+                via_gateway="x-envoy-original-path" in metadata,
+            )
+            token = current_call.set(call)
+            started = time.perf_counter()
+            outcome, error = "OK", None
+            try:
+                call.principal = self._verifier.principal(metadata)
+                response = await behavior(request, context)
+            except DomainError as err:
+                error = err
+            except Exception:
+                log.exception("unhandled error", extra={"method": method, "request_id": call.request_id})
+                error = internal_error()
+            finally:
+                current_call.reset(token)
+            headers = {"x-request-id": call.request_id}
+            try:
+                if error is None:
+                    headers.update(call.response_headers)
+                    await context.send_initial_metadata(tuple(headers.items()))
+                    return response
+                outcome = error.reason
+                if call.via_gateway:
+                    headers.update(gateway_error_headers(error, self._envelopes.for_method(method)))
+                await context.send_initial_metadata(tuple(headers.items()))
+                status = rpc_status.to_status(rich_status(error))
+                await context.abort(status.code, status.details, status.trailing_metadata)
+            finally:
+                _log_call(call, outcome, error, time.perf_counter() - started)
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapper,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _log_call(call: Call, outcome: str, error: DomainError | None, seconds: float) -> None:
+    if error is not None and error.kind is Kind.INTERNAL:
+        level = logging.ERROR
+    elif call.method.startswith("/grpc.health."):
+        level = logging.DEBUG  # Envoy probes every 2 s
+    else:
+        level = logging.INFO
+    log.log(level, json.dumps({
+        "msg": "rpc",
+        "method": call.method,
+        "outcome": outcome,
+        "ms": round(seconds * 1000, 2),
+        "request_id": call.request_id,
+        "user_id": call.principal.user_id if call.principal else None,
+        "via_gateway": call.via_gateway,
+    }, ensure_ascii=False))

@@ -1,0 +1,57 @@
+"""The grpc.aio server: services, health, reflection, interceptors, graceful stop.
+
+It knows no area: server/app.py hands it the service modules to register."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from types import ModuleType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from server.platform.auth import TokenVerifier
+from server.platform.calls import BlockingRunner, CallInterceptor
+from server.platform.error_mapping import EnvelopeRegistry
+
+log = logging.getLogger("vipay.server")
+
+
+class GrpcServer:
+    """`services`: modules with `register(server, app, runner, envelopes) -> service full name`
+    and optionally `background(app) -> [objects with async start()/stop()]`, run with the server."""
+
+    def __init__(self, app, services: Sequence[ModuleType], host: str = "127.0.0.1", port: int = 0):
+        s = app.settings
+        self.app = app
+        self.runner = BlockingRunner(s.grpc_workers)
+        verifier = TokenVerifier(s.jwt_secret, s.jwt_issuer, s.jwt_audience)
+        envelopes = EnvelopeRegistry()
+        self.server = grpc.aio.server(interceptors=[CallInterceptor(verifier, envelopes)])
+        self.service_names = tuple(area.register(self.server, app, self.runner, envelopes) for area in services)
+        self.background = [job for area in services if hasattr(area, "background") for job in area.background(app)]
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            self.service_names + (health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+        self.port = self.server.add_insecure_port(f"{host}:{port}")
+
+    async def start(self) -> None:
+        await self.server.start()
+        for name in self.service_names + ("",):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        for job in self.background:
+            await job.start()
+        log.info("gRPC listening on port %s", self.port)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        # Tell the gateway first, then let in-flight calls finish.
+        for name in self.service_names + ("",):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.stop(grace)
+        for job in self.background:
+            await job.stop()
+        self.runner.shutdown()

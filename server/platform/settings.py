@@ -1,0 +1,119 @@
+"""Settings from the environment (and `var/dev.env`, written by `python -m server keys`)."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[2]
+VAR = ROOT / "var"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=VAR / "dev.env", extra="ignore")
+
+    environment: str = "development"  # development | production
+    database_url: str = f"sqlite:///{VAR / 'vipay.db'}"
+
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    http_port: int = 8080
+    envoy_admin_port: int = 9901
+    grpc_workers: int = 16  # threads running blocking database work
+
+    # Where clients and providers reach the gateway: notify_url is built from it.
+    public_base_url: str = ""  # default: http://127.0.0.1:{HTTP_PORT}
+
+    @model_validator(mode="after")
+    def _default_public_base_url(self) -> "Settings":
+        if not self.public_base_url:
+            self.public_base_url = f"http://127.0.0.1:{self.http_port}"
+        return self
+
+    # Bearer tokens: HS256 with a shared secret (generated at set-up).
+    jwt_secret: str = ""
+    jwt_issuer: str = "vipay"
+    jwt_audience: str = "vipay-clients"
+
+    # Signs and verifies sandbox payments and receipts (generated at set-up).
+    sandbox_secret: str = ""
+
+    # Seconds a replica serves the catalog from memory before checking its version.
+    catalog_refresh_seconds: float = 2.0
+
+    log_level: str = "INFO"
+
+    # Recharge abuse control (docs/recharge.md): POST /api/recharge/order attempts
+    # per user and per client IP in each fixed window before a captcha is required.
+    recharge_order_limit_per_user: int = 10
+    recharge_order_limit_per_ip: int = 60
+    recharge_rate_window_seconds: int = 60
+    recharge_captcha_ttl_seconds: int = 300
+
+    # ---- real payment channels (docs/channels.md). A channel is real once its
+    # required ids and keys are set; otherwise its pay methods fall back to the
+    # sandbox (development) or the server refuses to start (production) unless
+    # ALLOW_SANDBOX is true. Every key can be given inline or as a *_FILE path.
+    allow_sandbox: bool = False
+
+    alipay_app_id: str = ""
+    alipay_seller_id: str = ""  # the merchant's PID (2088...), checked on notify
+    alipay_app_private_key: str = ""  # PEM (PKCS#1 or PKCS#8)
+    alipay_app_private_key_file: str = ""
+    alipay_public_key: str = ""  # PEM: Alipay's public key (not the app's)
+    alipay_public_key_file: str = ""
+    alipay_gateway_url: str = "https://openapi.alipay.com/gateway.do"
+
+    wechatpay_mchid: str = ""
+    wechatpay_appid: str = ""  # the mobile app's appid (WechatPay_App)
+    wechatpay_js_appid: str = ""  # the official account / mini program appid (WechatPay_Js); default appid
+    wechatpay_merchant_serial_no: str = ""  # serial of the merchant API certificate
+    wechatpay_private_key: str = ""  # PEM: merchant API private key
+    wechatpay_private_key_file: str = ""
+    wechatpay_apiv3_key: str = ""  # 32 bytes
+    wechatpay_apiv3_key_file: str = ""
+    wechatpay_public_key_id: str = ""  # PUB_KEY_ID_...
+    wechatpay_public_key: str = ""  # PEM: WeChat Pay public key
+    wechatpay_public_key_file: str = ""
+    wechatpay_platform_certs_dir: str = ""  # optional *.pem platform certificates (during a switch)
+    wechatpay_api_base: str = "https://api.mch.weixin.qq.com"
+
+    appstore_bundle_id: str = ""
+    appstore_environment: str = "Production"  # Production | Sandbox
+    appstore_app_apple_id: int | None = None  # required in Production
+    appstore_root_certs_dir: str = ""  # Apple root CA certificates (*.cer DER or *.pem)
+    appstore_key_id: str = ""  # App Store Server API key (for legacy receipts)
+    appstore_issuer_id: str = ""
+    appstore_private_key: str = ""  # PEM (.p8)
+    appstore_private_key_file: str = ""
+    appstore_api_base_url: str = ""  # default: Apple's URL for appstore_environment
+
+    # Unpaid orders close after this many minutes (also sent to the provider as the
+    # payment deadline); orders without a notification are re-queried after
+    # settle_requery_after_seconds, every settle_interval_seconds.
+    order_close_minutes: int = 30
+    settle_requery_after_seconds: int = 120
+    settle_interval_seconds: float = 60.0
+    settle_batch_size: int = 50
+
+    def secret(self, name: str) -> str:
+        """A key given inline (`name`) or as a file (`name`_file)."""
+        inline = getattr(self, name)
+        path = getattr(self, f"{name}_file", "")
+        if inline:
+            return inline.replace("\\n", "\n")
+        return Path(path).read_text() if path else ""
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        url = self.database_url
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix):]
+        return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

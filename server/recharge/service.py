@@ -1,0 +1,330 @@
+"""Recharge use cases: orders for the three client families, payment notifications,
+history, and the internal wallet operations. Each public method is one
+transaction. Paying is idempotent: WAITING -> SUCCESSFUL is a conditional UPDATE
+that only one of any number of concurrent duplicate notifications can win, and the
+winner credits the wallet (and grants VIP) in that same transaction."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from server.membership.grants import MembershipGrants
+from server.payments.channels import (
+    ChannelRegistry,
+    ChannelUnavailable,
+    Notification,
+    PayData,
+    PaymentChannel,
+    PaymentRequest,
+    Reply,
+)
+from server.payments.settlement import OrderBook, receive_notification
+from server.platform.abuse import AbuseGuard
+from server.platform.errors import DomainError, Kind, Violations
+from server.platform.times import naive, utc
+from server.platform.unit_of_work import UnitOfWork
+from server.recharge import ledger, rules
+from server.recharge.catalog import RechargeCatalogProvider
+from server.recharge.tables import RechargeOrderRow, WalletEntryRow, WalletRow
+
+log = logging.getLogger(__name__)
+
+RECHARGE = "recharge"
+GIFT = "recharge_gift"
+DEBIT = "debit"
+CREDIT = "credit"
+
+
+def local_text(stored: datetime) -> str:
+    """Naive UTC from the database -> Asia/Shanghai "YYYY-MM-DD HH:MM:SS"."""
+    return utc(stored).astimezone(rules.ZONE).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass(frozen=True)
+class CreatedOrder:
+    order: RechargeOrderRow
+    pay_data: PayData
+
+
+@dataclass(frozen=True)
+class StoreTotals:
+    balance: int
+    paid: int  # recharges paid (without gifts)
+    spent: int  # debits
+
+
+@dataclass(frozen=True)
+class WalletChange:
+    entry: WalletEntryRow
+    balance: int
+
+
+class RechargeService:
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        catalog: RechargeCatalogProvider,
+        channels: ChannelRegistry,
+        memberships: MembershipGrants,
+        abuse: AbuseGuard,
+        public_base_url: str,
+        order_ttl: timedelta | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ):
+        self._uow = uow_factory
+        self.catalog = catalog
+        self._channels = channels
+        self._memberships = memberships
+        self.abuse = abuse
+        self._base_url = public_base_url.rstrip("/")
+        self._order_ttl = order_ttl  # unpaid orders fail after this (settlement.py)
+        self._clock = clock
+
+    # ---- reading ----------------------------------------------------------
+
+    def balance(self, user_id: int, store_id: int = 0) -> int:
+        with self._uow() as uow:
+            return ledger.balance_of(uow, user_id, store_id)
+
+    def store_totals(self, user_id: int, store_id: int) -> StoreTotals:
+        with self._uow() as uow:
+            wallet = uow.session.scalar(select(WalletRow).where(WalletRow.user_id == user_id,
+                                                                WalletRow.store_id == store_id))
+            if wallet is None:
+                return StoreTotals(0, 0, 0)
+            sums = dict(uow.session.execute(
+                select(WalletEntryRow.reason, func.sum(WalletEntryRow.amount))
+                .where(WalletEntryRow.wallet_id == wallet.id).group_by(WalletEntryRow.reason)
+            ).all())
+        return StoreTotals(wallet.balance, int(sums.get(RECHARGE) or 0), -int(sums.get(DEBIT) or 0))
+
+    def history(self, user_id: int, *, page: int, rows: int, start: str, end: str, state: str
+                ) -> tuple[int, list[RechargeOrderRow]]:
+        v = Violations()
+        if page < 1:
+            v.add("page", "The page must be at least 1.")
+        if not 1 <= rows <= 100:
+            v.add("rows", "The rows must be between 1 and 100.")
+        bounds = {}
+        for name, text in (("startDate", start), ("endDate", end)):
+            if text:
+                try:
+                    bounds[name] = date.fromisoformat(text)
+                except ValueError:
+                    v.add(name, f"The {name} must be a date YYYY-MM-DD.")
+        if state and state not in rules.STATES:
+            v.add("orderState", "The orderState must be one of " + ", ".join(rules.STATES) + ".")
+        v.raise_if_any()
+        where = [RechargeOrderRow.user_id == user_id, RechargeOrderRow.store_id == 0]
+        if "startDate" in bounds:
+            where.append(RechargeOrderRow.created_at >= naive(datetime.combine(bounds["startDate"], time.min,
+                                                                                   tzinfo=rules.ZONE)))
+        if "endDate" in bounds:
+            until = datetime.combine(bounds["endDate"] + timedelta(days=1), time.min, tzinfo=rules.ZONE)
+            where.append(RechargeOrderRow.created_at < naive(until))
+        if state:
+            where.append(RechargeOrderRow.state == state)
+        with self._uow() as uow:
+            total = uow.session.scalar(select(func.count()).select_from(RechargeOrderRow).where(*where))
+            found = list(uow.session.scalars(
+                select(RechargeOrderRow).where(*where).order_by(RechargeOrderRow.id.desc())
+                .offset((page - 1) * rows).limit(rows)
+            ))
+        return total, found
+
+    def get_order(self, order_id: int) -> RechargeOrderRow | None:
+        with self._uow() as uow:
+            return uow.session.get(RechargeOrderRow, order_id)
+
+    # ---- ordering ---------------------------------------------------------
+
+    def order_recharge(self, user_id: int, *, plan_id: int, price: str, pay_mode_id: int, goods_id: int | None,
+                       verify_code: str, client_ip: str, openid: str = "") -> CreatedOrder:
+        """002: a plan, a custom amount (plan_id 0) or a VIP-giving package (goods_id)."""
+        self.abuse.check(user_id, client_ip, verify_code)
+        v = Violations()
+        if plan_id < 0:
+            v.add("id", "The id must be a recharge amount id, or 0 for a custom amount.")
+        try:
+            amount = rules.parse_price(price)
+        except DomainError as err:
+            v.items.extend(err.violations)
+            amount = 0
+        catalog = self.catalog.get()
+        mode = catalog.pay_mode(pay_mode_id)
+        if mode is None:
+            v.add("payModeId", "The payModeId names no available pay mode.")
+        v.raise_if_any()
+        assert mode is not None
+        if goods_id is not None:
+            quote = rules.quote_package(catalog, goods_id, amount)
+        else:
+            quote = rules.quote_plan(catalog, plan_id, amount)
+        return self._create(user_id, "recharge", quote, mode.pay_method, client_ip=client_ip, openid=openid)
+
+    def order_package(self, user_id: int, *, package_id: int, pay_type: str) -> CreatedOrder:
+        """000: a charge package paid through one of the app's pay types."""
+        catalog = self.catalog.get()
+        kind = catalog.charge_pay_type(pay_type)
+        if kind is None:
+            v = Violations()
+            v.add("payType", "The payType must be one of " + ", ".join(t.type_name for t in catalog.charge_pay_types)
+                  + ".")
+            v.raise_if_any()
+        assert kind is not None
+        return self._create(user_id, "charge", rules.quote_package(catalog, package_id), kind.pay_method)
+
+    def _create(self, user_id: int, family: str, quote: rules.Quote, pay_method: str, store_id: int = 0,
+                *, client_ip: str = "", openid: str = "") -> CreatedOrder:
+        channel = self._channels.for_method(pay_method)
+        now = self._clock()
+        with self._uow() as uow:
+            order = RechargeOrderRow(
+                user_id=user_id, store_id=store_id, family=family, kind=quote.kind, plan_id=quote.plan_id,
+                package_id=quote.package_id, amount=quote.amount_fen, gift_amount=quote.gift_fen,
+                vip_level=quote.vip_level, vip_months=quote.vip_months, pay_method=pay_method,
+                channel=channel.name, state=rules.WAITING,
+                snapshot=json.dumps(quote.snapshot(), ensure_ascii=False, separators=(",", ":")),
+                created_at=naive(now), updated_at=naive(now),
+            )
+            uow.session.add(order)
+            uow.session.flush()
+            order.order_number = rules.order_number(now.astimezone(rules.ZONE), order.id)
+            uow.commit()
+        # The provider call happens after commit: an order that never gets pay data
+        # stays waiting and is closed by the settlement task.
+        try:
+            pay_data = channel.create_payment(PaymentRequest(
+                trade_no=order.order_number, amount_fen=order.amount, subject=quote.title, pay_method=pay_method,
+                notify_url=f"{self._base_url}/api/recharge/orders/{order.id}/{channel.name}-callback",
+                client_ip=client_ip, openid=openid,
+                expires_at=now + self._order_ttl if self._order_ttl else None,
+            ))
+        except ChannelUnavailable as exc:
+            log.error("payment channel failed", extra={"order_id": order.id, "channel": channel.name, "why": str(exc)})
+            raise DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "The payment channel is unavailable; please retry.",
+                              Kind.UNAVAILABLE, metadata={"channel": channel.name}) from exc
+        return CreatedOrder(order, pay_data)
+
+    # ---- paying -----------------------------------------------------------
+
+    def handle_notification(self, order_id: int, channel_name: str, body: bytes, content_type: str,
+                            headers: Mapping[str, str]) -> Reply:
+        """Only an authentic notification whose number and amount match the order
+        changes anything; duplicates are acknowledged so the provider stops retrying."""
+        return receive_notification(self._channels, channel_name, order_id, body, content_type, headers,
+                                    self.settle)
+
+    def settle(self, order_id: int, channel: PaymentChannel, note: Notification) -> Reply:
+        """Applies a verified provider statement (a notification, or the answer to a
+        re-query) to one order: the one code path that settles recharge orders."""
+        with self._uow() as uow:
+            order = uow.session.get(RechargeOrderRow, order_id)
+            if order is None or order.order_number != note.trade_no or order.channel != channel.name:
+                return channel.nack("unknown order")
+            if note.amount_fen != order.amount:
+                log.error("recharge notification amount mismatch", extra={"order_id": order_id})
+                return channel.nack("amount mismatch")
+            if note.paid:
+                self._fulfil(uow, order, note.provider_txn_id)
+            elif note.closed:  # not paid *yet* (WAIT_BUYER_PAY, NOTPAY) leaves it waiting
+                self._transition(uow, order, rules.FAILED, note.provider_txn_id)
+            uow.commit()
+        return channel.ack()
+
+    def order_book(self) -> OrderBook:
+        """Recharge orders as the settlement task sees them: waiting ones are
+        re-queried, and fail (FAILURE_TO_PAY) after the order time-out."""
+        return OrderBook(
+            "recharge_orders", RechargeOrderRow, RechargeOrderRow.order_number,
+            is_open=lambda: RechargeOrderRow.state == rules.WAITING,
+            close_values=lambda now: {"state": rules.FAILED, "updated_at": naive(now)},
+            settle=self.settle,
+        )
+
+    def _transition(self, uow: UnitOfWork, order: RechargeOrderRow, state: str, txn_id: str) -> bool:
+        now = naive(self._clock())
+        values = {"state": state, "updated_at": now, "provider_txn_id": txn_id or None}
+        if state == rules.PAID:
+            values["paid_at"] = now
+        # Paid is final and may follow a failure (a payment that lands after we timed
+        # the order out was still taken, so it is honoured); failed only follows waiting.
+        sources = (rules.WAITING, rules.FAILED) if state == rules.PAID else (rules.WAITING,)
+        return uow.session.execute(
+            update(RechargeOrderRow)
+            .where(RechargeOrderRow.id == order.id, RechargeOrderRow.state.in_(sources))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount == 1
+
+    def _fulfil(self, uow: UnitOfWork, order: RechargeOrderRow, txn_id: str) -> bool:
+        """Marks the order paid and credits amount + gift (and grants VIP) in the
+        caller's transaction. False, changing nothing, when it was already settled."""
+        if not self._transition(uow, order, rules.PAID, txn_id):
+            return False
+        reference = f"recharge_order:{order.id}"
+        wallet = ledger.lock_wallet(uow, order.user_id, order.store_id)
+        ledger.post(uow, wallet, order.amount, RECHARGE, reference)
+        if order.gift_amount:
+            ledger.post(uow, wallet, order.gift_amount, GIFT, reference)
+        if order.vip_months and order.vip_level:
+            self._memberships.grant_in(uow, order.user_id, order.vip_level, order.vip_months, rules.ZONE.key,
+                                       source="recharge_order", source_ref=str(order.id))
+        return True
+
+    # ---- internal wallet operations ----------------------------------------
+
+    def wallet_entries(self, user_id: int, store_id: int, offset: int, limit: int
+                       ) -> tuple[int, list[WalletEntryRow], bool]:
+        with self._uow() as uow:
+            wallet = uow.session.scalar(select(WalletRow).where(WalletRow.user_id == user_id,
+                                                                WalletRow.store_id == store_id))
+            if wallet is None:
+                return 0, [], False
+            rows = list(uow.session.scalars(
+                select(WalletEntryRow).where(WalletEntryRow.wallet_id == wallet.id)
+                .order_by(WalletEntryRow.id.desc()).offset(offset).limit(limit + 1)
+            ))
+        return wallet.balance, rows[:limit], len(rows) > limit
+
+    def move(self, user_id: int, store_id: int, amount: int, reference: str, request_id: str, *, debit: bool
+             ) -> WalletChange:
+        """Debit or credit, idempotent by request_id: a retry (same request_id and
+        parameters) gets the first entry back; other parameters are refused."""
+        v = Violations()
+        if user_id <= 0:
+            v.add("user_id", "The user_id is required.")
+        if store_id < 0:
+            v.add("store_id", "The store_id must be 0 or a store id.")
+        if amount <= 0 or amount > rules.MAX_WALLET_MOVE_FEN:
+            v.add("amount_fen", "The amount_fen must be a positive number of fen.")
+        if not reference or len(reference) > 128:
+            v.add("reference", "The reference is required (at most 128 characters).")
+        if not request_id or len(request_id) > 64:
+            v.add("request_id", "The request_id is required (at most 64 characters).")
+        v.raise_if_any()
+        reason, signed = (DEBIT, -amount) if debit else (CREDIT, amount)
+        with self._uow() as uow:
+            wallet = ledger.lock_wallet(uow, user_id, store_id)
+            # Looked up under the wallet lock, so concurrent retries see the winner's entry.
+            earlier = uow.session.scalar(select(WalletEntryRow).where(WalletEntryRow.wallet_id == wallet.id,
+                                                                      WalletEntryRow.request_id == request_id))
+            if earlier is not None:
+                if (earlier.reason, earlier.amount, earlier.reference) != (reason, signed, reference):
+                    raise DomainError("REQUEST_ID_REUSED", "The request_id was used for another operation.",
+                                      Kind.CONFLICT, metadata={"request_id": request_id})
+                return WalletChange(earlier, wallet.balance)
+            try:
+                entry = ledger.post(uow, wallet, signed, reason, reference, request_id)
+            except IntegrityError as exc:
+                raise DomainError("DUPLICATE_REFERENCE", "This reference was already booked.", Kind.CONFLICT,
+                                  metadata={"reference": reference}) from exc
+            uow.commit()
+            return WalletChange(entry, wallet.balance)

@@ -1,0 +1,241 @@
+"""RechargeService and WalletService: proto <-> service layer, nothing else."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+from google.api import httpbody_pb2
+from google.protobuf import struct_pb2
+from vipay.recharge.v1 import recharge_pb2 as pb
+from vipay.recharge.v1 import recharge_pb2_grpc
+
+from server.payments.channels import PayData
+from server.platform import money
+from server.platform.auth import require_user
+from server.platform.calls import BlockingRunner, current_call
+from server.platform.error_mapping import EnvelopeRegistry
+from server.platform.errors import DomainError, Kind, Violations
+from server.recharge.envelopes import (
+    charge_envelope,
+    notification_envelope,
+    recharge_envelope,
+    yoshop_envelope,
+)
+from server.recharge.profiles import DEFAULTS as PROFILE_DEFAULTS
+from server.recharge.profiles import UserProfiles
+from server.recharge.rules import RechargeCatalog
+from server.recharge.service import RechargeService, StoreTotals, local_text
+from server.recharge.tables import RechargeOrderRow
+
+NULL = struct_pb2.Value(null_value=struct_pb2.NULL_VALUE)
+
+
+def nullable(value) -> struct_pb2.Value:
+    if value is None:
+        return NULL
+    if isinstance(value, bool):
+        return struct_pb2.Value(bool_value=value)
+    if isinstance(value, (int, float)):
+        return struct_pb2.Value(number_value=value)
+    return struct_pb2.Value(string_value=str(value))
+
+
+def client_ip(metadata: dict[str, str]) -> str:
+    """The address Envoy saw: it appends the peer to x-forwarded-for
+    (use_remote_address), so the last entry is the one a client cannot forge."""
+    forwarded = metadata.get("x-forwarded-for", "")
+    return forwarded.rsplit(",", 1)[-1].strip() if forwarded else ""
+
+
+def call_pay_info(pay: PayData) -> str:
+    """000: the Alipay order string, or WeChat Pay client parameters as JSON text."""
+    if pay.order_string is not None:
+        return pay.order_string
+    return json.dumps(pay.client_params or {}, ensure_ascii=False, separators=(",", ":"))
+
+
+def payment_request(pay: PayData, order_number: str) -> pb.PaymentRequest:
+    """002 {url, method, body}: a form to post to the provider's gateway; an app
+    SDK string (method "sdk", no url); or WeChat JSAPI parameters (method "jsapi")."""
+    if pay.order_string is not None:
+        if pay.gateway_url:
+            body = pay.order_string
+            if body.startswith(pay.gateway_url + "?"):
+                body = body[len(pay.gateway_url) + 1:]
+            return pb.PaymentRequest(url=pay.gateway_url, method="post", body=body, order_number=order_number)
+        return pb.PaymentRequest(url="", method="sdk", body=pay.order_string, order_number=order_number)
+    params = {k: str(v) for k, v in (pay.client_params or {}).items()}
+    return pb.PaymentRequest(url="", method="jsapi", body=urlencode(params), order_number=order_number)
+
+
+def pay_modes(catalog: RechargeCatalog) -> list[pb.PayMode]:
+    modes = []
+    for m in catalog.pay_modes:
+        t = catalog.pay_type(m.pay_type_id)
+        if m.enabled and t is not None:
+            modes.append(pb.PayMode(id=m.id, code=m.code, name=m.name,
+                                    pay_type=pb.PayType(id=t.id, code=t.code, name=t.name, icon=t.icon)))
+    return modes
+
+
+def record(row: RechargeOrderRow) -> pb.RechargeRecord:
+    return pb.RechargeRecord(id=row.id, order_number=row.order_number, amount=money.yuan_string_trimmed(row.amount),
+                             state=row.state, created_date=local_text(row.created_at), snapshot=row.snapshot)
+
+
+def masked_mobile(mobile: str) -> str:
+    """003 shows 130****0000: the middle four digits of a mainland number hidden."""
+    if len(mobile) == 11 and mobile.isdigit():
+        return f"{mobile[:3]}****{mobile[7:]}"
+    return mobile
+
+
+def personal(user_id: int, profile, totals: StoreTotals, platform_header: str) -> pb.Personal:
+    """003 `personal`: the store wallet's figures from the ledger, the rest from the
+    user's stored profile (defaults when there is none; `platform` then is the header's)."""
+    p = {name: getattr(profile, name) for name in PROFILE_DEFAULTS} if profile else dict(PROFILE_DEFAULTS)
+    return pb.Personal(
+        user_id=user_id, mobile=masked_mobile(p["mobile"]), nick_name=p["nick_name"], avatar_id=p["avatar_id"],
+        gender=p["gender"], address_id=p["address_id"], balance=money.yuan_string_2dp(totals.balance),
+        points=p["points"], pay_money=money.yuan_string_2dp(totals.paid),
+        expend_money=money.yuan_string_2dp(totals.spent), grade_id=p["grade_id"],
+        platform=p["platform"] or platform_header, last_login_time=p["last_login_time"],
+    )
+
+
+def store_id_from(metadata: dict[str, str]) -> int:
+    text = metadata.get("storeid", "").strip()
+    if not text.isdigit() or int(text) <= 0:
+        raise DomainError("STORE_REQUIRED", "The storeId header is required.", Kind.INVALID,
+                          metadata={"header": "storeId"})
+    return int(text)
+
+
+class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
+    def __init__(self, service: RechargeService, profiles: UserProfiles, run: BlockingRunner):
+        self._svc = service
+        self._profiles = profiles
+        self._run = run
+
+    # ---- 000 ----------------------------------------------------------------
+
+    async def GetChargeIndex(self, request, context):
+        catalog = await self._run(self._svc.catalog.get)
+        return pb.GetChargeIndexResponse(c=0, m=NULL, d=pb.ChargeIndex(
+            pay_types=[pb.ChargePayType(type_name=t.type_name, comment=t.comment, thumbnail=nullable(t.thumbnail))
+                       for t in catalog.charge_pay_types],
+            charge_list=[pb.ChargePackage(
+                id=p.id, amount=money.yuan_number(p.amount_fen), bg_url=nullable(p.bg_url),
+                comment=nullable(p.comment), giving_vip=p.giving_vip, time_type=nullable(p.time_type),
+                time_len=nullable(p.time_len), add_time=nullable(p.add_time), sort_order=nullable(p.sort_order),
+                deleted=False,
+            ) for p in catalog.packages if not p.deleted],
+        ))
+
+    async def CreateChargePayment(self, request, context):
+        user_id = require_user(current_call.get().principal)
+        created = await self._run(self._svc.order_package, user_id, package_id=request.id, pay_type=request.pay_type)
+        return pb.CreateChargePaymentResponse(c=0, m=NULL, d=pb.ChargePayment(
+            pay_order_id=nullable(created.order.order_number), out_pay_order_id=NULL,
+            call_pay_info=call_pay_info(created.pay_data), pay_callback_info=NULL,
+        ))
+
+    # ---- 002 ----------------------------------------------------------------
+
+    async def GetRecharge(self, request, context):
+        principal = current_call.get().principal
+        catalog = await self._run(self._svc.catalog.get)
+        modes = pay_modes(catalog)
+        data = pb.RechargeAmounts(recharge_amount=[
+            pb.RechargeAmount(id=p.id, title=p.name, price=money.yuan_string_trimmed(p.money_fen), pay_modes=modes)
+            for p in catalog.plans
+        ])
+        if principal is not None:  # absent, not empty, for anonymous callers (the document's rule)
+            data.balance = money.yuan_string_trimmed(await self._run(self._svc.balance, principal.user_id))
+        return pb.GetRechargeResponse(message="ok", success=True, code=0, data=data)
+
+    async def CreateRechargeOrder(self, request, context):
+        call = current_call.get()
+        user_id = require_user(call.principal)
+        created = await self._run(
+            self._svc.order_recharge, user_id, plan_id=request.id, price=request.price,
+            pay_mode_id=request.pay_mode_id, goods_id=request.goods_id if request.HasField("goods_id") else None,
+            verify_code=request.verify_code, client_ip=client_ip(call.metadata), openid=request.openid,
+        )
+        return pb.CreateRechargeOrderResponse(message="ok", success=True, code=0,
+                                              data=payment_request(created.pay_data, created.order.order_number))
+
+    async def GetRechargeHistory(self, request, context):
+        user_id = require_user(current_call.get().principal)
+        total, rows = await self._run(
+            self._svc.history, user_id, page=request.page or 1, rows=request.rows or 10,
+            start=request.start_date, end=request.end_date, state=request.order_state,
+        )
+        return pb.GetRechargeHistoryResponse(message="ok", success=True, code=0,
+                                             data=pb.RechargeHistory(total=total, rows=[record(r) for r in rows]))
+
+    async def GetRechargeCaptcha(self, request, context):
+        user_id = require_user(current_call.get().principal)
+        png = await self._run(self._svc.abuse.issue, user_id)
+        return httpbody_pb2.HttpBody(content_type="image/png", data=png)
+
+    # ---- 003 ----------------------------------------------------------------
+
+    async def GetRechargeCenter(self, request, context):
+        call = current_call.get()
+        store_id = store_id_from(call.metadata)
+        user_id = require_user(call.principal)
+        if not request.client:
+            v = Violations()
+            v.add("client", "The client parameter is required.")
+            v.raise_if_any()
+        catalog = await self._run(self._svc.catalog.get)
+        totals = await self._run(self._svc.store_totals, user_id, store_id)
+        profile = await self._run(self._profiles.get, user_id, store_id)
+        s = catalog.setting
+        return pb.GetRechargeCenterResponse(status=200, message="success", data=pb.RechargeCenter(
+            setting=pb.RechargeSetting(is_entrance=int(s.is_entrance), is_custom=int(s.is_custom),
+                                       lowest_money=money.yuan_number(s.lowest_money_fen),
+                                       is_match_plan=int(s.is_match_plan), describe=s.describe),
+            personal=personal(user_id, profile, totals, call.metadata.get("platform", "")),
+            plan_list=[pb.RechargePlan(plan_id=p.id, plan_name=p.name, money=money.yuan_string_2dp(p.money_fen),
+                                       gift_money=money.yuan_string_2dp(p.gift_fen)) for p in catalog.plans],
+            payment_methods=[pb.PaymentMethod(key=m.key, method=m.method, is_must_template=m.is_must_template,
+                                              template_id=m.template_id, is_enable=m.is_enable,
+                                              is_default=m.is_default, client=m.client)
+                             for m in catalog.methods_for(request.client)],
+        ))
+
+    # ---- notifications ----------------------------------------------------
+
+    async def HandleRechargeNotification(self, request, context):
+        call = current_call.get()
+        channel, _, suffix = request.callback.rpartition("-")
+        if suffix != "callback" or not channel:
+            channel = ""
+        reply = await self._run(self._svc.handle_notification, request.order, channel, request.http_body.data,
+                                request.http_body.content_type, call.metadata)
+        call.set_http_status(reply.status)
+        return httpbody_pb2.HttpBody(content_type=reply.content_type, data=reply.body)
+
+
+FAMILIES = {
+    "GetChargeIndex": charge_envelope,
+    "CreateChargePayment": charge_envelope,
+    "GetRecharge": recharge_envelope,
+    "CreateRechargeOrder": recharge_envelope,
+    "GetRechargeHistory": recharge_envelope,
+    "GetRechargeCaptcha": recharge_envelope,
+    "GetRechargeCenter": yoshop_envelope,
+    "HandleRechargeNotification": notification_envelope,
+}
+
+
+def register(server, app, runner: BlockingRunner, envelopes: EnvelopeRegistry) -> str:
+    name = pb.DESCRIPTOR.services_by_name["RechargeService"].full_name
+    servicer = RechargeServicer(app.recharges, app.profiles, runner)
+    recharge_pb2_grpc.add_RechargeServiceServicer_to_server(servicer, server)
+    for method, envelope in FAMILIES.items():
+        envelopes.register(f"/{name}/{method}", envelope)
+    return name

@@ -1,0 +1,52 @@
+"""WalletService (internal, gRPC only, role `service`): proto <-> service layer."""
+
+from __future__ import annotations
+
+from vipay.recharge.v1 import wallet_pb2 as wpb
+from vipay.recharge.v1 import wallet_pb2_grpc
+
+from server.platform.auth import require_role
+from server.platform.calls import BlockingRunner, current_call
+from server.platform.error_mapping import EnvelopeRegistry
+from server.platform.paging import offset_from_token, page_token
+from server.recharge.service import RechargeService
+from server.recharge.tables import WalletEntryRow
+
+
+def entry_message(row: WalletEntryRow) -> wpb.WalletEntry:
+    return wpb.WalletEntry(id=row.id, amount_fen=row.amount, balance_after_fen=row.balance_after, reason=row.reason,
+                           reference=row.reference, request_id=row.request_id or "",
+                           created_at=row.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+
+
+
+class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
+    def __init__(self, service: RechargeService, run: BlockingRunner):
+        self._svc = service
+        self._run = run
+
+    async def GetWallet(self, request, context):
+        require_role(current_call.get().principal, "service")
+        offset = offset_from_token(request.page_token) if request.page_token else 0
+        limit = min(request.page_size or 20, 100)
+        balance, rows, more = await self._run(self._svc.wallet_entries, request.user_id, request.store_id, offset,
+                                              limit)
+        return wpb.GetWalletResponse(balance_fen=balance, entries=[entry_message(r) for r in rows],
+                                     next_page_token=page_token(offset + limit) if more else "")
+
+    async def DebitWallet(self, request, context):
+        require_role(current_call.get().principal, "service")
+        change = await self._run(self._svc.move, request.user_id, request.store_id, request.amount_fen,
+                                 request.reference, request.request_id, debit=True)
+        return wpb.DebitWalletResponse(entry=entry_message(change.entry), balance_fen=change.balance)
+
+    async def CreditWallet(self, request, context):
+        require_role(current_call.get().principal, "service")
+        change = await self._run(self._svc.move, request.user_id, request.store_id, request.amount_fen,
+                                 request.reference, request.request_id, debit=False)
+        return wpb.CreditWalletResponse(entry=entry_message(change.entry), balance_fen=change.balance)
+
+
+def register(server, app, runner: BlockingRunner, envelopes: EnvelopeRegistry) -> str:
+    wallet_pb2_grpc.add_WalletServiceServicer_to_server(WalletServicer(app.recharges, runner), server)
+    return wpb.DESCRIPTOR.services_by_name["WalletService"].full_name

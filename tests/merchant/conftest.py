@@ -1,0 +1,220 @@
+"""Fixtures of the merchant OpenAPI tests: two merchants made through the operator
+registry, the reference client pointed at the real Envoy, a platform callback key,
+and a local HTTP receiver standing in for the merchant's callbackUrl."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from sqlalchemy import func, select
+
+from clients.merchant_client import MerchantClient
+from server.membership.tables import MembershipGrantRow
+from server.merchant.callbacks import CallbackDispatcher
+from server.merchant.signing import PlatformSigner, generate_rsa_keypair
+from server.merchant.tables import (
+    MerchantCallbackRow,
+    MerchantNonceRow,
+    MerchantOrderRow,
+    MerchantRow,
+)
+
+PRICE_FEN = 451  # product 87103: 3 months of `middle`, settlement price 4.51 yuan
+USER_ID = 42
+ACCOUNT = "w23b52"
+
+
+@pytest.fixture(scope="session")
+def platform_key() -> tuple[str, str]:
+    return generate_rsa_keypair()
+
+
+@pytest.fixture(autouse=True)
+def _platform_signer(request, platform_key):
+    """The dispatcher signs with a per-session key here instead of var/'s dev key."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    app = request.getfixturevalue("app")
+    signer = PlatformSigner(platform_key[0])
+    original = app.openapi.signer
+    app.openapi.signer = lambda: signer
+    yield
+    app.openapi.signer = original
+
+
+@dataclass
+class Merchant:
+    merchant_id: str
+    business_id: str
+    private_key: str
+    md5_secret: str
+
+
+def make_merchant(app, merchant_id: str, business_ids: list[str], balance_fen: int = 10_000,
+                  callback_url: str | None = None) -> Merchant:
+    reg = app.openapi.registry
+    keys = reg.create(merchant_id, f"merchant {merchant_id}", business_ids, callback_url=callback_url, rsa=True, md5=True)
+    reg.set_product(merchant_id, "87103", "middle", 3, PRICE_FEN)
+    if balance_fen:
+        reg.top_up(merchant_id, balance_fen)
+    return Merchant(merchant_id, business_ids[0], keys.rsa_private_key, keys.md5_secret)
+
+
+@pytest.fixture
+def merchant(app) -> Merchant:
+    m = make_merchant(app, "166", ["166", "1661"])
+    app.openapi.registry.link_account(ACCOUNT, USER_ID, "15012616978")
+    return m
+
+
+@pytest.fixture
+def other_merchant(app) -> Merchant:
+    return make_merchant(app, "177", ["177"])
+
+
+@pytest.fixture
+def client_for(gateway):
+    clients = []
+
+    def make(m: Merchant, *, md5: bool = False, business_id: str | None = None) -> MerchantClient:
+        c = MerchantClient(gateway.url, m.merchant_id, business_id or m.business_id,
+                           private_key_pem=None if md5 else m.private_key, md5_secret=m.md5_secret if md5 else None)
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.http.close()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    balances: dict
+    orders: int
+    grants: int
+    callbacks: int
+
+
+def snapshot(app) -> Snapshot:
+    with app.uow_factory() as uow:
+        s = uow.session
+        return Snapshot(
+            dict(s.execute(select(MerchantRow.merchant_id, MerchantRow.balance_fen)).all()),
+            s.scalar(select(func.count()).select_from(MerchantOrderRow)),
+            s.scalar(select(func.count()).select_from(MembershipGrantRow)),
+            s.scalar(select(func.count()).select_from(MerchantCallbackRow)),
+        )
+
+
+def nonce_count(app) -> int:
+    with app.uow_factory() as uow:
+        return uow.session.scalar(select(func.count()).select_from(MerchantNonceRow))
+
+
+# ---- a merchant's callback endpoint ------------------------------------------------
+
+
+@dataclass
+class Receiver:
+    """Answers each POST with the next scripted (status, body), then `SUCCESS`."""
+
+    script: list = field(default_factory=list)
+    received: list = field(default_factory=list)
+    delay: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""
+
+    def wait_for(self, count: int, timeout: float = 15.0) -> list:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.received) >= count:
+                    return list(self.received)
+            time.sleep(0.05)
+        raise AssertionError(f"expected {count} callbacks, got {len(self.received)}")
+
+
+@pytest.fixture
+def receiver():
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            if state.delay:
+                time.sleep(state.delay)
+            with state.lock:
+                state.received.append((dict(self.headers), body))
+                status, text = state.script.pop(0) if state.script else (200, "SUCCESS")
+            self.send_response(status)
+            self.send_header("content-type", "text/plain")
+            self.end_headers()
+            self.wfile.write(text.encode())
+
+        def log_message(self, *args):
+            pass
+
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 128  # many dispatchers connect at once
+
+    server = Server(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/notify"
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def callback_json(entry) -> dict:
+    return json.loads(entry[1])
+
+
+def _pause(dispatchers):
+    paused = []
+    for job in list(dispatchers):
+        loop = job._task.get_loop()
+        asyncio.run_coroutine_threadsafe(job.stop(), loop).result(10)
+        paused.append((job, loop))
+    return paused
+
+
+def _resume(paused):
+    for job, loop in paused:
+        asyncio.run_coroutine_threadsafe(job.start(), loop).result(10)
+
+
+@pytest.fixture
+def dispatchers_paused(grpc_server):
+    """Stops every running dispatcher of this process (other test servers included),
+    for tests that drive dispatchers by hand."""
+    paused = _pause(CallbackDispatcher.running)
+    yield
+    _resume(paused)
+
+
+@pytest.fixture
+def only_server_dispatcher(grpc_server):
+    """Only the session gRPC server's own dispatcher runs (it signs with our test key)."""
+    ours = set(grpc_server.background)
+    assert ours & CallbackDispatcher.running, "the gRPC server should run a callback dispatcher"
+    paused = _pause(CallbackDispatcher.running - ours)
+    yield
+    _resume(paused)
+
+
+@pytest.fixture
+def short_schedule(app):
+    """The backoff shortened by config (the dispatcher reads it on every failure)."""
+    cfg = app.openapi.dispatch
+    saved = (cfg.backoff, cfg.interval, cfg.lease)
+    cfg.backoff, cfg.interval, cfg.lease = (0.2, 0.2, 0.2), 0.1, 2.0
+    yield cfg
+    cfg.backoff, cfg.interval, cfg.lease = saved

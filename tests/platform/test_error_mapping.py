@@ -1,0 +1,63 @@
+"""Domain errors -> gRPC rich status and the 001 (ThinkSNS) envelope, in one table."""
+
+import pytest
+from google.rpc import error_details_pb2
+
+from server.platform.error_mapping import (
+    DOMAIN,
+    EnvelopeRegistry,
+    gateway_error_headers,
+    rich_status,
+    thinksns_envelope,
+)
+from server.platform.errors import DomainError, FieldViolation, Kind, invalid, not_found
+
+
+def unpack(status):
+    infos, bad = [], []
+    for d in status.details:
+        target = error_details_pb2.ErrorInfo() if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR) \
+            else error_details_pb2.BadRequest()
+        d.Unpack(target)
+        (infos if isinstance(target, error_details_pb2.ErrorInfo) else bad).append(target)
+    return infos, bad
+
+
+def test_rich_status_has_one_error_info_and_every_violation():
+    err = invalid([FieldViolation("level", "bad"), FieldViolation("duration", "bad too")])
+    infos, bad = unpack(rich_status(err))
+    assert len(infos) == 1 and infos[0].reason == "INVALID_ARGUMENT" and infos[0].domain == DOMAIN
+    assert [v.field for v in bad[0].field_violations] == ["level", "duration"]
+    assert rich_status(err).code == 3  # INVALID_ARGUMENT
+
+
+def test_rich_status_carries_metadata_and_no_bad_request_without_violations():
+    infos, bad = unpack(rich_status(not_found("order", 7)))
+    assert infos[0].reason == "ORDER_NOT_FOUND" and dict(infos[0].metadata) == {"order": "7"} and bad == []
+
+
+@pytest.mark.parametrize("kind,status", [
+    (Kind.INVALID, 422), (Kind.UNAUTHENTICATED, 401), (Kind.PERMISSION_DENIED, 403), (Kind.NOT_FOUND, 404),
+    (Kind.CONFLICT, 409), (Kind.FAILED_PRECONDITION, 422), (Kind.RESOURCE_EXHAUSTED, 429),
+    (Kind.UNAVAILABLE, 503), (Kind.INTERNAL, 500),
+])
+def test_thinksns_status_per_kind(kind, status):
+    assert thinksns_envelope(DomainError("X", "msg", kind))[0] == status
+
+
+def test_thinksns_body_groups_violations_by_field_and_iap_failures_are_500():
+    err = invalid([FieldViolation("level", "a"), FieldViolation("level", "b")])
+    assert thinksns_envelope(err) == (422, {"message": "The given data was invalid.", "errors": {"level": ["a", "b"]}})
+    assert thinksns_envelope(DomainError("IAP_VERIFICATION_FAILED", "no", Kind.FAILED_PRECONDITION))[0] == 500
+
+
+def test_gateway_headers_are_ascii_json_and_registry_picks_the_longest_prefix():
+    headers = dict(gateway_error_headers(DomainError("X", "订单不存在", Kind.NOT_FOUND), thinksns_envelope))
+    assert headers["x-http-code"] == "404" and headers["x-http-body"].isascii()
+    registry = EnvelopeRegistry()
+    special = lambda err: (200, {})  # noqa: E731
+    registry.register("/a.B/", thinksns_envelope)
+    registry.register("/a.B/Special", special)
+    assert registry.for_method("/a.B/Special") is special
+    assert registry.for_method("/a.B/Other") is thinksns_envelope
+    assert registry.for_method("/c.D/X") is thinksns_envelope  # the default
