@@ -231,3 +231,20 @@ def trade_no(local_now: datetime, order_id: int) -> str:
     return local_now.strftime("%Y%m%d%H%M%S") + f"{local_now.microsecond // 1000:03d}MO" + tail
 
 
+
+
+def exchange_share(level: str, target: str, start: datetime, end: datetime, exchanged_at: datetime,
+                   consumed: dict[str, datetime], exchange: int) -> float:
+    """Which share of an exchange's converted days came from the segment [start, end]
+    of `level`. At the exchange every consumed level's remainder [exchanged_at,
+    its expiry] was converted at 1 / exchange**(rank gap); the segment's part of
+    `level`'s remainder is its overlap with that interval. (With one consumed
+    level the rate cancels out; with several, today's catalog rate weighs them.)"""
+    def worth(lvl: str, seconds: float) -> float:
+        return seconds / max(exchange, 1) ** (RANK[target] - RANK[lvl])
+
+    total = sum(worth(lvl, max((expiry - exchanged_at).total_seconds(), 0)) for lvl, expiry in consumed.items())
+    overlap = (min(end, consumed.get(level, exchanged_at)) - max(start, exchanged_at)).total_seconds()
+    if total <= 0 or overlap <= 0:
+        return 0.0
+    return min(worth(level, overlap) / total, 1.0)

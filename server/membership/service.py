@@ -17,8 +17,10 @@ from server.membership import rules
 from server.membership.tables import (
     AppStoreNotificationRow,
     IapRedemptionRow,
+    IapTransactionRow,
     MembershipGrantRow,
     MembershipRow,
+    VipCatalogRow,
     VipOrderRow,
 )
 from server.payments.channels import (
@@ -370,6 +372,12 @@ class MembershipService:
                 raise DomainError("IAP_PRODUCT_MISMATCH", "The purchase is for another product.", Kind.FAILED_PRECONDITION)
             if purchase.app_account_token != self._iap.account_token(user_id):
                 raise DomainError("IAP_ACCOUNT_MISMATCH", "The purchase belongs to another account.", Kind.FAILED_PRECONDITION)
+            # Locked first (the same row a REFUND/REVOKE notification locks): a refund that
+            # arrived before, or races this redemption, is seen here or sees our redemption.
+            known = self._lock_iap_transaction(uow, purchase.transaction_id)
+            if known.revoked_at is not None:
+                raise DomainError("IAP_REFUNDED", "This purchase was refunded or revoked by the App Store.",
+                                  Kind.FAILED_PRECONDITION, metadata={"transaction_id": purchase.transaction_id})
             already = uow.session.get(IapRedemptionRow, purchase.transaction_id)
             if already is not None:
                 raise DomainError("IAP_ALREADY_REDEEMED", "This purchase was already redeemed.", Kind.CONFLICT,
@@ -409,15 +417,30 @@ class MembershipService:
                 .on_conflict_do_nothing(index_elements=["notification_uuid"])
             ).rowcount
             if fresh and note.notification_type in ("REFUND", "REVOKE") and txn_id:
+                known = self._lock_iap_transaction(uow, txn_id)
+                if known.revoked_at is None:  # remembered, so a later redemption is refused
+                    known.revoked_at, known.revocation = naive(self._clock()), note.notification_type
                 self._take_back(uow, txn_id, note.notification_type)
             uow.commit()
         return 200
 
+    def _lock_iap_transaction(self, uow: UnitOfWork, transaction_id: str) -> IapTransactionRow:
+        uow.session.execute(
+            uow.insert(IapTransactionRow)
+            .values(transaction_id=transaction_id, created_at=naive(self._clock()))
+            .on_conflict_do_nothing(index_elements=["transaction_id"])
+        )
+        return uow.session.scalars(
+            select(IapTransactionRow).where(IapTransactionRow.transaction_id == transaction_id)
+            .with_for_update().execution_options(populate_existing=True)
+        ).one()
+
     def _take_back(self, uow: UnitOfWork, transaction_id: str, why: str) -> None:
-        """Takes back what a refunded / revoked App Store purchase granted (once)."""
+        """Takes back what a refunded / revoked App Store purchase granted (once),
+        following an exchange if the purchase's days were converted."""
         redemption = uow.session.get(IapRedemptionRow, transaction_id)
         if redemption is None:
-            log.info("refund for a transaction we never redeemed", extra={"transaction_id": transaction_id})
+            log.info("refund for a transaction not redeemed (yet): remembered", extra={"transaction_id": transaction_id})
             return
         order = uow.session.get(VipOrderRow, redemption.order_id)
         ref = str(order.id)
@@ -425,10 +448,59 @@ class MembershipService:
             MembershipGrantRow.source == "iap_refund", MembershipGrantRow.source_ref == ref))
         if already is not None:
             return  # REFUND then REVOKE (or the reverse) for the same purchase
-        span = self.granted_span(uow, "vip_order", ref, order.level)
-        self.revoke_in(uow, order.user_id, order.level, span, source="iap_refund", source_ref=ref)
+        taken = self.take_back_in(uow, order.user_id, "vip_order", ref, 1, source="iap_refund", source_ref=ref)
         log.warning("app store %s: membership taken back", why.lower(),
-                    extra={"order_id": order.id, "user_id": order.user_id, "days": span.days})
+                    extra={"order_id": order.id, "user_id": order.user_id,
+                           "taken": {lvl: span.total_seconds() for lvl, span in taken}})
+
+    def take_back_in(self, uow: UnitOfWork, user_id: int, grant_source: str, grant_ref: str, fraction: float, *,
+                     source: str, source_ref: str) -> list[tuple[str, timedelta]]:
+        """Takes back `fraction` (0..1] of what one grant (grant_source, grant_ref)
+        added, inside the caller's transaction: where an exchange converted the
+        grant's days into a higher level, from that level (rules.trace_grant).
+        Recorded as (source, source_ref) rows per level, so twice raises IntegrityError."""
+        grants = uow.session.scalars(select(MembershipGrantRow).where(
+            MembershipGrantRow.source == grant_source, MembershipGrantRow.source_ref == grant_ref)).all()
+        spans: dict[str, timedelta] = {}
+        for grant in grants:
+            start = max(grant.previous_expires_at or grant.created_at, grant.created_at)
+            for level, span in self._trace(uow, user_id, grant.level, start, grant.expires_at, grant.created_at):
+                spans[level] = spans.get(level, timedelta(0)) + span * fraction
+        taken = []
+        for level, span in sorted(spans.items(), key=lambda item: rules.RANK[item[0]]):
+            span = timedelta(seconds=round(span.total_seconds()))
+            if span > timedelta(0):
+                self.revoke_in(uow, user_id, level, span, source=source, source_ref=source_ref)
+                taken.append((level, span))
+        return taken
+
+    def _trace(self, uow: UnitOfWork, user_id: int, level: str, start: datetime, end: datetime, since: datetime,
+               depth: int = 0) -> list[tuple[str, timedelta]]:
+        """Where the segment [start, end] of `level`'s timeline (granted at `since`)
+        went: still on `level`, or converted by a later exchange into its target."""
+        out = uow.session.scalar(select(MembershipGrantRow).where(
+            MembershipGrantRow.user_id == user_id, MembershipGrantRow.level == level,
+            MembershipGrantRow.source == "exchange_out", MembershipGrantRow.created_at >= since,
+        ).order_by(MembershipGrantRow.created_at, MembershipGrantRow.id).limit(1))
+        if out is None or depth > 3:
+            return [(level, end - start)]
+        moved = uow.session.scalar(select(MembershipGrantRow).where(
+            MembershipGrantRow.source == "exchange_in", MembershipGrantRow.source_ref == out.source_ref))
+        consumed = uow.session.scalars(select(MembershipGrantRow).where(
+            MembershipGrantRow.source == "exchange_out", MembershipGrantRow.source_ref == out.source_ref)).all()
+        if moved is None:
+            return [(level, end - start)]
+        exchanged_at = out.created_at
+        share = rules.exchange_share(
+            level, moved.level, start, end, exchanged_at,
+            {row.level: row.previous_expires_at for row in consumed if row.previous_expires_at},
+            uow.session.scalar(select(VipCatalogRow.exchange)) or 1,  # same transaction: no second session
+        )
+        in_start = max(moved.previous_expires_at or moved.created_at, moved.created_at)
+        span = (moved.expires_at - in_start) * share
+        if span <= timedelta(0):
+            return []
+        return self._trace(uow, user_id, moved.level, in_start, in_start + span, moved.created_at, depth + 1)
 
     # ---- memberships ------------------------------------------------------
 

@@ -116,3 +116,16 @@ class AppStoreNotificationRow(Base):
     subtype: Mapped[str | None] = mapped_column(String(40))
     transaction_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class IapTransactionRow(Base):
+    """One row per App Store transaction we heard of, by a redemption or a REFUND /
+    REVOKE notification. Both paths lock this row before acting, so a refund that
+    races the redemption is ordered: either the redemption sees `revoked_at` and is
+    refused, or the notification sees the redemption and takes the days back."""
+
+    __tablename__ = "iap_transactions"
+    transaction_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revocation: Mapped[str | None] = mapped_column(String(20))  # REFUND | REVOKE
+    created_at: Mapped[datetime] = mapped_column(DateTime)
