@@ -6,7 +6,8 @@
   serve                    gRPC server only
   run                      gRPC server + Envoy gateway (Ctrl-C stops both)
   token --user-id N        print a bearer token (--role service|admin)
-  sandbox-pay TRADE_NO     send a signed sandbox payment notification through Envoy
+  sandbox-pay NUMBER       pay any sandbox order (VIP or recharge) through Envoy
+  refund ORDER_NUMBER      refund a paid order (--amount YUAN, --reason TEXT; server/payments/cli.py)
   sandbox-receipt ORDER_ID print a sandbox App Store receipt for an Iap order
   catalog show|set-price   inspect or edit the VIP catalog (server/membership/cli.py)
   merchant ...             merchant OpenAPI registry and callbacks (server/merchant/cli.py)
@@ -19,14 +20,17 @@ import argparse
 import asyncio
 import logging
 import secrets
+import sys
 
 from server.membership import cli as membership_cli
 from server.merchant import cli as merchant_cli
+from server.payments import cli as payments_cli
 from server.platform.settings import VAR, get_settings
 from server.recharge import cli as recharge_cli
 
-# Each area contributes its sub-commands (add_commands) and demo data (seed).
-AREA_CLIS = (membership_cli, recharge_cli, merchant_cli)
+# Each area contributes its sub-commands (add_commands), demo data (seed) and the
+# lookup `sandbox-pay` uses (sandbox_order).
+AREA_CLIS = (membership_cli, recharge_cli, merchant_cli, payments_cli)
 
 
 def cmd_keys(_args) -> None:
@@ -63,7 +67,7 @@ def cmd_migrate(_args) -> None:
 def cmd_serve(_args) -> None:
     from server.app import build_app, serve_forever
 
-    asyncio.run(serve_forever(build_app(get_settings())))
+    asyncio.run(serve_forever(build_app(get_settings())))  # announces the channels
 
 
 def cmd_run(_args) -> None:
@@ -88,6 +92,23 @@ def cmd_token(args) -> None:
     print(issue_token(s.jwt_secret, s.jwt_issuer, s.jwt_audience, args.user_id, args.role))
 
 
+def cmd_sandbox_pay(args) -> None:
+    """Pays any sandbox order by its number (VIP trade_no, recharge RC…) through Envoy."""
+    from server.payments.sandbox_tools import send_sandbox_notification
+
+    app = args.app()
+    for area in AREA_CLIS:
+        found = area.sandbox_order(app, args.number) if hasattr(area, "sandbox_order") else None
+        if found is not None:
+            break
+    else:
+        sys.exit(f"no VIP or recharge order {args.number}")
+    path, channel, amount = found
+    if channel != "sandbox":
+        sys.exit(f"order {args.number} is paid through {channel}, not the sandbox")
+    send_sandbox_notification(app, path, args.number, amount, args.status)
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     parser = argparse.ArgumentParser(prog="python -m server")
@@ -101,6 +122,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--user-id", type=int, required=True)
     p.add_argument("--role", default="user", choices=["user", "service", "admin"])
     p.set_defaults(fn=cmd_token)
+    p = sub.add_parser("sandbox-pay", help="pay a sandbox order (VIP trade_no or recharge RC…) through Envoy")
+    p.add_argument("number")
+    p.add_argument("--status", default="PAID", choices=["PAID", "CLOSED"])
+    p.set_defaults(fn=cmd_sandbox_pay)
     for area in AREA_CLIS:
         area.add_commands(sub)
     args = parser.parse_args(argv)
@@ -113,11 +138,12 @@ def _app_factory():
     so commands that need none (keys, token, migrate) stay fast and areas never import server.app."""
     built = []
 
-    def app():
+    def app(talks_to_providers: bool = False):
+        # Provider set-up warnings ("… is not configured") only for commands that use a provider.
         if not built:
             from server.app import build_app
 
-            built.append(build_app(get_settings()))
+            built.append(build_app(get_settings(), announce_channels=talks_to_providers))
         return built[0]
 
     return app

@@ -22,6 +22,7 @@ from server.merchant.service import OpenApi, build_openapi
 from server.payments.channels import ChannelRegistry
 from server.payments.configure import build_channels, build_iap_verifier
 from server.payments.iap import IapVerifier, SandboxIapVerifier
+from server.payments.refunds import RefundService
 from server.payments.sandbox import SandboxChannel
 from server.payments.settlement import SettlementService
 from server.payments.settlement_worker import settle_forever
@@ -54,6 +55,7 @@ class App:
     openapi: OpenApi  # merchant direct charge + callbacks (docs/openapi.md)
     settlement: SettlementService  # re-query / close unpaid orders (payments/settlement_worker.py)
     profiles: UserProfiles  # per-store user profiles for 003's `personal` (docs/recharge.md)
+    refunds: RefundService  # operator and provider-console refunds (docs/refunds.md)
 
     def save_catalog(self, catalog) -> int:
         with self.uow_factory() as uow:
@@ -62,16 +64,18 @@ class App:
         return version
 
 
-def build_app(settings: Settings, engine: Engine | None = None) -> App:
+def build_app(settings: Settings, engine: Engine | None = None, *, announce_channels: bool = True) -> App:
+    """announce_channels=False: no provider set-up warnings (CLI commands that never
+    talk to a payment provider)."""
     engine = engine or make_engine(settings.sqlalchemy_url)
     uow_factory = partial(UnitOfWork, make_session_factory(engine))
     sandbox = SandboxChannel(settings.sandbox_secret)
     # Real providers where configured, the sandbox elsewhere (refused in production
     # unless ALLOW_SANDBOX): see payments/configure.py and docs/channels.md.
-    channel_setup = build_channels(settings, sandbox)
+    channel_setup = build_channels(settings, sandbox, announce_channels)
     channels = channel_setup.registry()
     assert set(PAY_METHODS) <= set(channel_setup.routes)
-    iap = build_iap_verifier(settings, SandboxIapVerifier(settings.sandbox_secret))
+    iap = build_iap_verifier(settings, SandboxIapVerifier(settings.sandbox_secret), announce_channels)
     order_ttl = timedelta(minutes=settings.order_close_minutes)
 
     catalog = CatalogProvider(uow_factory, settings.catalog_refresh_seconds, VipCatalogRow, catalog_from_row)
@@ -89,8 +93,17 @@ def build_app(settings: Settings, engine: Engine | None = None) -> App:
         requery_every=timedelta(seconds=max(settings.settle_interval_seconds, 1)),
         batch_size=settings.settle_batch_size,
     )
+    refunds = RefundService(
+        uow_factory, channels,
+        [memberships.refund_book(), recharges.refund_book(), openapi.charges.refund_book()],
+        settings.public_base_url, requery_after=timedelta(seconds=settings.settle_requery_after_seconds),
+        requery_every=timedelta(seconds=max(settings.settle_interval_seconds, 1)),
+        batch_size=settings.settle_batch_size,
+    )
+    channels.on_refund = refunds.receive_statement  # refund notifications on any notify path
+    settlement.refunds = refunds  # unknown refund outcomes are asked again by the same loop
     return App(settings, engine, uow_factory, channels, sandbox, iap, memberships, recharges, openapi, settlement,
-               UserProfiles(uow_factory))
+               UserProfiles(uow_factory), refunds)
 
 
 # The gRPC services, in registration order. Each module has register() (and may have background()).

@@ -96,8 +96,8 @@ def _clean_tables(request):
     from server.recharge.ledger import check_ledger
 
     with application.uow_factory() as uow:
-        problems = check_ledger(uow)
-    assert not problems, "ledger broken: " + "; ".join(map(str, problems))
+        problems = [str(p) for p in check_ledger(uow)] + application.refunds.check(uow)
+    assert not problems, "ledger broken: " + "; ".join(problems)
 
 
 class _Loop:

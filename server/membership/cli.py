@@ -23,19 +23,17 @@ def seed(app) -> None:
         print("catalog present; left as is")
 
 
-def cmd_sandbox_pay(args) -> None:
+def sandbox_order(app, number: str) -> tuple[str, str, int] | None:
+    """For `sandbox-pay` (server/__main__.py): (notify path, channel, amount) of the VIP order."""
     from sqlalchemy import select
 
     from server.membership.tables import VipOrderRow
-    from server.payments.sandbox_tools import send_sandbox_notification
 
-    app = args.app()
     with app.uow_factory() as uow:
-        order = uow.session.scalar(select(VipOrderRow).where(VipOrderRow.trade_no == args.trade_no))
+        order = uow.session.scalar(select(VipOrderRow).where(VipOrderRow.trade_no == number))
     if order is None:
-        sys.exit(f"no order {args.trade_no}")
-    send_sandbox_notification(app, f"/api/v2/vip/orders/{order.id}/sandbox-callback", order.trade_no,
-                              order.pay_amount, args.status)
+        return None
+    return f"/api/v2/vip/orders/{order.id}/sandbox-callback", order.channel, order.pay_amount
 
 
 def cmd_sandbox_receipt(args) -> None:
@@ -72,10 +70,6 @@ def cmd_catalog(args) -> None:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("sandbox-pay")
-    p.add_argument("trade_no")
-    p.add_argument("--status", default="PAID", choices=["PAID", "CLOSED"])
-    p.set_defaults(fn=cmd_sandbox_pay)
     p = sub.add_parser("sandbox-receipt")
     p.add_argument("order_id", type=int)
     p.add_argument("--transaction-id", default="")

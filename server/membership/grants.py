@@ -22,3 +22,13 @@ class MembershipGrants(Protocol):
 
     def revoke_in(self, uow: UnitOfWork, user_id: int, level: str, taken: timedelta, *, source: str,
                   source_ref: str) -> datetime: ...
+
+    # Refunds (payments/refunds.py): take back `fraction` of what one grant (grant_source,
+    # grant_ref) added — following an exchange into a higher level — recorded under the
+    # refund number; give it back if the refund fails; prove it was recorded exactly once.
+    def refund_take_back_in(self, uow: UnitOfWork, user_id: int, grant_source: str, grant_ref: str,
+                            fraction: float, refund_no: str) -> dict: ...
+
+    def refund_restore_in(self, uow: UnitOfWork, user_id: int, refund_no: str, summary: dict) -> None: ...
+
+    def check_refund_take_back(self, uow: UnitOfWork, refund) -> list[str]: ...

@@ -33,6 +33,7 @@ from server.payments.channels import (
     Reply,
 )
 from server.payments.iap import IapVerifier, ReceiptRejected
+from server.payments.refunds import OrderFacts, RefundBook
 from server.payments.settlement import OrderBook, receive_notification
 from server.platform.cached_catalog import CatalogProvider
 from server.platform.errors import DomainError, Kind, Violations, not_found
@@ -41,6 +42,7 @@ from server.platform.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1)
+REFUND_SOURCE, REFUND_UNDO = "order_refund", "order_refund_undo"  # membership_grants.source of refund take-backs
 
 
 @dataclass(frozen=True)
@@ -501,6 +503,69 @@ class MembershipService:
         if span <= timedelta(0):
             return []
         return self._trace(uow, user_id, moved.level, in_start, in_start + span, moved.created_at, depth + 1)
+
+    # ---- refunds (service_layer/refunds.py) ---------------------------------
+
+    def refund_book(self) -> RefundBook:
+        """VIP orders (001) as the refund service sees them: a refund takes back the
+        refunded share of the months the order granted (following an exchange)."""
+        return RefundBook("vip_orders", find=self._refund_find, lock=self._refund_lock,
+                          fulfil=self._refund_fulfil, take_back=self._refund_take_back,
+                          restore=self._refund_restore, check=self.check_refund_take_back)
+
+    @staticmethod
+    def _refund_find(uow: UnitOfWork, number: str) -> int | None:
+        return uow.session.scalar(select(VipOrderRow.id).where(VipOrderRow.trade_no == number))
+
+    @staticmethod
+    def _refund_lock(uow: UnitOfWork, order_id: int) -> OrderFacts:
+        order = uow.session.scalars(select(VipOrderRow).where(VipOrderRow.id == order_id).with_for_update()
+                                    .execution_options(populate_existing=True)).one()
+        return OrderFacts("vip_orders", order.id, order.trade_no or "", order.channel, order.pay_status == 1,
+                          order.pay_amount, order.provider_txn_id or "")
+
+    def _refund_fulfil(self, uow: UnitOfWork, order_id: int, provider_txn_id: str) -> None:
+        self._fulfil(uow, uow.session.get(VipOrderRow, order_id), provider_txn_id)
+
+    def _refund_take_back(self, uow: UnitOfWork, facts: OrderFacts, refund_no: str, amount: int, strict: bool
+                          ) -> dict:
+        order = uow.session.get(VipOrderRow, facts.id)
+        return self.refund_take_back_in(uow, order.user_id, "vip_order", str(order.id), amount / max(order.pay_amount, 1),
+                                        refund_no)
+
+    def _refund_restore(self, uow: UnitOfWork, facts: OrderFacts, refund_no: str, summary: dict) -> None:
+        order = uow.session.get(VipOrderRow, facts.id)
+        self.refund_restore_in(uow, order.user_id, refund_no, summary)
+
+    def refund_take_back_in(self, uow: UnitOfWork, user_id: int, grant_source: str, grant_ref: str,
+                            fraction: float, refund_no: str) -> dict:
+        """For any area's refund: takes back `fraction` of one grant, recorded under
+        the refund number; returns the summary kept on the refund row."""
+        taken = self.take_back_in(uow, user_id, grant_source, grant_ref, min(fraction, 1.0),
+                                  source=REFUND_SOURCE, source_ref=refund_no)
+        return {"membership": {level: int(span.total_seconds()) for level, span in taken}}
+
+    def refund_restore_in(self, uow: UnitOfWork, user_id: int, refund_no: str, summary: dict) -> None:
+        """The refund failed at the provider: gives the taken span back."""
+        for level, seconds in sorted(summary.get("membership", {}).items()):
+            now = self._clock()
+            membership = self._lock_membership(uow, user_id, level)
+            previous = utc(membership.expires_at)
+            self._record(uow, membership, max(previous, now) + timedelta(seconds=seconds), now, REFUND_UNDO,
+                         refund_no, previous)
+
+    @staticmethod
+    def check_refund_take_back(uow: UnitOfWork, refund) -> list[str]:
+        """The membership part of a refund's take-back is recorded exactly once (and
+        undone exactly once when the refund failed)."""
+        wanted = sorted(json.loads(refund.take_back).get("membership", {}))
+        problems = []
+        for source, expect in ((REFUND_SOURCE, wanted), (REFUND_UNDO, wanted if refund.state == "failed" else [])):
+            levels = sorted(uow.session.scalars(select(MembershipGrantRow.level).where(
+                MembershipGrantRow.source == source, MembershipGrantRow.source_ref == refund.refund_no)))
+            if levels != expect:
+                problems.append(f"{source} rows for levels {levels}, expected {expect}")
+        return problems
 
     # ---- memberships ------------------------------------------------------
 

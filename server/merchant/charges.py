@@ -31,6 +31,7 @@ from server.merchant.tables import (
     MerchantRow,
     UserAccountRow,
 )
+from server.payments.refunds import OrderFacts, RefundBook
 from server.platform import money
 from server.platform.times import naive, naive_now
 from server.platform.unit_of_work import UnitOfWork
@@ -223,6 +224,60 @@ class MerchantChargeService:
             raise rules.refusal("OPENAPI_BIZ_CODE_CONFLICT", order_code=existing.order_code)
         return _result(existing)
 
+    # ---- refunds (service_layer/refunds.py) ---------------------------------------
+
+    def refund_book(self) -> RefundBook:
+        """Merchant orders (004): refunded in full by the operator to the merchant's
+        prepaid balance (no provider), the membership taken back, the order's state
+        becomes `refunded` and a signed `refunded` status callback is queued."""
+        return RefundBook("merchant_orders", find=self._refund_find, lock=self._refund_lock,
+                          fulfil=lambda uow, order_id, txn: None, take_back=self._refund_take_back,
+                          restore=self._refund_restore, check=self._refund_check, on_refunded=self._refunded,
+                          internal=True, full_only=True)
+
+    @staticmethod
+    def _refund_find(uow: UnitOfWork, number: str) -> int | None:
+        return uow.session.scalar(select(MerchantOrderRow.id).where(MerchantOrderRow.order_code == number))
+
+    @staticmethod
+    def _refund_lock(uow: UnitOfWork, order_id: int) -> OrderFacts:
+        order = uow.session.scalars(select(MerchantOrderRow).where(MerchantOrderRow.id == order_id).with_for_update()
+                                    .execution_options(populate_existing=True)).one()
+        return OrderFacts("merchant_orders", order.id, order.order_code, "merchant_balance",
+                          order.state in ("success", "refunded"), order.settlement_price_fen)
+
+    def _refund_take_back(self, uow: UnitOfWork, facts: OrderFacts, refund_no: str, amount: int, strict: bool
+                          ) -> dict:
+        order = uow.session.get(MerchantOrderRow, facts.id)
+        now = naive_now()
+        uow.session.execute(update(MerchantRow).where(MerchantRow.id == order.merchant_pk)
+                            .values(balance_fen=MerchantRow.balance_fen + amount))
+        self._ledger(uow, order.merchant_pk, "refund", amount, order.id, now, note=refund_no)
+        summary = {"merchant_balance": amount}
+        summary.update(self._memberships.refund_take_back_in(
+            uow, order.user_id, "merchant_order", str(order.id), amount / max(order.settlement_price_fen, 1), refund_no))
+        return summary
+
+    def _refund_restore(self, uow: UnitOfWork, facts: OrderFacts, refund_no: str, summary: dict) -> None:
+        raise AssertionError("merchant refunds are final at once")  # internal books never fail at a provider
+
+    def _refund_check(self, uow: UnitOfWork, refund) -> list[str]:
+        summary = json.loads(refund.take_back)
+        rows = uow.session.scalars(select(MerchantBalanceEntryRow.amount_fen).where(
+            MerchantBalanceEntryRow.kind == "refund", MerchantBalanceEntryRow.note == refund.refund_no)).all()
+        problems = [] if list(rows) == [summary.get("merchant_balance")] else [
+            f"merchant balance refunds {list(rows)}, expected {summary.get('merchant_balance')}"]
+        return problems + self._memberships.check_refund_take_back(uow, refund)
+
+    def _refunded(self, uow: UnitOfWork, facts: OrderFacts, refunded_fen: int) -> None:
+        order = uow.session.get(MerchantOrderRow, facts.id)
+        if refunded_fen < order.settlement_price_fen or order.state == "refunded":
+            return
+        order.state = "refunded"
+        uow.session.flush()
+        merchant = uow.session.get(MerchantRow, order.merchant_pk)
+        self._enqueue_callback(uow, order, merchant.merchant_id, naive_now())
+
     # ---- queries -------------------------------------------------------------------
 
     def query_order(self, metadata: dict[str, str], raw: bytes) -> tuple[MerchantOrderRow, str]:
@@ -275,6 +330,8 @@ def callback_body(order: MerchantOrderRow, merchant_id: str) -> str:
     """The status report, serialised once: every attempt sends these exact bytes."""
     failed = order.state == "failed"
     status, message = rules.STATUS["OPENAPI_ORDER_FAILED"] if failed else (rules.SUCCESS, "success")
+    if order.state == "refunded":  # refunded by the operator to the merchant's prepaid balance
+        message = "refunded"
     return json.dumps({
         "merchantId": merchant_id,
         "businessId": order.business_id,

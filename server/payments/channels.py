@@ -35,6 +35,41 @@ class PayData:
 
 
 @dataclass(frozen=True)
+class RefundRequest:
+    """Give back `amount_fen` of a paid trade. `refund_no` is ours and the provider
+    dedupes on it, so sending the same request again never refunds twice."""
+
+    refund_no: str
+    trade_no: str
+    provider_txn_id: str
+    amount_fen: int
+    total_fen: int
+    reason: str
+    notify_url: str = ""
+
+
+# Refund states, ours and the providers' mapped onto them.
+REFUND_SUCCEEDED, REFUND_PROCESSING, REFUND_FAILED, REFUND_ABNORMAL = "succeeded", "processing", "failed", "abnormal"
+REFUND_NOT_FOUND = "not_found"  # the provider never received this refund number
+
+
+@dataclass(frozen=True)
+class RefundStatement:
+    """A provider's verified statement about a refund of one trade: the answer to a
+    refund request or query, or a refund notification (also for refunds started in
+    the provider's console, which carry the provider's refund number)."""
+
+    trade_no: str
+    state: str
+    refund_no: str = ""  # "" when the provider names none (an Alipay console refund)
+    amount_fen: int | None = None  # this refund; None when only the total is known
+    refunded_total_fen: int | None = None  # Alipay: all refunds of the trade so far
+    total_fen: int | None = None  # the trade's amount, when stated
+    provider_refund_id: str = ""
+    provider_txn_id: str = ""
+
+
+@dataclass(frozen=True)
 class Notification:
     """A provider's verified statement about one payment."""
 
@@ -45,6 +80,9 @@ class Notification:
     # The trade is over without payment (closed / timed out at the provider). Not
     # paid and not closed means "not paid yet": the buyer may still pay.
     closed: bool = False
+    # Set when the notification is about a refund of the trade (WeChat Pay REFUND.*,
+    # Alipay's refund_fee fields): handled by the refund service, not by settle().
+    refund: RefundStatement | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +121,13 @@ class PaymentChannel(Protocol):
     # Callers use `getattr(channel, "query", None)`.
     # def query(self, trade_no: str) -> Notification | None: ...
 
+    # Optional (channels that can refund): refund() sends a RefundRequest and answers
+    # a RefundStatement (succeeded / processing / failed / abnormal); query_refund()
+    # asks about one refund number (state REFUND_NOT_FOUND when the provider never
+    # got it). Both raise ChannelUnavailable when the outcome is unknown.
+    # def refund(self, request: RefundRequest) -> RefundStatement: ...
+    # def query_refund(self, refund_no: str, trade_no: str) -> RefundStatement: ...
+
 
 class ChannelRegistry:
     """Which channel serves which pay method, and the channels by name (the
@@ -91,6 +136,10 @@ class ChannelRegistry:
     def __init__(self, channels: list[PaymentChannel], routes: Mapping[str, str]):
         self._by_name = {c.name: c for c in channels}
         self._routes = dict(routes)
+        # Set by the composition root: where verified refund statements go (the refund
+        # service), so any notify path can carry one (Alipay sends refunds to the
+        # payment's notify_url).
+        self.on_refund = None
 
     def name_for(self, pay_method: str) -> str:
         """The channel an order of this pay method belongs to (its `channel` column).

@@ -47,7 +47,8 @@ def appstore_configured(s: Settings) -> bool:
     return bool(s.appstore_bundle_id and s.appstore_root_certs_dir)
 
 
-def sandbox_fallback(s: Settings, setup: ChannelSetup, provider: str, methods: tuple[str, ...], sandbox_name: str):
+def sandbox_fallback(s: Settings, setup: ChannelSetup, provider: str, methods: tuple[str, ...], sandbox_name: str,
+                     announce: bool = True):
     setup.sandboxed.append(provider)
     for method in methods:
         setup.routes[method] = sandbox_name
@@ -56,11 +57,12 @@ def sandbox_fallback(s: Settings, setup: ChannelSetup, provider: str, methods: t
             f"{provider} is not configured and ENVIRONMENT=production: set its keys (docs/channels.md) "
             "or ALLOW_SANDBOX=true to take sandbox payments on purpose"
         )
-    log.warning("%s is not configured: %s are served by the SANDBOX channel (no real money)",
+    # Commands that never talk to a provider (catalog, merchant, ledger-check ...) stay quiet.
+    (log.warning if announce else log.debug)("%s is not configured: %s are served by the SANDBOX channel (no real money)",
                 provider, ", ".join(methods))
 
 
-def build_channels(s: Settings, sandbox: PaymentChannel) -> ChannelSetup:
+def build_channels(s: Settings, sandbox: PaymentChannel, announce: bool = True) -> ChannelSetup:
     # Iap orders are paid in the App Store (check-iap-result); the order row still names
     # who collects. Not the sandbox when the App Store is configured: the sandbox channel
     # stays registered, and a sandbox-signed notification must never pay a real order.
@@ -77,7 +79,7 @@ def build_channels(s: Settings, sandbox: PaymentChannel) -> ChannelSetup:
         setup.routes.update({m: alipay.name for m in ALIPAY_METHODS})
         log.info("Alipay channel: app_id %s, gateway %s", s.alipay_app_id, s.alipay_gateway_url)
     else:
-        sandbox_fallback(s, setup, "Alipay", ALIPAY_METHODS, sandbox.name)
+        sandbox_fallback(s, setup, "Alipay", ALIPAY_METHODS, sandbox.name, announce)
     if wechat_configured(s):
         from server.payments.wechatpay import WechatPayChannel
 
@@ -86,11 +88,11 @@ def build_channels(s: Settings, sandbox: PaymentChannel) -> ChannelSetup:
         setup.routes.update({m: wechat.name for m in WECHAT_METHODS})
         log.info("WeChat Pay channel: mchid %s, api %s", s.wechatpay_mchid, s.wechatpay_api_base)
     else:
-        sandbox_fallback(s, setup, "WeChat Pay", WECHAT_METHODS, sandbox.name)
+        sandbox_fallback(s, setup, "WeChat Pay", WECHAT_METHODS, sandbox.name, announce)
     return setup
 
 
-def build_iap_verifier(s: Settings, sandbox_verifier):
+def build_iap_verifier(s: Settings, sandbox_verifier, announce: bool = True):
     """The App Store verifier when configured, else the sandbox receipts."""
     if appstore_configured(s):
         from server.payments.appstore import AppStoreVerifier
@@ -100,5 +102,5 @@ def build_iap_verifier(s: Settings, sandbox_verifier):
     if s.environment == "production" and not s.allow_sandbox:
         raise SandboxNotAllowed("the App Store is not configured and ENVIRONMENT=production: set APPSTORE_* "
                                 "(docs/channels.md) or ALLOW_SANDBOX=true")
-    log.warning("App Store is not configured: Iap receipts are SANDBOX receipts (no real money)")
+    (log.warning if announce else log.debug)("App Store is not configured: Iap receipts are SANDBOX receipts (no real money)")
     return sandbox_verifier

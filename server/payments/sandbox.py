@@ -15,10 +15,13 @@ from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlencode
 
 from server.payments.channels import (
+    REFUND_SUCCEEDED,
     Notification,
     NotificationRejected,
     PayData,
     PaymentRequest,
+    RefundRequest,
+    RefundStatement,
     Reply,
 )
 
@@ -107,3 +110,13 @@ class SandboxChannel:
 
     def nack(self, reason: str) -> Reply:
         return Reply(400, b"fail")
+
+    # ---- refunds: the sandbox moves no money, so a refund succeeds at once ----------
+
+    def refund(self, request: RefundRequest) -> RefundStatement:
+        return RefundStatement(request.trade_no, REFUND_SUCCEEDED, request.refund_no, request.amount_fen,
+                               provider_refund_id="sbxr_" + hmac.new(self._secret.encode(), request.refund_no.encode(),
+                                                                     hashlib.sha256).hexdigest()[:16])
+
+    def query_refund(self, refund_no: str, trade_no: str) -> RefundStatement:
+        return RefundStatement(trade_no, REFUND_SUCCEEDED, refund_no)

@@ -49,6 +49,8 @@ def receive_notification(
     except NotificationRejected as exc:
         log.warning("notification rejected", extra={"order_id": order_id, "channel": channel_name, "why": str(exc)})
         return channel.nack(str(exc))
+    if note.refund is not None and channels.on_refund is not None:
+        return channels.on_refund(channel, note.refund)
     return settle(order_id, channel, note)
 
 
@@ -72,6 +74,8 @@ class SettleReport:
     settled_paid: int = 0
     closed: int = 0
     failed: int = 0
+    refunds_queried: int = 0
+    refunds_finished: int = 0
 
 
 class SettlementService:
@@ -87,6 +91,7 @@ class SettlementService:
         self._requery_every = requery_every
         self._batch = batch_size
         self._clock = clock
+        self.refunds = None  # the refund service (set by bootstrap): its unknown outcomes are asked again here
 
     def _claim(self, book: OrderBook, now: datetime) -> list[tuple[int, str, str, datetime]]:
         """Open orders old enough to ask about and not asked recently."""
@@ -120,6 +125,9 @@ class SettlementService:
         for book in self.books:
             for order_id, number, channel_name, created_at in self._claim(book, now):
                 self._settle_one(book, order_id, number, channel_name, created_at, now, report)
+        if self.refunds is not None:
+            refunds = self.refunds.run_once()
+            report.refunds_queried, report.refunds_finished = refunds.queried, refunds.finished
         return report
 
     def _settle_one(self, book, order_id, number, channel_name, created_at, now, report) -> None:

@@ -35,12 +35,13 @@ def cmd_ledger_check(args) -> None:
 
     app = args.app()
     with app.uow_factory() as uow:
-        problems = check_ledger(uow)
+        problems = [str(p) for p in check_ledger(uow)] + app.refunds.check(uow)
     for problem in problems:
         print(problem)
     if problems:
         sys.exit(1)
-    print("ledger OK: every wallet balance equals the sum of its entries")
+    print("ledger OK: every wallet balance equals the sum of its entries; refunds never exceed an order's "
+          "payment and each take-back is recorded exactly once")
 
 
 def cmd_recharge_catalog(args) -> None:
@@ -62,6 +63,19 @@ def cmd_recharge_catalog(args) -> None:
     except DomainError as err:
         sys.exit("\n".join(f"{v.field}: {v.description}" for v in err.violations) or err.message)
     print(f"recharge catalog version {app.recharges.catalog.save(catalog)}")
+
+
+def sandbox_order(app, number: str) -> tuple[str, str, int] | None:
+    """For `sandbox-pay` (server/__main__.py): (notify path, channel, amount) of the recharge order."""
+    from sqlalchemy import select
+
+    from server.recharge.tables import RechargeOrderRow
+
+    with app.uow_factory() as uow:
+        order = uow.session.scalar(select(RechargeOrderRow).where(RechargeOrderRow.order_number == number))
+    if order is None:
+        return None
+    return f"/api/recharge/orders/{order.id}/sandbox-callback", order.channel, order.amount
 
 
 def cmd_recharge_sandbox_pay(args) -> None:

@@ -25,6 +25,7 @@ from server.payments.channels import (
     PaymentRequest,
     Reply,
 )
+from server.payments.refunds import OrderFacts, RefundBook
 from server.payments.settlement import OrderBook, receive_notification
 from server.platform.abuse import AbuseGuard
 from server.platform.errors import DomainError, Kind, Violations
@@ -40,6 +41,8 @@ RECHARGE = "recharge"
 GIFT = "recharge_gift"
 DEBIT = "debit"
 CREDIT = "credit"
+REFUND = "refund"  # a refund takes the refunded share of amount + gift back
+REFUND_UNDO = "refund_undo"  # the refund failed at the provider: given back
 
 
 def local_text(stored: datetime) -> str:
@@ -278,6 +281,68 @@ class RechargeService:
             self._memberships.grant_in(uow, order.user_id, order.vip_level, order.vip_months, rules.ZONE.key,
                                        source="recharge_order", source_ref=str(order.id))
         return True
+
+    # ---- refunds (service_layer/refunds.py) ---------------------------------
+
+    def refund_book(self) -> RefundBook:
+        """Recharge orders (000/002/003) as the refund service sees them. A refund
+        takes the refunded share of the credited amount and of its gift back from
+        the wallet (and of a package's membership). Never below zero: an operator
+        refund is refused when the wallet no longer holds it (REFUND_EXCEEDS_BALANCE);
+        a refund made in the provider's console, whose money is already gone, takes
+        what is there and records the shortfall (docs/refunds.md)."""
+        return RefundBook("recharge_orders", find=self._refund_find, lock=self._refund_lock,
+                          fulfil=self._refund_fulfil, take_back=self._refund_take_back,
+                          restore=self._refund_restore, check=self._refund_check)
+
+    @staticmethod
+    def _refund_find(uow: UnitOfWork, number: str) -> int | None:
+        return uow.session.scalar(select(RechargeOrderRow.id).where(RechargeOrderRow.order_number == number))
+
+    @staticmethod
+    def _refund_lock(uow: UnitOfWork, order_id: int) -> OrderFacts:
+        order = uow.session.scalars(select(RechargeOrderRow).where(RechargeOrderRow.id == order_id).with_for_update()
+                                    .execution_options(populate_existing=True)).one()
+        return OrderFacts("recharge_orders", order.id, order.order_number or "", order.channel,
+                          order.state == rules.PAID, order.amount, order.provider_txn_id or "")
+
+    def _refund_fulfil(self, uow: UnitOfWork, order_id: int, provider_txn_id: str) -> None:
+        self._fulfil(uow, uow.session.get(RechargeOrderRow, order_id), provider_txn_id)
+
+    def _refund_take_back(self, uow: UnitOfWork, facts: OrderFacts, refund_no: str, amount: int, strict: bool
+                          ) -> dict:
+        order = uow.session.get(RechargeOrderRow, facts.id)
+        due = amount + order.gift_amount * amount // max(order.amount, 1)
+        wallet = ledger.lock_wallet(uow, order.user_id, order.store_id)
+        if strict and wallet.balance < due:
+            raise DomainError("REFUND_EXCEEDS_BALANCE", "The wallet no longer holds what this refund takes back.",
+                              Kind.FAILED_PRECONDITION,
+                              metadata={"balance_fen": str(wallet.balance), "take_back_fen": str(due)})
+        take = min(due, wallet.balance)
+        if take > 0:
+            ledger.post(uow, wallet, -take, REFUND, f"refund:{refund_no}")
+        summary = {"wallet": take, "shortfall": due - take}
+        if order.vip_months and order.vip_level:
+            summary.update(self._memberships.refund_take_back_in(
+                uow, order.user_id, "recharge_order", str(order.id), amount / max(order.amount, 1), refund_no))
+        return summary
+
+    def _refund_restore(self, uow: UnitOfWork, facts: OrderFacts, refund_no: str, summary: dict) -> None:
+        order = uow.session.get(RechargeOrderRow, facts.id)
+        if summary.get("wallet"):
+            ledger.post(uow, ledger.lock_wallet(uow, order.user_id, order.store_id), summary["wallet"], REFUND_UNDO,
+                        f"refund:{refund_no}")
+        self._memberships.refund_restore_in(uow, order.user_id, refund_no, summary)
+
+    def _refund_check(self, uow: UnitOfWork, refund) -> list[str]:
+        summary = json.loads(refund.take_back)
+        taken = summary.get("wallet", 0)
+        rows = uow.session.execute(select(WalletEntryRow.reason, WalletEntryRow.amount).where(
+            WalletEntryRow.reference == f"refund:{refund.refund_no}")).all()
+        expect = ([(REFUND, -taken)] if taken else []) + (
+            [(REFUND_UNDO, taken)] if taken and refund.state == "failed" else [])
+        problems = [] if sorted(rows) == sorted(expect) else [f"wallet entries {sorted(rows)}, expected {expect}"]
+        return problems + self._memberships.check_refund_take_back(uow, refund)
 
     # ---- internal wallet operations ----------------------------------------
 

@@ -1,0 +1,404 @@
+"""Refunds for every order book: the operator's (CLI, admin RPC) and the providers'
+(refunds started in a provider's console arrive as notifications).
+
+An operator refund works like a payment, in three steps:
+1. one transaction: lock the order, check it, write the refund row (`pending`, keyed
+   by our refund number, unique) and take back what the refunded share bought —
+   through the area's RefundBook (wallet, membership, merchant balance);
+2. outside any transaction: ask the provider (it dedupes on our refund number, so
+   sending the same request again never refunds twice);
+3. one transaction: apply the answer — `succeeded`, `processing`, `abnormal` keep the
+   take-back; `failed` gives it back.
+An unknown outcome (timeout, provider down) stays pending / processing and the
+settlement loop asks again until it is final. Every change to an order's refunds
+happens with the order row locked (FOR UPDATE; SQLite has one writer), so
+duplicates, concurrent operators and notifications on several replicas serialise."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from server.payments.channels import (
+    REFUND_ABNORMAL,
+    REFUND_FAILED,
+    REFUND_NOT_FOUND,
+    REFUND_PROCESSING,
+    REFUND_SUCCEEDED,
+    ChannelRegistry,
+    ChannelUnavailable,
+    PaymentChannel,
+    RefundRequest,
+    RefundStatement,
+    Reply,
+)
+from server.payments.refund_tables import RefundRow
+from server.platform.errors import DomainError, Kind, Violations
+from server.platform.times import naive
+from server.platform.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+PENDING = "pending"
+OPEN_STATES = (PENDING, REFUND_PROCESSING)
+COUNTED_STATES = (PENDING, REFUND_PROCESSING, REFUND_SUCCEEDED, REFUND_ABNORMAL)  # money gone or going
+REFUND_NO = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}")  # WeChat Pay's out_refund_no alphabet (Alipay's is wider)
+NOTIFY_PATH = "/api/refunds/{channel}-callback"
+
+
+@dataclass(frozen=True)
+class OrderFacts:
+    """What refunding needs to know of an order, whatever its area."""
+
+    book: str
+    id: int
+    number: str
+    channel: str
+    paid: bool
+    paid_fen: int
+    provider_txn_id: str = ""
+
+
+@dataclass(frozen=True)
+class RefundBook:
+    """One area's orders as the refund service sees them. Every function runs in the
+    caller's transaction; take_back/restore return/receive a JSON-able summary of
+    what was taken, kept on the refund row (and proven by check)."""
+
+    name: str
+    find: Callable[[UnitOfWork, str], int | None]  # order id by its number
+    lock: Callable[[UnitOfWork, int], OrderFacts]  # the order row, locked
+    fulfil: Callable[[UnitOfWork, int, str], None]  # a refund proves the payment: mark paid if not yet
+    # (uow, order, refund_no, amount, strict) -> summary; strict (operator) refuses what it cannot take
+    take_back: Callable[[UnitOfWork, OrderFacts, str, int, bool], dict]
+    restore: Callable[[UnitOfWork, OrderFacts, str, dict], None]  # undo a take-back (the refund failed)
+    check: Callable[[UnitOfWork, RefundRow], list[str]]  # the take-back recorded exactly once
+    on_refunded: Callable[[UnitOfWork, OrderFacts, int], None] | None = None  # after success: total refunded
+    internal: bool = False  # refunded by us (merchant prepaid balance), final at once
+    full_only: bool = False
+
+
+@dataclass
+class RefundReport:
+    queried: int = 0
+    finished: int = 0
+    failed: int = 0
+
+
+def refund_error(reason: str, message: str, kind: Kind = Kind.FAILED_PRECONDITION, **metadata) -> DomainError:
+    return DomainError(reason, message, kind, metadata={k: str(v) for k, v in metadata.items()})
+
+
+def default_refund_no(order_number: str, amount_fen: int | None) -> str:
+    """Deterministic, so re-running the same command is the same refund."""
+    return f"R{order_number}-{amount_fen if amount_fen is not None else 'ALL'}"
+
+
+class RefundService:
+    def __init__(self, uow_factory: Callable[[], UnitOfWork], channels: ChannelRegistry, books: list[RefundBook],
+                 public_base_url: str, *, requery_after: timedelta = timedelta(seconds=120),
+                 requery_every: timedelta = timedelta(seconds=60), batch_size: int = 50,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+        self._uow = uow_factory
+        self._channels = channels
+        self.books = {b.name: b for b in books}
+        self._base_url = public_base_url.rstrip("/")
+        self._requery_after, self._requery_every, self._batch = requery_after, requery_every, batch_size
+        self._clock = clock
+
+    # ---- reading --------------------------------------------------------------
+
+    def get(self, refund_no: str) -> RefundRow | None:
+        with self._uow() as uow:
+            return uow.session.scalar(select(RefundRow).where(RefundRow.refund_no == refund_no))
+
+    def for_order(self, book: str, order_id: int) -> list[RefundRow]:
+        with self._uow() as uow:
+            return list(uow.session.scalars(select(RefundRow).where(RefundRow.book == book, RefundRow.order_id == order_id)
+                                            .order_by(RefundRow.id)))
+
+    def refunded_fen(self, book: str, order_ids: list[int]) -> dict[int, int]:
+        """Money refunded (succeeded) per order, for the clients' order views."""
+        if not order_ids:
+            return {}
+        with self._uow() as uow:
+            return {oid: int(total) for oid, total in uow.session.execute(
+                select(RefundRow.order_id, func.sum(RefundRow.amount_fen))
+                .where(RefundRow.book == book, RefundRow.order_id.in_(order_ids), RefundRow.state == REFUND_SUCCEEDED)
+                .group_by(RefundRow.order_id))}
+
+    # ---- operator refunds -------------------------------------------------------
+
+    def refund(self, order_number: str, *, amount_fen: int | None, reason: str, refund_no: str = "") -> RefundRow:
+        """Refunds `amount_fen` (None: everything not yet refunded) of a paid order.
+        Idempotent by refund_no: the same number again answers the same refund."""
+        reason = (reason or "").strip()
+        v = Violations()
+        if not order_number:
+            v.add("order_number", "The order_number is required.")
+        if not reason:
+            v.add("reason", "The reason is required.")
+        elif len(reason) > 255:
+            v.add("reason", "The reason is at most 255 characters.")
+        if amount_fen is not None and amount_fen <= 0:
+            v.add("amount", "The amount must be positive.")
+        if refund_no and not REFUND_NO.fullmatch(refund_no):
+            v.add("refund_no", "The refund_no is 1-64 characters of letters, digits, _ - | * @.")
+        v.raise_if_any()
+        book, order_id = self._find(order_number)
+        refund_no = refund_no or default_refund_no(order_number, amount_fen)
+        created, facts = self._open(book, order_id, refund_no, amount_fen, reason)
+        if created and not book.internal:
+            row = self.get(refund_no)
+            self._ask(book, row, facts, send=True)
+        return self.get(refund_no)
+
+    def _find(self, number: str) -> tuple[RefundBook, int]:
+        with self._uow() as uow:
+            for book in self.books.values():
+                order_id = book.find(uow, number)
+                if order_id is not None:
+                    return book, order_id
+        raise refund_error("ORDER_NOT_FOUND", f"No order {number}.", Kind.NOT_FOUND, order_number=number)
+
+    def _open(self, book: RefundBook, order_id: int, refund_no: str, amount_fen: int | None, reason: str
+              ) -> tuple[bool, OrderFacts]:
+        """Step 1. Returns (created, order facts)."""
+        with self._uow() as uow:
+            facts = book.lock(uow, order_id)
+            existing = uow.session.scalar(select(RefundRow).where(RefundRow.refund_no == refund_no))
+            if existing is not None:
+                if (existing.book, existing.order_id) != (book.name, order_id) or (
+                        amount_fen is not None and existing.amount_fen != amount_fen):
+                    raise refund_error("REFUND_NO_REUSED", "The refund number was used for another refund.",
+                                       Kind.CONFLICT, refund_no=refund_no)
+                return False, facts
+            if not facts.paid:
+                raise refund_error("ORDER_NOT_PAID", "The order is not paid.", order_number=facts.number)
+            channel = self._channels.by_name(facts.channel)
+            if not book.internal and getattr(channel, "refund", None) is None:
+                raise refund_error("REFUND_NOT_SUPPORTED", f"Orders paid through {facts.channel} are refunded by "
+                                   "the provider (App Store refunds arrive as notifications).", channel=facts.channel)
+            remaining = facts.paid_fen - self._counted(uow, book.name, order_id)
+            if remaining <= 0:
+                raise refund_error("ALREADY_REFUNDED", "The order is refunded in full.", order_number=facts.number)
+            amount = remaining if amount_fen is None else amount_fen
+            if amount > remaining:
+                raise refund_error("REFUND_EXCEEDS_PAYMENT", "The amount is more than what is left to refund.",
+                                   remaining_fen=remaining, amount_fen=amount)
+            if book.full_only and amount != facts.paid_fen:
+                raise refund_error("PARTIAL_REFUND_NOT_SUPPORTED", "These orders are refunded in full only.",
+                                   paid_fen=facts.paid_fen)
+            now = naive(self._clock())
+            row = RefundRow(refund_no=refund_no, book=book.name, order_id=order_id, order_number=facts.number,
+                            channel=facts.channel, amount_fen=amount, reason=reason, state=PENDING, origin="operator",
+                            take_back="{}", created_at=now, updated_at=now)
+            uow.session.add(row)
+            uow.session.flush()
+            row.take_back = json.dumps(book.take_back(uow, facts, refund_no, amount, True), sort_keys=True)
+            if book.internal:
+                row.state, row.finished_at = REFUND_SUCCEEDED, now
+                if book.on_refunded:
+                    book.on_refunded(uow, facts, self._succeeded(uow, book.name, order_id))
+            try:
+                uow.commit()
+            except IntegrityError:  # pragma: no cover - the order lock serialises same-number refunds
+                raise refund_error("REFUND_NO_REUSED", "The refund number is in use.", Kind.CONFLICT)
+        log.warning("refund opened", extra={"refund_no": refund_no, "order": facts.number, "amount_fen": amount})
+        return True, facts
+
+    @staticmethod
+    def _counted(uow: UnitOfWork, book: str, order_id: int) -> int:
+        return int(uow.session.scalar(select(func.coalesce(func.sum(RefundRow.amount_fen), 0)).where(
+            RefundRow.book == book, RefundRow.order_id == order_id, RefundRow.state.in_(COUNTED_STATES))) or 0)
+
+    @staticmethod
+    def _succeeded(uow: UnitOfWork, book: str, order_id: int) -> int:
+        return int(uow.session.scalar(select(func.coalesce(func.sum(RefundRow.amount_fen), 0)).where(
+            RefundRow.book == book, RefundRow.order_id == order_id, RefundRow.state == REFUND_SUCCEEDED)) or 0)
+
+    # ---- the provider -------------------------------------------------------------
+
+    def _ask(self, book: RefundBook, row: RefundRow, facts: OrderFacts, *, send: bool) -> None:
+        """Step 2 (no transaction open): send the refund, or ask about it."""
+        channel = self._channels.by_name(row.channel)
+        request = RefundRequest(row.refund_no, row.order_number, facts.provider_txn_id, row.amount_fen,
+                                facts.paid_fen, row.reason,
+                                self._base_url + NOTIFY_PATH.format(channel=row.channel))
+        try:
+            if send:
+                statement = channel.refund(request)
+            else:
+                statement = channel.query_refund(row.refund_no, row.order_number)
+                if statement.state == REFUND_NOT_FOUND:
+                    if row.state != PENDING:
+                        return
+                    statement = channel.refund(request)  # it never arrived: send again (deduped by refund_no)
+        except ChannelUnavailable as exc:
+            log.warning("refund outcome unknown; asked again by the settlement loop",
+                        extra={"refund_no": row.refund_no, "channel": row.channel, "why": str(exc)})
+            return
+        if statement.state == REFUND_NOT_FOUND:
+            return
+        with self._uow() as uow:
+            facts = book.lock(uow, row.order_id)
+            current = uow.session.scalar(select(RefundRow).where(RefundRow.refund_no == row.refund_no))
+            self._transition(uow, book, facts, current, statement)
+            uow.commit()
+
+    def _transition(self, uow: UnitOfWork, book: RefundBook, facts: OrderFacts, row: RefundRow,
+                    statement: RefundStatement) -> bool:
+        """Step 3, with the order locked: moves one refund to the provider's state."""
+        now = naive(self._clock())
+        state = statement.state
+        sources = {REFUND_SUCCEEDED: (PENDING, REFUND_PROCESSING, REFUND_ABNORMAL),
+                   REFUND_PROCESSING: (PENDING,),
+                   REFUND_FAILED: (PENDING, REFUND_PROCESSING),
+                   REFUND_ABNORMAL: (PENDING, REFUND_PROCESSING)}.get(state, ())
+        if row.state not in sources:
+            return False
+        values = {"state": state, "updated_at": now}
+        if statement.provider_refund_id:
+            values["provider_refund_id"] = statement.provider_refund_id[:64]
+        if state in (REFUND_SUCCEEDED, REFUND_FAILED):
+            values["finished_at"] = now
+        won = uow.session.execute(update(RefundRow).where(RefundRow.id == row.id, RefundRow.state.in_(sources))
+                                  .values(**values).execution_options(synchronize_session=False)).rowcount == 1
+        if not won:
+            return False
+        if state == REFUND_FAILED:
+            book.restore(uow, facts, row.refund_no, json.loads(row.take_back))
+            log.error("refund failed at the provider: take-back given back", extra={"refund_no": row.refund_no})
+        elif state == REFUND_SUCCEEDED and book.on_refunded:
+            book.on_refunded(uow, facts, self._succeeded(uow, book.name, facts.id))
+        elif state == REFUND_ABNORMAL:
+            log.error("refund abnormal at the provider (operator action needed)", extra={"refund_no": row.refund_no})
+        return True
+
+    # ---- provider statements (notifications) ----------------------------------------
+
+    def receive_statement(self, channel: PaymentChannel, statement: RefundStatement) -> Reply:
+        """A verified refund notification (any channel): ours, or one started in the
+        provider's console, applied once. A refund proves the payment, so an order
+        whose payment notification has not arrived yet is marked paid first."""
+        try:
+            book, order_id = self._find(statement.trade_no)
+        except DomainError:
+            log.warning("refund notification for an unknown trade", extra={"trade_no": statement.trade_no})
+            return channel.nack("unknown trade")
+        with self._uow() as uow:
+            facts = book.lock(uow, order_id)
+            if facts.channel != channel.name:
+                return channel.nack("not this channel's order")
+            if statement.total_fen is not None and statement.total_fen != facts.paid_fen:
+                log.error("refund notification amount mismatch", extra={"trade_no": statement.trade_no})
+                return channel.nack("amount mismatch")
+            if not facts.paid:
+                book.fulfil(uow, order_id, statement.provider_txn_id)
+                facts = book.lock(uow, order_id)
+            row = None
+            if statement.refund_no:
+                row = uow.session.scalar(select(RefundRow).where(RefundRow.refund_no == statement.refund_no))
+                if row is not None and (row.book, row.order_id) != (book.name, order_id):
+                    return channel.nack("refund number of another order")
+            if row is not None:
+                self._transition(uow, book, facts, row, statement)
+            elif statement.state == REFUND_SUCCEEDED:
+                self._record_console_refund(uow, book, facts, channel.name, statement)
+            uow.commit()
+        return channel.ack()
+
+    def _record_console_refund(self, uow: UnitOfWork, book: RefundBook, facts: OrderFacts, channel_name: str,
+                               statement: RefundStatement) -> None:
+        counted = self._counted(uow, book.name, facts.id)
+        if statement.amount_fen is not None:
+            amount = statement.amount_fen
+        else:  # Alipay states the trade's refunded total; what we do not know of yet is new
+            amount = (statement.refunded_total_fen or 0) - counted
+        if amount <= 0:
+            return
+        remaining = facts.paid_fen - counted
+        if amount > remaining:
+            log.error("provider refunded more than was left to refund", extra={"order": facts.number,
+                                                                                 "amount_fen": amount})
+            amount = max(remaining, 0)
+            if amount == 0:
+                return
+        refund_no = statement.refund_no or f"{channel_name.upper()}-{facts.number}-{statement.refunded_total_fen}"
+        now = naive(self._clock())
+        row = RefundRow(refund_no=refund_no[:64], book=book.name, order_id=facts.id, order_number=facts.number,
+                        channel=channel_name, amount_fen=amount, reason="refunded in the provider's console",
+                        state=REFUND_SUCCEEDED, origin="provider",
+                        provider_refund_id=(statement.provider_refund_id or None), take_back="{}",
+                        created_at=now, updated_at=now, finished_at=now)
+        uow.session.add(row)
+        uow.session.flush()
+        # The money is already gone: take back what is there (never below zero).
+        row.take_back = json.dumps(book.take_back(uow, facts, row.refund_no, amount, False), sort_keys=True)
+        if book.on_refunded:
+            book.on_refunded(uow, facts, self._succeeded(uow, book.name, facts.id))
+        log.warning("console refund applied", extra={"refund_no": row.refund_no, "order": facts.number,
+                                                      "amount_fen": amount})
+
+    # ---- settlement: unknown outcomes -------------------------------------------------
+
+    def run_once(self) -> RefundReport:
+        """Asks the provider about every refund still pending / processing (claimed
+        with SKIP LOCKED on PostgreSQL so replicas split the work)."""
+        now = self._clock()
+        report = RefundReport()
+        query = (select(RefundRow).where(
+            RefundRow.state.in_(OPEN_STATES),
+            RefundRow.created_at <= naive(now - self._requery_after),
+            or_(RefundRow.last_queried_at.is_(None), RefundRow.last_queried_at <= naive(now - self._requery_every)),
+        ).order_by(RefundRow.created_at).limit(self._batch))
+        with self._uow() as uow:
+            if uow.dialect == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            claimed = list(uow.session.scalars(query))
+            if claimed:
+                uow.session.execute(update(RefundRow).where(RefundRow.id.in_([r.id for r in claimed]))
+                                    .values(last_queried_at=naive(now)).execution_options(synchronize_session=False))
+            uow.commit()
+        for row in claimed:
+            book = self.books.get(row.book)
+            if book is None or book.internal:
+                continue
+            report.queried += 1
+            with self._uow() as uow:
+                facts = book.lock(uow, row.order_id)
+            self._ask(book, row, facts, send=False)
+            after = self.get(row.refund_no)
+            report.finished += int(after.state not in OPEN_STATES)
+        return report
+
+    # ---- proofs --------------------------------------------------------------------
+
+    def check(self, uow: UnitOfWork) -> list[str]:
+        """ledger-check: per order, refunds never exceed the payment (and only paid
+        orders are refunded); every refund's take-back is recorded exactly once."""
+        problems = []
+        totals = uow.session.execute(
+            select(RefundRow.book, RefundRow.order_id, func.sum(RefundRow.amount_fen))
+            .where(RefundRow.state.in_(COUNTED_STATES)).group_by(RefundRow.book, RefundRow.order_id)).all()
+        for book_name, order_id, total in totals:
+            book = self.books.get(book_name)
+            if book is None:
+                problems.append(f"refunds of unknown book {book_name}")
+                continue
+            facts = book.lock(uow, order_id)
+            if not facts.paid or int(total) > facts.paid_fen:
+                problems.append(f"{book_name} order {facts.number}: refunds {int(total)} fen > paid "
+                                f"{facts.paid_fen if facts.paid else 0} fen")
+        for row in uow.session.scalars(select(RefundRow).order_by(RefundRow.id)):
+            book = self.books.get(row.book)
+            if book is not None:
+                problems.extend(f"refund {row.refund_no}: {p}" for p in book.check(uow, row))
+        return problems
