@@ -20,6 +20,7 @@ from server.membership.tables import VipCatalogRow
 from server.merchant import servicer as merchant_servicer
 from server.merchant.service import OpenApi, build_openapi
 from server.payments.channels import ChannelRegistry
+from server.payments import refund_servicer
 from server.payments.configure import build_channels, build_iap_verifier
 from server.payments.iap import IapVerifier, SandboxIapVerifier
 from server.payments.refunds import RefundService
@@ -107,7 +108,7 @@ def build_app(settings: Settings, engine: Engine | None = None, *, announce_chan
 
 
 # The gRPC services, in registration order. Each module has register() (and may have background()).
-SERVICES = (diagnostics, membership_servicer, recharge_servicer, wallet_servicer, merchant_servicer)
+SERVICES = (diagnostics, membership_servicer, recharge_servicer, wallet_servicer, merchant_servicer, refund_servicer)
 
 
 def build_grpc_server(app: App, host: str = "127.0.0.1", port: int = 0) -> GrpcServer:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from datetime import datetime
 
 from google.api import httpbody_pb2
@@ -46,8 +48,11 @@ def vip_info_message(info: dict) -> pb.VipInfo:
     return message
 
 
-def order_message(row: VipOrderRow) -> pb.VipOrder:
+def order_message(row: VipOrderRow, refunded_fen: int = 0) -> pb.VipOrder:
+    refund_status = 0 if not refunded_fen else (2 if refunded_fen >= row.pay_amount else 1)
     return pb.VipOrder(
+        refund_status=refund_status,
+        refunded_amount=refunded_fen,
         id=row.id,
         trade_no=row.trade_no,
         user_id=row.user_id,
@@ -161,10 +166,16 @@ def status_message(view: MembershipView) -> pb.MembershipStatus:
 
 
 class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
-    def __init__(self, service: MembershipService, run: BlockingRunner, save_catalog):
+    def __init__(self, service: MembershipService, run: BlockingRunner, save_catalog,
+                 refunded: Callable[[list[int]], dict[int, int]] = lambda ids: {}):
         self._svc = service
         self._run = run
         self._save_catalog = save_catalog
+        self._refunded = refunded  # order id -> fen refunded (docs/refunds.md)
+
+    async def _order(self, row: VipOrderRow) -> pb.VipOrder:
+        refunded = await self._run(self._refunded, [row.id])
+        return order_message(row, refunded.get(row.id, 0))
 
     async def GetBootstrappers(self, request, context):
         catalog = await self._run(self._svc.catalog.get)
@@ -202,14 +213,15 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
             timezone_name=request.timezone or "Asia/Shanghai",
         )
         call.unwrap_json_field("vip_orders")
+        refunded = await self._run(self._refunded, [r.id for r in rows])
         return pb.ListVipOrdersResponse(
-            vip_orders=[order_message(r) for r in rows],
+            vip_orders=[order_message(r, refunded.get(r.id, 0)) for r in rows],
             next_page_token=page_token(offset + limit) if more else "",
         )
 
     async def GetVipOrder(self, request, context):
         user_id = require_user(current_call.get().principal)
-        return order_message(await self._run(self._svc.get_order, user_id, request.order))
+        return await self._order(await self._run(self._svc.get_order, user_id, request.order))
 
     async def DeleteVipOrder(self, request, context):
         call = current_call.get()
@@ -226,7 +238,7 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
     async def CheckIapResult(self, request, context):
         user_id = require_user(current_call.get().principal)
         order = await self._run(self._svc.check_iap, user_id, request.order_id, request.receipt)
-        return order_message(order)
+        return await self._order(order)
 
     async def GetVipProtocol(self, request, context):
         catalog = await self._run(self._svc.catalog.get)
@@ -272,7 +284,8 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
 def register(server, app, runner: BlockingRunner, envelopes: EnvelopeRegistry) -> str:
     name = pb.DESCRIPTOR.services_by_name["MembershipService"].full_name
     membership_pb2_grpc.add_MembershipServiceServicer_to_server(
-        MembershipServicer(app.memberships, runner, app.save_catalog), server
+        MembershipServicer(app.memberships, runner, app.save_catalog,
+                           lambda ids: app.refunds.refunded_fen("vip_orders", ids)), server
     )
     envelopes.register(f"/{name}/", thinksns_envelope)
     return name

@@ -19,11 +19,17 @@ from alipay import AliPay
 from alipay.exceptions import AliPayException, AliPayValidationError
 
 from server.payments.channels import (
+    REFUND_FAILED,
+    REFUND_NOT_FOUND,
+    REFUND_PROCESSING,
+    REFUND_SUCCEEDED,
     ChannelUnavailable,
     Notification,
     NotificationRejected,
     PayData,
     PaymentRequest,
+    RefundRequest,
+    RefundStatement,
     Reply,
 )
 from server.platform.money import parse_yuan, yuan_string_2dp
@@ -123,7 +129,20 @@ class AlipayChannel:
             trade_no = fields["out_trade_no"]
         except (KeyError, ValueError) as exc:
             raise NotificationRejected("missing or malformed out_trade_no / total_amount") from exc
-        return Notification(trade_no, amount, status in PAID, fields.get("trade_no", ""), status == "TRADE_CLOSED")
+        refund = None
+        if fields.get("refund_fee"):
+            # A refund of this trade (ours, or started in Alipay's console): refund_fee is the
+            # trade's refunded total, out_biz_no the refund request number.
+            try:
+                refunded = parse_yuan(fields["refund_fee"])
+            except ValueError as exc:
+                raise NotificationRejected("malformed refund_fee") from exc
+            if refunded > 0:
+                refund = RefundStatement(trade_no, REFUND_SUCCEEDED, fields.get("out_biz_no", ""),
+                                         refunded_total_fen=refunded, total_fen=amount,
+                                         provider_txn_id=fields.get("trade_no", ""))
+        return Notification(trade_no, amount, status in PAID, fields.get("trade_no", ""), status == "TRADE_CLOSED",
+                            refund=refund)
 
     def ack(self) -> Reply:
         return Reply(200, b"success")
@@ -133,17 +152,20 @@ class AlipayChannel:
 
     # ---- re-query -----------------------------------------------------------
 
-    def query(self, trade_no: str) -> Notification | None:
-        """alipay.trade.query: the signed answer about one of our trades."""
+    def _call(self, api: str, biz: dict) -> dict:
+        """One signed server call; its answer's signature verified by the SDK."""
         try:
-            answer = self._sdk.server_api("alipay.trade.query", {"out_trade_no": trade_no},
-                                          timestamp=bj_time(self._clock()))
+            return self._sdk.server_api(api, biz, timestamp=bj_time(self._clock()))
         except AliPayValidationError as exc:
-            raise ChannelUnavailable("alipay.trade.query answer has a bad signature") from exc
+            raise ChannelUnavailable(f"{api} answer has a bad signature") from exc
         except AliPayException as exc:
-            raise ChannelUnavailable(f"alipay.trade.query failed: {exc}") from exc
+            raise ChannelUnavailable(f"{api} failed: {exc}") from exc
         except (URLError, OSError, ValueError) as exc:
             raise ChannelUnavailable(f"alipay gateway unreachable: {exc}") from exc
+
+    def query(self, trade_no: str) -> Notification | None:
+        """alipay.trade.query: the signed answer about one of our trades."""
+        answer = self._call("alipay.trade.query", {"out_trade_no": trade_no})
         code = answer.get("code")
         if code == "40004" and answer.get("sub_code") == "ACQ.TRADE_NOT_EXIST":
             return None  # the buyer never opened the cashier
@@ -157,3 +179,48 @@ class AlipayChannel:
         except (KeyError, ValueError) as exc:
             raise ChannelUnavailable("alipay.trade.query: malformed total_amount") from exc
         return Notification(trade_no, amount, status in PAID, answer.get("trade_no", ""), status == "TRADE_CLOSED")
+
+    # ---- refunds --------------------------------------------------------------
+
+    def refund(self, request: RefundRequest) -> RefundStatement:
+        """alipay.trade.refund, idempotent by out_request_no (our refund number)."""
+        answer = self._call("alipay.trade.refund", {
+            "out_trade_no": request.trade_no, "refund_amount": yuan_string_2dp(request.amount_fen),
+            "out_request_no": request.refund_no, "refund_reason": request.reason[:256],
+        })
+        code = answer.get("code")
+        if code == "10000":
+            if answer.get("out_trade_no", request.trade_no) != request.trade_no:
+                raise ChannelUnavailable("alipay.trade.refund answered about another trade")
+            if answer.get("fund_change") == "Y":
+                return RefundStatement(request.trade_no, REFUND_SUCCEEDED, request.refund_no, request.amount_fen,
+                                       provider_refund_id=answer.get("trade_no", ""))
+            # fund_change N (or absent): Alipay says to confirm with the refund query.
+            try:
+                return self.query_refund(request.refund_no, request.trade_no)
+            except ChannelUnavailable:
+                return RefundStatement(request.trade_no, REFUND_PROCESSING, request.refund_no)
+        if code == "40004" and answer.get("sub_code") not in ("ACQ.SYSTEM_ERROR", "ACQ.REFUND_FEE_ERROR_RETRY"):
+            # A business refusal (not refundable, amount over the rest, trade finished ...): final.
+            log.error("alipay refused the refund", extra={"refund_no": request.refund_no,
+                                                           "sub_code": answer.get("sub_code")})
+            return RefundStatement(request.trade_no, REFUND_FAILED, request.refund_no, request.amount_fen)
+        raise ChannelUnavailable(f"alipay.trade.refund answered {code} {answer.get('sub_code')}")
+
+    def query_refund(self, refund_no: str, trade_no: str) -> RefundStatement:
+        """alipay.trade.fastpay.refund.query: REFUND_SUCCESS, or no refund_status when
+        Alipay never took this request (then it may be sent again)."""
+        answer = self._call("alipay.trade.fastpay.refund.query",
+                            {"out_trade_no": trade_no, "out_request_no": refund_no})
+        code = answer.get("code")
+        if code == "40004" and answer.get("sub_code") == "ACQ.TRADE_NOT_EXIST":
+            return RefundStatement(trade_no, REFUND_NOT_FOUND, refund_no)
+        if code != "10000":
+            raise ChannelUnavailable(f"alipay refund query answered {code} {answer.get('sub_code')}")
+        if answer.get("refund_status") != "REFUND_SUCCESS":
+            return RefundStatement(trade_no, REFUND_NOT_FOUND, refund_no)
+        try:
+            amount = parse_yuan(answer["refund_amount"])
+        except (KeyError, ValueError) as exc:
+            raise ChannelUnavailable("alipay refund query: malformed refund_amount") from exc
+        return RefundStatement(trade_no, REFUND_SUCCEEDED, refund_no, amount, provider_refund_id=answer.get("trade_no", ""))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -34,13 +34,14 @@ from server.payments.channels import (
     REFUND_SUCCEEDED,
     ChannelRegistry,
     ChannelUnavailable,
+    NotificationRejected,
     PaymentChannel,
     RefundRequest,
     RefundStatement,
     Reply,
 )
 from server.payments.refund_tables import RefundRow
-from server.platform.errors import DomainError, Kind, Violations
+from server.platform.errors import DomainError, Kind, Violations, not_found
 from server.platform.times import naive
 from server.platform.unit_of_work import UnitOfWork
 
@@ -122,6 +123,11 @@ class RefundService:
     def for_order(self, book: str, order_id: int) -> list[RefundRow]:
         with self._uow() as uow:
             return list(uow.session.scalars(select(RefundRow).where(RefundRow.book == book, RefundRow.order_id == order_id)
+                                            .order_by(RefundRow.id)))
+
+    def by_order_number(self, order_number: str) -> list[RefundRow]:
+        with self._uow() as uow:
+            return list(uow.session.scalars(select(RefundRow).where(RefundRow.order_number == order_number)
                                             .order_by(RefundRow.id)))
 
     def refunded_fen(self, book: str, order_ids: list[int]) -> dict[int, int]:
@@ -283,6 +289,22 @@ class RefundService:
         return True
 
     # ---- provider statements (notifications) ----------------------------------------
+
+    def handle_notification(self, channel_name: str, body: bytes, content_type: str,
+                            headers: Mapping[str, str]) -> Reply:
+        """The refund notify path (/api/refunds/{channel}-callback): WeChat Pay sends
+        our refunds' results here, and those started in its merchant console."""
+        channel = self._channels.by_name(channel_name)
+        if channel is None:
+            raise not_found("channel", channel_name)
+        try:
+            note = channel.verify_notification(body, content_type, headers)
+        except NotificationRejected as exc:
+            log.warning("refund notification rejected", extra={"channel": channel_name, "why": str(exc)})
+            return channel.nack(str(exc))
+        if note.refund is None:
+            return channel.nack("not a refund notification")
+        return self.receive_statement(channel, note.refund)
 
     def receive_statement(self, channel: PaymentChannel, statement: RefundStatement) -> Reply:
         """A verified refund notification (any channel): ours, or one started in the

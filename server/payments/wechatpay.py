@@ -24,11 +24,18 @@ from wechatpayv3 import WeChatPay, WeChatPayType
 from wechatpayv3.utils import aes_decrypt, rsa_verify
 
 from server.payments.channels import (
+    REFUND_ABNORMAL,
+    REFUND_FAILED,
+    REFUND_NOT_FOUND,
+    REFUND_PROCESSING,
+    REFUND_SUCCEEDED,
     ChannelUnavailable,
     Notification,
     NotificationRejected,
     PayData,
     PaymentRequest,
+    RefundRequest,
+    RefundStatement,
     Reply,
 )
 
@@ -38,6 +45,10 @@ MAX_SKEW_SECONDS = 300
 # trade_state values that end a trade unpaid (NOTPAY / USERPAYING: not paid yet).
 CLOSED_STATES = ("CLOSED", "REVOKED", "PAYERROR")
 BEIJING = timezone(timedelta(hours=8))
+# Refund status (create/query answers, notification refund_status) -> ours.
+REFUND_STATES = {"SUCCESS": REFUND_SUCCEEDED, "PROCESSING": REFUND_PROCESSING, "CLOSED": REFUND_FAILED,
+                 "ABNORMAL": REFUND_ABNORMAL}
+RETRYABLE_ERRORS = ("SYSTEM_ERROR", "FREQUENCY_LIMITED")
 
 
 def rfc3339(moment: datetime) -> str:
@@ -153,6 +164,10 @@ class WechatPayChannel:
             raise NotificationRejected("malformed notification") from exc
         if plain is None:
             raise NotificationRejected("resource does not decrypt with our APIv3 key")
+        if str(envelope.get("event_type", "")).startswith("REFUND."):
+            # REFUND.SUCCESS / ABNORMAL / CLOSED: ours, or started in the merchant console.
+            refund = self._refund(json.loads(plain), NotificationRejected)
+            return Notification(refund.trade_no, refund.total_fen or 0, False, refund.provider_txn_id, refund=refund)
         return self._transaction(json.loads(plain), NotificationRejected)
 
     def _transaction(self, txn: dict, error: type[Exception]) -> Notification:
@@ -191,3 +206,61 @@ class WechatPayChannel:
         if note.trade_no != trade_no:
             raise ChannelUnavailable("WeChat Pay answered about another trade")
         return note
+
+    # ---- refunds (POST /v3/refund/domestic/refunds, GET …/{out_refund_no}) ---------
+
+    def _refund(self, body: dict, error: type[Exception]) -> RefundStatement:
+        if "mchid" in body and body["mchid"] != self.mchid:
+            raise error("mchid is not ours")
+        status = body.get("status") or body.get("refund_status")
+        if status not in REFUND_STATES:
+            raise error(f"unknown refund status {status!r}")
+        try:
+            amount = body["amount"]
+            return RefundStatement(str(body["out_trade_no"]), REFUND_STATES[status], str(body["out_refund_no"]),
+                                   int(amount["refund"]), total_fen=int(amount["total"]),
+                                   provider_refund_id=str(body.get("refund_id", "")),
+                                   provider_txn_id=str(body.get("transaction_id", "")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise error("missing out_trade_no, out_refund_no or amount") from exc
+
+    def _refund_call(self, call, *args, **kwargs) -> tuple[int, str]:
+        try:
+            return call(*args, **kwargs)
+        except requests.RequestException as exc:
+            raise ChannelUnavailable(f"WeChat Pay unreachable: {exc}") from exc
+        except Exception as exc:  # the SDK raises bare Exception when the answer's signature is bad
+            raise ChannelUnavailable(f"WeChat Pay answer rejected: {exc}") from exc
+
+    def refund(self, request: RefundRequest) -> RefundStatement:
+        """Idempotent by out_refund_no (our refund number)."""
+        code, text = self._refund_call(
+            self._sdk.refund, out_refund_no=request.refund_no, out_trade_no=request.trade_no,
+            amount={"refund": request.amount_fen, "total": request.total_fen, "currency": "CNY"},
+            reason=request.reason[:80], notify_url=request.notify_url or None,
+        )
+        if code == 200:
+            statement = self._refund(json.loads(text), ChannelUnavailable)
+            if (statement.trade_no, statement.refund_no) != (request.trade_no, request.refund_no):
+                raise ChannelUnavailable("WeChat Pay answered about another refund")
+            return statement
+        try:
+            error = json.loads(text).get("code", "")
+        except (ValueError, AttributeError):
+            error = ""
+        if 400 <= code < 500 and error not in RETRYABLE_ERRORS:
+            # A business refusal (NOT_ENOUGH, INVALID_REQUEST, …): final.
+            log.error("WeChat Pay refused the refund", extra={"refund_no": request.refund_no, "code": error})
+            return RefundStatement(request.trade_no, REFUND_FAILED, request.refund_no, request.amount_fen)
+        raise ChannelUnavailable(f"WeChat Pay refund answered {code} {error}")
+
+    def query_refund(self, refund_no: str, trade_no: str) -> RefundStatement:
+        code, text = self._refund_call(self._sdk.query_refund, out_refund_no=refund_no)
+        if code == 404:
+            return RefundStatement(trade_no, REFUND_NOT_FOUND, refund_no)
+        if code != 200:
+            raise ChannelUnavailable(f"WeChat Pay refund query answered {code}")
+        statement = self._refund(json.loads(text), ChannelUnavailable)
+        if statement.refund_no != refund_no:
+            raise ChannelUnavailable("WeChat Pay answered about another refund")
+        return statement

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import json
 from urllib.parse import urlencode
 
@@ -79,9 +81,10 @@ def pay_modes(catalog: RechargeCatalog) -> list[pb.PayMode]:
     return modes
 
 
-def record(row: RechargeOrderRow) -> pb.RechargeRecord:
+def record(row: RechargeOrderRow, refunded_fen: int = 0) -> pb.RechargeRecord:
     return pb.RechargeRecord(id=row.id, order_number=row.order_number, amount=money.yuan_string_trimmed(row.amount),
-                             state=row.state, created_date=local_text(row.created_at), snapshot=row.snapshot)
+                             state=row.state, created_date=local_text(row.created_at), snapshot=row.snapshot,
+                             refunded_amount=money.yuan_string_trimmed(refunded_fen))
 
 
 def masked_mobile(mobile: str) -> str:
@@ -113,10 +116,12 @@ def store_id_from(metadata: dict[str, str]) -> int:
 
 
 class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
-    def __init__(self, service: RechargeService, profiles: UserProfiles, run: BlockingRunner):
+    def __init__(self, service: RechargeService, profiles: UserProfiles, run: BlockingRunner,
+                 refunded: Callable[[list[int]], dict[int, int]] = lambda ids: {}):
         self._svc = service
         self._profiles = profiles
         self._run = run
+        self._refunded = refunded  # order id -> fen refunded (docs/refunds.md)
 
     # ---- 000 ----------------------------------------------------------------
 
@@ -172,8 +177,9 @@ class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
             self._svc.history, user_id, page=request.page or 1, rows=request.rows or 10,
             start=request.start_date, end=request.end_date, state=request.order_state,
         )
-        return pb.GetRechargeHistoryResponse(message="ok", success=True, code=0,
-                                             data=pb.RechargeHistory(total=total, rows=[record(r) for r in rows]))
+        refunded = await self._run(self._refunded, [r.id for r in rows])
+        return pb.GetRechargeHistoryResponse(message="ok", success=True, code=0, data=pb.RechargeHistory(
+            total=total, rows=[record(r, refunded.get(r.id, 0)) for r in rows]))
 
     async def GetRechargeCaptcha(self, request, context):
         user_id = require_user(current_call.get().principal)
@@ -234,7 +240,8 @@ FAMILIES = {
 
 def register(server, app, runner: BlockingRunner, envelopes: EnvelopeRegistry) -> str:
     name = pb.DESCRIPTOR.services_by_name["RechargeService"].full_name
-    servicer = RechargeServicer(app.recharges, app.profiles, runner)
+    servicer = RechargeServicer(app.recharges, app.profiles, runner,
+                                lambda ids: app.refunds.refunded_fen("recharge_orders", ids))
     recharge_pb2_grpc.add_RechargeServiceServicer_to_server(servicer, server)
     for method, envelope in FAMILIES.items():
         envelopes.register(f"/{name}/{method}", envelope)

@@ -129,10 +129,14 @@ def _reset_providers(request):
     if "providers" in request.fixturenames:
         p = request.getfixturevalue("providers")
         p.alipay.trades.clear()
+        p.alipay.refunds.clear()
         p.wechat.orders.clear()
         p.wechat.paid.clear()
+        p.wechat.refunds.clear()
+        p.wechat.refund_status = "SUCCESS"
         p.appstore.transactions.clear()
         for server in (p.alipay, p.wechat, p.appstore):
             server.rejected.clear()
             server.requests.clear()
+            server.down = False
     yield

@@ -31,7 +31,10 @@ class FakeServer:
             def _serve(self):
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
-                status, headers, payload = outer.handle(self.command, self.path, dict(self.headers.items()), body)
+                if outer.down:  # the provider is unreachable for a while (outcome unknown)
+                    status, headers, payload = 503, {}, b"Service Unavailable"
+                else:
+                    status, headers, payload = outer.handle(self.command, self.path, dict(self.headers.items()), body)
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
@@ -45,6 +48,7 @@ class FakeServer:
                 pass
 
         self.requests: list[tuple[str, str]] = []
+        self.down = False
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -84,6 +88,7 @@ class FakeAlipay(FakeServer):
         self.app_public_key = app_public_key  # verifies our requests
         self.private_key = alipay_private_key  # signs answers and notifications
         self.trades: dict[str, AlipayTrade] = {}
+        self.refunds: dict[str, tuple[str, int]] = {}  # out_request_no -> (out_trade_no, fen)
         self.rejected: list[str] = []
         super().__init__()
 
@@ -107,6 +112,11 @@ class FakeAlipay(FakeServer):
                                 {"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-signature"},
                                 signed=False)
         biz = json.loads(fields["biz_content"])
+        method = fields.get("method", "")
+        if method == "alipay.trade.refund":
+            return self.refund(biz)
+        if method == "alipay.trade.fastpay.refund.query":
+            return self.refund_query(biz)
         trade = self.trades.get(biz.get("out_trade_no", ""))
         if trade is None:
             return self._answer("alipay_trade_query_response", {
@@ -116,6 +126,43 @@ class FakeAlipay(FakeServer):
             "code": "10000", "msg": "Success", "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no,
             "trade_status": trade.trade_status, "total_amount": trade.total_amount, "buyer_logon_id": "b***@example.com",
         })
+
+    def refunded_fen(self, out_trade_no: str) -> int:
+        return sum(fen for no, fen in self.refunds.values() if no == out_trade_no)
+
+    def refund(self, biz: dict):
+        """alipay.trade.refund: idempotent by out_request_no (a repeat answers fund_change N)."""
+        name = "alipay_trade_refund_response"
+        trade = self.trades.get(biz.get("out_trade_no", ""))
+        if trade is None:
+            return self._answer(name, {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST"})
+        amount = round(float(biz["refund_amount"]) * 100)
+        fund_change = "N"
+        if biz["out_request_no"] not in self.refunds:
+            if self.refunded_fen(trade.out_trade_no) + amount > round(float(trade.total_amount) * 100):
+                return self._answer(name, {"code": "40004", "msg": "Business Failed",
+                                           "sub_code": "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "sub_msg": "退款金额超限"})
+            self.refunds[biz["out_request_no"]] = (trade.out_trade_no, amount)
+            fund_change = "Y"
+        return self._answer(name, {
+            "code": "10000", "msg": "Success", "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no,
+            "buyer_logon_id": "b***@example.com", "fund_change": fund_change,
+            "refund_fee": "%.2f" % (self.refunded_fen(trade.out_trade_no) / 100),
+        })
+
+    def refund_query(self, biz: dict):
+        name = "alipay_trade_fastpay_refund_query_response"
+        trade = self.trades.get(biz.get("out_trade_no", ""))
+        if trade is None:
+            return self._answer(name, {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST"})
+        found = self.refunds.get(biz.get("out_request_no", ""))
+        if found is None:  # Alipay answers success without refund_status: never received
+            return self._answer(name, {"code": "10000", "msg": "Success", "out_trade_no": trade.out_trade_no,
+                                       "out_request_no": biz.get("out_request_no", "")})
+        return self._answer(name, {"code": "10000", "msg": "Success", "trade_no": trade.trade_no,
+                                   "out_trade_no": trade.out_trade_no, "out_request_no": biz["out_request_no"],
+                                   "total_amount": trade.total_amount, "refund_amount": "%.2f" % (found[1] / 100),
+                                   "refund_status": "REFUND_SUCCESS"})
 
     def _answer(self, name: str, content: dict, signed: bool = True):
         inner = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
@@ -164,6 +211,8 @@ class FakeWechatPay(FakeServer):
         self.appids = set(appids)
         self.orders: dict[str, dict] = {}  # out_trade_no -> order body
         self.paid: dict[str, str] = {}  # out_trade_no -> transaction_id
+        self.refunds: dict[str, dict] = {}  # out_refund_no -> refund
+        self.refund_status = "SUCCESS"  # what a new refund answers (PROCESSING: the result comes later)
         self.rejected: list[str] = []
         super().__init__()
 
@@ -197,6 +246,14 @@ class FakeWechatPay(FakeServer):
             order["prepay_id"] = "wx" + secrets.token_hex(14)
             self.orders[order["out_trade_no"]] = order
             return self._json(200, {"prepay_id": order["prepay_id"]})
+        if method == "POST" and url.path == "/v3/refund/domestic/refunds":
+            return self.create_refund(json.loads(body))
+        refunds = "/v3/refund/domestic/refunds/"
+        if method == "GET" and url.path.startswith(refunds):
+            found = self.refunds.get(url.path[len(refunds):])
+            if found is None:
+                return self._json(404, {"code": "RESOURCE_NOT_EXISTS", "message": "退款单不存在"})
+            return self._json(200, found)
         prefix = "/v3/pay/transactions/out-trade-no/"
         if method == "GET" and url.path.startswith(prefix):
             no = url.path[len(prefix):]
@@ -207,6 +264,45 @@ class FakeWechatPay(FakeServer):
                 return self._json(404, {"code": "ORDER_NOT_EXIST", "message": "订单不存在"})
             return self._json(200, self.transaction(no))
         return self._json(404, {"code": "NOT_FOUND", "message": path})
+
+    def create_refund(self, request: dict):
+        """POST /v3/refund/domestic/refunds: idempotent by out_refund_no."""
+        no = request.get("out_trade_no", "")
+        if no not in self.paid:
+            return self._json(404, {"code": "RESOURCE_NOT_EXISTS", "message": "订单不存在"})
+        if request["out_refund_no"] in self.refunds:
+            return self._json(200, self.refunds[request["out_refund_no"]])
+        amount = request["amount"]
+        total = self.orders[no]["amount"]["total"]
+        done = sum(r["amount"]["refund"] for r in self.refunds.values() if r["out_trade_no"] == no)
+        if amount.get("total") != total or done + amount["refund"] > total:
+            return self._json(400, {"code": "INVALID_REQUEST", "message": "退款金额超过可退金额"})
+        refund = self.refund_record(no, request["out_refund_no"], amount["refund"], self.refund_status)
+        refund["notify_url"] = request.get("notify_url", "")
+        self.refunds[request["out_refund_no"]] = refund
+        return self._json(200, {k: v for k, v in refund.items() if k != "notify_url"})
+
+    def refund_record(self, no: str, out_refund_no: str, fen: int, status: str) -> dict:
+        total = self.orders[no]["amount"]["total"]
+        return {
+            "refund_id": "50" + secrets.token_hex(14), "out_refund_no": out_refund_no,
+            "transaction_id": self.paid.get(no, ""), "out_trade_no": no, "channel": "ORIGINAL",
+            "user_received_account": "支付用户零钱", "create_time": "2026-11-22T10:00:00+08:00", "status": status,
+            "amount": {"total": total, "refund": fen, "payer_total": total, "payer_refund": fen,
+                       "settlement_refund": fen, "settlement_total": total, "discount_refund": 0,
+                       "currency": "CNY", "refund_fee": 0},
+        }
+
+    def refund_notification(self, refund: dict, status: str | None = None, **options) -> tuple[bytes, dict]:
+        """(body, headers) of a REFUND.<status> notification, signed and AEAD-encrypted."""
+        status = status or refund["status"]
+        resource = {
+            "mchid": self.mchid, "out_trade_no": refund["out_trade_no"], "transaction_id": refund["transaction_id"],
+            "out_refund_no": refund["out_refund_no"], "refund_id": refund["refund_id"], "refund_status": status,
+            "success_time": "2026-11-22T10:00:05+08:00", "user_received_account": "支付用户零钱",
+            "amount": {k: refund["amount"][k] for k in ("total", "refund", "payer_total", "payer_refund")},
+        }
+        return self.notification(resource, event_type=f"REFUND.{status}", original_type="refund", **options)
 
     def transaction(self, no: str, **overrides) -> dict:
         order = self.orders[no]
@@ -241,16 +337,17 @@ class FakeWechatPay(FakeServer):
         return status, headers, text.encode()
 
     def notification(self, transaction: dict, *, timestamp: int | None = None, key=None, serial=None,
-                     apiv3_key: str | None = None) -> tuple[bytes, dict]:
-        """(body, headers) of a TRANSACTION.SUCCESS notification for this transaction."""
+                     apiv3_key: str | None = None, event_type: str = "TRANSACTION.SUCCESS",
+                     original_type: str = "transaction") -> tuple[bytes, dict]:
+        """(body, headers) of a TRANSACTION.SUCCESS (or other event's) notification."""
         nonce = secrets.token_hex(6)  # 12 characters, as WeChat Pay sends
-        aad = "transaction"
+        aad = original_type
         ciphertext = AESGCM((apiv3_key or self.apiv3_key).encode()).encrypt(
             nonce.encode(), json.dumps(transaction, ensure_ascii=False).encode(), aad.encode())
         envelope = {
             "id": secrets.token_hex(16), "create_time": "2026-11-21T10:00:00+08:00",
-            "resource_type": "encrypt-resource", "event_type": "TRANSACTION.SUCCESS", "summary": "支付成功",
-            "resource": {"original_type": "transaction", "algorithm": "AEAD_AES_256_GCM",
+            "resource_type": "encrypt-resource", "event_type": event_type, "summary": "支付成功",
+            "resource": {"original_type": original_type, "algorithm": "AEAD_AES_256_GCM",
                          "ciphertext": base64.b64encode(ciphertext).decode(), "associated_data": aad, "nonce": nonce},
         }
         text = json.dumps(envelope, ensure_ascii=False)
