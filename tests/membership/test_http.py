@@ -8,6 +8,8 @@ import pytest
 ORDER_KEYS = {
     "id", "trade_no", "user_id", "total_amount", "quantity", "pay_method", "pay_amount", "pay_status",
     "level", "duration", "vip_info", "paid_at", "user_deleted_at", "platform_deleted_at", "created_at", "updated_at",
+    # Additions (docs/refunds.md): every documented field keeps its values.
+    "refund_status", "refunded_amount",
 }
 TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 
