@@ -50,6 +50,7 @@ def cmd_merchant(args) -> None:
             if not (args.rsa or args.md5 or public_key):
                 sys.exit("say what to rotate: --rsa, --md5 and/or --public-key-file")
             _print_keys(args.merchant_id, reg.rotate_keys(args.merchant_id, args.rsa, args.md5, public_key))
+            print(f"keys of merchant {args.merchant_id} rotated (the old ones no longer verify)")
         elif args.action == "top-up":
             balance = reg.top_up(args.merchant_id, parse_yuan(args.amount), args.note)
             print(f"balance of {args.merchant_id}: {balance / 100:.2f} yuan")
@@ -58,13 +59,19 @@ def cmd_merchant(args) -> None:
             print(f"merchant {args.merchant_id} {args.action}d")
         elif args.action == "add-business":
             reg.add_business(args.merchant_id, args.business_id_value)
+            print(f"businessId {args.business_id_value} added to merchant {args.merchant_id}")
         elif args.action == "set-product":
             reg.set_product(args.merchant_id, args.product_code, args.level, args.months, parse_yuan(args.price),
                             enabled=not args.disabled)
+            print(f"product {args.product_code} of merchant {args.merchant_id}: {args.months} month(s) "
+                  f"{args.level} at {parse_yuan(args.price) / 100:.2f} yuan"
+                  + (" (disabled)" if args.disabled else ""))
         elif args.action == "set-callback-url":
             reg.set_callback_url(args.merchant_id, args.url)
+            print(f"default callback URL of merchant {args.merchant_id}: {args.url or '(none)'}")
         elif args.action == "link-account":
             reg.link_account(args.account, args.user_id, args.mobile)
+            print(f"account {args.account} -> user {args.user_id}")
         elif args.action == "list":
             print(json.dumps(reg.list(), ensure_ascii=False, indent=2))
         elif args.action == "callbacks":

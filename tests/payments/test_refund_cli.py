@@ -48,8 +48,11 @@ def test_sandbox_pay_then_refund_a_recharge_order(app, settings, gateway, token)
 
 def test_commands_that_use_no_provider_print_no_provider_warnings(app, settings, gateway):
     app.recharges.catalog.save(demo_catalog())
-    for args in (("catalog", "show"), ("merchant", "list"), ("ledger-check",), ("refunds", "NONE"),
-                 ("recharge-catalog", "show")):
+    for args in (("catalog", "show"), ("merchant", "create", "900", "--business-id", "900"),
+                 ("merchant", "set-product", "900", "87103", "--level", "middle", "--months", "3", "--price", "4.51"),
+                 ("merchant", "add-business", "900", "901"), ("merchant", "link-account", "acc-900", "9"),
+                 ("merchant", "set-callback-url", "900", "https://merchant.example.com/cb"),
+                 ("merchant", "list"), ("ledger-check",), ("refunds", "NONE"), ("recharge-catalog", "show")):
         result = cli(settings, gateway, *args)
         assert "not configured" not in result.stderr, args
         assert result.stdout.strip(), args  # each says what it did
