@@ -45,6 +45,13 @@ EPOCH = datetime(1970, 1, 1)
 REFUND_SOURCE, REFUND_UNDO = "order_refund", "order_refund_undo"  # membership_grants.source of refund take-backs
 
 
+def share(before: int, amount: int, total: int) -> float:
+    """The fraction of a grant one refund takes back: cumulative, so the refunds of an order
+    add up to exactly 1 when they add up to its payment."""
+    total = max(total, 1)
+    return min((before + amount) / total, 1.0) - min(before / total, 1.0)
+
+
 @dataclass(frozen=True)
 class CreatedOrder:
     order: VipOrderRow
@@ -527,11 +534,11 @@ class MembershipService:
     def _refund_fulfil(self, uow: UnitOfWork, order_id: int, provider_txn_id: str) -> None:
         self._fulfil(uow, uow.session.get(VipOrderRow, order_id), provider_txn_id)
 
-    def _refund_take_back(self, uow: UnitOfWork, facts: OrderFacts, refund_no: str, amount: int, strict: bool
-                          ) -> dict:
+    def _refund_take_back(self, uow: UnitOfWork, facts: OrderFacts, refund_no: str, amount: int, before: int,
+                          strict: bool) -> dict:
         order = uow.session.get(VipOrderRow, facts.id)
-        return self.refund_take_back_in(uow, order.user_id, "vip_order", str(order.id), amount / max(order.pay_amount, 1),
-                                        refund_no)
+        return self.refund_take_back_in(uow, order.user_id, "vip_order", str(order.id),
+                                        share(before, amount, order.pay_amount), refund_no)
 
     def _refund_restore(self, uow: UnitOfWork, facts: OrderFacts, refund_no: str, summary: dict) -> None:
         order = uow.session.get(VipOrderRow, facts.id)

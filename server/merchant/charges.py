@@ -246,8 +246,8 @@ class MerchantChargeService:
         return OrderFacts("merchant_orders", order.id, order.order_code, "merchant_balance",
                           order.state in ("success", "refunded"), order.settlement_price_fen)
 
-    def _refund_take_back(self, uow: UnitOfWork, facts: OrderFacts, refund_no: str, amount: int, strict: bool
-                          ) -> dict:
+    def _refund_take_back(self, uow: UnitOfWork, facts: OrderFacts, refund_no: str, amount: int, before: int,
+                          strict: bool) -> dict:
         order = uow.session.get(MerchantOrderRow, facts.id)
         now = naive_now()
         uow.session.execute(update(MerchantRow).where(MerchantRow.id == order.merchant_pk)

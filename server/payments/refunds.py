@@ -77,8 +77,10 @@ class RefundBook:
     find: Callable[[UnitOfWork, str], int | None]  # order id by its number
     lock: Callable[[UnitOfWork, int], OrderFacts]  # the order row, locked
     fulfil: Callable[[UnitOfWork, int, str], None]  # a refund proves the payment: mark paid if not yet
-    # (uow, order, refund_no, amount, strict) -> summary; strict (operator) refuses what it cannot take
-    take_back: Callable[[UnitOfWork, OrderFacts, str, int, bool], dict]
+    # (uow, order, refund_no, amount, refunded_before, strict) -> summary. refunded_before (fen of the
+    # order's earlier refunds) lets shares be cumulative, so partial refunds add up exactly to a full one;
+    # strict (operator) refuses what it cannot take.
+    take_back: Callable[[UnitOfWork, OrderFacts, str, int, int, bool], dict]
     restore: Callable[[UnitOfWork, OrderFacts, str, dict], None]  # undo a take-back (the refund failed)
     check: Callable[[UnitOfWork, RefundRow], list[str]]  # the take-back recorded exactly once
     on_refunded: Callable[[UnitOfWork, OrderFacts, int], None] | None = None  # after success: total refunded
@@ -192,7 +194,8 @@ class RefundService:
             if not book.internal and getattr(channel, "refund", None) is None:
                 raise refund_error("REFUND_NOT_SUPPORTED", f"Orders paid through {facts.channel} are refunded by "
                                    "the provider (App Store refunds arrive as notifications).", channel=facts.channel)
-            remaining = facts.paid_fen - self._counted(uow, book.name, order_id)
+            before = self._counted(uow, book.name, order_id)
+            remaining = facts.paid_fen - before
             if remaining <= 0:
                 raise refund_error("ALREADY_REFUNDED", "The order is refunded in full.", order_number=facts.number)
             amount = remaining if amount_fen is None else amount_fen
@@ -208,7 +211,7 @@ class RefundService:
                             take_back="{}", created_at=now, updated_at=now)
             uow.session.add(row)
             uow.session.flush()
-            row.take_back = json.dumps(book.take_back(uow, facts, refund_no, amount, True), sort_keys=True)
+            row.take_back = json.dumps(book.take_back(uow, facts, refund_no, amount, before, True), sort_keys=True)
             if book.internal:
                 row.state, row.finished_at = REFUND_SUCCEEDED, now
                 if book.on_refunded:
@@ -363,7 +366,7 @@ class RefundService:
         uow.session.add(row)
         uow.session.flush()
         # The money is already gone: take back what is there (never below zero).
-        row.take_back = json.dumps(book.take_back(uow, facts, row.refund_no, amount, False), sort_keys=True)
+        row.take_back = json.dumps(book.take_back(uow, facts, row.refund_no, amount, counted, False), sort_keys=True)
         if book.on_refunded:
             book.on_refunded(uow, facts, self._succeeded(uow, book.name, facts.id))
         log.warning("console refund applied", extra={"refund_no": row.refund_no, "order": facts.number,

@@ -309,10 +309,13 @@ class RechargeService:
     def _refund_fulfil(self, uow: UnitOfWork, order_id: int, provider_txn_id: str) -> None:
         self._fulfil(uow, uow.session.get(RechargeOrderRow, order_id), provider_txn_id)
 
-    def _refund_take_back(self, uow: UnitOfWork, facts: OrderFacts, refund_no: str, amount: int, strict: bool
-                          ) -> dict:
+    def _refund_take_back(self, uow: UnitOfWork, facts: OrderFacts, refund_no: str, amount: int, before: int,
+                          strict: bool) -> dict:
         order = uow.session.get(RechargeOrderRow, facts.id)
-        due = amount + order.gift_amount * amount // max(order.amount, 1)
+        total = max(order.amount, 1)
+        # The gift's share, cumulative so that partial refunds add up to the whole gift.
+        gift = order.gift_amount * (before + amount) // total - order.gift_amount * before // total
+        due = amount + gift
         wallet = ledger.lock_wallet(uow, order.user_id, order.store_id)
         if strict and wallet.balance < due:
             raise DomainError("REFUND_EXCEEDS_BALANCE", "The wallet no longer holds what this refund takes back.",
@@ -323,8 +326,9 @@ class RechargeService:
             ledger.post(uow, wallet, -take, REFUND, f"refund:{refund_no}")
         summary = {"wallet": take, "shortfall": due - take}
         if order.vip_months and order.vip_level:
+            fraction = min((before + amount) / total, 1.0) - min(before / total, 1.0)
             summary.update(self._memberships.refund_take_back_in(
-                uow, order.user_id, "recharge_order", str(order.id), amount / max(order.amount, 1), refund_no))
+                uow, order.user_id, "recharge_order", str(order.id), fraction, refund_no))
         return summary
 
     def _refund_restore(self, uow: UnitOfWork, facts: OrderFacts, refund_no: str, summary: dict) -> None:

@@ -256,3 +256,63 @@ def test_wechat_unknown_outcome_settled_and_forged_notification_refused(real_gat
     r = post_refund_notification(real_gateway, body, forged)
     assert r.status_code == 400 and r.json()["code"] == "FAIL"
     assert real_app.refunds.get(row.refund_no).state == "succeeded" and real_app.recharges.balance(5) == 7500
+
+
+# ------------------------------------------------ every kind x every channel ----
+
+
+def pay_through_envoy(real_gateway, token, providers, real_app, kind, channel, user):
+    """Creates and pays one order of `kind` through Envoy; returns (number, id, fen)."""
+    with real_gateway.client(token(user)) as c:
+        if kind == "vip":
+            order = create(c, pay_method="Alipay_AopApp" if channel == "alipay" else "WechatPay_App")
+            number, order_id, fen, path = order["trade_no"], order["id"], 5400, "/api/v2/vip/orders"
+        elif kind == "package":  # 000: 30.00 + 1 month low
+            number = c.post("/charge/pay", json={"id": 2, "payType": "ALIPAYCASH" if channel == "alipay"
+                                                 else "WX_APP"}).json()["d"]["payOrderId"]
+            fen, path = 3000, "/api/recharge/orders"
+        else:  # 002 plan 10001: 500.00 + 50.00 gift (WAP Alipay or JSAPI WeChat)
+            body = {"id": 10001, "price": "500.00", "payModeId": 2 if channel == "alipay" else 1, "openid": "o_1"}
+            data = c.post("/api/recharge/order", json=body).json()["data"]
+            number, fen, path = data["orderNumber"], 50000, "/api/recharge/orders"
+    if kind != "vip":
+        with real_app.uow_factory() as uow:
+            order_id = uow.session.scalar(select(RechargeOrderRow.id).where(RechargeOrderRow.order_number == number))
+    with real_gateway.client() as provider:
+        if channel == "alipay":
+            yuan = "%.2f" % (fen / 100)
+            providers.alipay.trades[number] = AlipayTrade(number, yuan, "TRADE_SUCCESS")
+            r = provider.post(f"{path}/{order_id}/alipay-callback", content=providers.alipay.notification(number, yuan),
+                              headers={"content-type": "application/x-www-form-urlencoded"})
+            assert r.text == "success"
+        else:
+            providers.wechat.paid[number] = WECHAT_TXN
+            body, headers = providers.wechat.notification(providers.wechat.transaction(number))
+            assert provider.post(f"{path}/{order_id}/wechat-callback", content=body,
+                                 headers=headers).status_code == 204
+    return number, order_id, fen
+
+
+@pytest.mark.parametrize("channel", ["alipay", "wechat"])
+@pytest.mark.parametrize("kind", ["vip", "package", "plan"])
+def test_every_kind_refunded_through_every_channel(real_gateway, token, providers, real_app, kind, channel):
+    user = 60
+    number, order_id, fen = pay_through_envoy(real_gateway, token, providers, real_app, kind, channel, user)
+    with real_gateway.client(token(user)) as c:
+        assert c.get("/api/v2/vip/membership").json()["is_vip"] is (kind != "plan")
+    part = real_app.refunds.refund(number, amount_fen=fen // 3, reason="part")
+    rest = real_app.refunds.refund(number, amount_fen=None, reason="rest")
+    assert (part.state, rest.state, part.amount_fen + rest.amount_fen) == ("succeeded", "succeeded", fen)
+    received = (providers.alipay.refunded_fen(number) if channel == "alipay" else
+                sum(r["amount"]["refund"] for r in providers.wechat.refunds.values()))
+    assert received == fen  # what reached the provider, under our refund numbers
+    with real_gateway.client(token(user)) as c:
+        assert c.get("/api/v2/vip/membership").json()["is_vip"] is False
+        if kind == "vip":
+            shown = c.get(f"/api/v2/vip/orders/{order_id}").json()
+            assert (shown["pay_status"], shown["refund_status"], shown["refunded_amount"]) == (1, 2, fen)
+        else:
+            assert c.get("/api/recharge").json()["data"]["balance"] == "0"
+        if kind == "plan":
+            [row] = c.get("/api/recharge/history").json()["data"]["rows"]
+            assert (row["state"], row["refundedAmount"]) == ("SUCCESSFUL_PAYMENT", "500")
