@@ -316,3 +316,23 @@ def test_every_kind_refunded_through_every_channel(real_gateway, token, provider
         if kind == "plan":
             [row] = c.get("/api/recharge/history").json()["data"]["rows"]
             assert (row["state"], row["refundedAmount"]) == ("SUCCESSFUL_PAYMENT", "500")
+
+
+def test_alipay_console_refunds_without_a_number_use_the_refunded_total(real_gateway, token, providers, real_app):
+    """Alipay states the trade's refunded total: two console refunds (10.00, then 20.00
+    more) are recorded as two refunds of the difference, each once."""
+    order = alipay_paid_vip(real_gateway, token, providers)
+    for total in ("10.00", "10.00", "30.00", "30.00"):  # each notification delivered twice
+        body = providers.alipay.notification(order["trade_no"], "54.00", "TRADE_SUCCESS", refund_fee=total,
+                                             gmt_refund="2026-11-22 10:00:00")
+        assert notify(real_gateway, order["id"], body).text == "success"
+    rows = refunds(real_app)
+    assert [(r.refund_no, r.amount_fen, r.origin) for r in rows] == [
+        (f"ALIPAY-{order['trade_no']}-1000", 1000, "provider"), (f"ALIPAY-{order['trade_no']}-3000", 2000, "provider")]
+    with real_gateway.client(token(1)) as c:
+        shown = c.get(f"/api/v2/vip/orders/{order['id']}").json()
+        assert state(c, order["id"])[1]["current_level"] == "middle"  # 24 of 54 refunded: the rest stays
+    assert (shown["refund_status"], shown["refunded_amount"]) == (1, 3000)
+    # The operator can refund only what is left.
+    rest = real_app.refunds.refund(order["trade_no"], amount_fen=None, reason="rest")
+    assert rest.amount_fen == 2400 and rest.state == "succeeded"
