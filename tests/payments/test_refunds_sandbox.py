@@ -136,3 +136,17 @@ def test_package_refund_takes_the_membership_back(app, gateway, token):
     assert app.memberships.status(3).current_level == "low"
     app.refunds.refund(created.order_number, amount_fen=None, reason="package")
     assert app.memberships.status(3).current_level == "" and app.recharges.balance(3) == 0
+
+
+def test_operator_refund_after_an_exchange_takes_from_the_level_the_days_became(app, gateway, token):
+    order = paid_vip_order(app, gateway, token, user=7, level="low", duration=3)
+    with gateway.client(token(7)) as c:
+        converted = c.patch("/api/v2/vip/exchange-vip", json={"level": "high"}).json()["converted_days"]
+    assert converted > 0 and app.memberships.status(7).current_level == "high"
+    now = datetime.now(timezone.utc)
+    high_before = expiry(app, 7, "high") - now
+    app.refunds.refund(order["trade_no"], amount_fen=order["pay_amount"] // 2, reason="half")
+    high_after = expiry(app, 7, "high") - now
+    assert abs(high_after.total_seconds() - high_before.total_seconds() / 2) < 120  # half of what it became
+    app.refunds.refund(order["trade_no"], amount_fen=None, reason="rest")
+    assert app.memberships.status(7).current_level == ""
