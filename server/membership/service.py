@@ -554,7 +554,8 @@ class MembershipService:
 
     def refund_restore_in(self, uow: UnitOfWork, user_id: int, refund_no: str, summary: dict) -> None:
         """The refund failed at the provider: gives the taken span back."""
-        for level, seconds in sorted(summary.get("membership", {}).items()):
+        # Rank order, like every other multi-level lock (exchange), so two transactions never deadlock.
+        for level, seconds in sorted(summary.get("membership", {}).items(), key=lambda item: rules.RANK[item[0]]):
             now = self._clock()
             membership = self._lock_membership(uow, user_id, level)
             previous = utc(membership.expires_at)

@@ -210,16 +210,17 @@ class RefundService:
                             channel=facts.channel, amount_fen=amount, reason=reason, state=PENDING, origin="operator",
                             take_back="{}", created_at=now, updated_at=now)
             uow.session.add(row)
-            uow.session.flush()
+            try:
+                uow.session.flush()
+            except IntegrityError as exc:  # the same number, concurrently, for another order
+                raise refund_error("REFUND_NO_REUSED", "The refund number is in use.", Kind.CONFLICT,
+                                   refund_no=refund_no) from exc
             row.take_back = json.dumps(book.take_back(uow, facts, refund_no, amount, before, True), sort_keys=True)
             if book.internal:
                 row.state, row.finished_at = REFUND_SUCCEEDED, now
                 if book.on_refunded:
                     book.on_refunded(uow, facts, self._succeeded(uow, book.name, order_id))
-            try:
-                uow.commit()
-            except IntegrityError:  # pragma: no cover - the order lock serialises same-number refunds
-                raise refund_error("REFUND_NO_REUSED", "The refund number is in use.", Kind.CONFLICT)
+            uow.commit()
         log.warning("refund opened", extra={"refund_no": refund_no, "order": facts.number, "amount_fen": amount})
         return True, facts
 
