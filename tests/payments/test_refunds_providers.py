@@ -336,3 +336,28 @@ def test_alipay_console_refunds_without_a_number_use_the_refunded_total(real_gat
     # The operator can refund only what is left.
     rest = real_app.refunds.refund(order["trade_no"], amount_fen=None, reason="rest")
     assert rest.amount_fen == 2400 and rest.state == "succeeded"
+
+
+def test_two_replicas_ask_about_each_open_refund_once(real_gateway, token, providers, real_app):
+    """Two refund services (as on two replicas, each with its own engine) racing over
+    the same open refunds: each is asked about once and finished once."""
+    from server.app import build_app
+    from server.platform.database import make_engine
+
+    orders = [wechat_recharge(real_gateway, token, providers, real_app, user=70 + i) for i in range(4)]
+    providers.wechat.refund_status = "PROCESSING"
+    opened = [real_app.refunds.refund(o.order_number, amount_fen=None, reason="replicas") for o in orders]
+    for row in opened:  # the results are known at WeChat Pay, but the notifications were lost
+        providers.wechat.refunds[row.refund_no]["status"] = "SUCCESS"
+    age_refunds(real_app)
+    other = build_app(real_app.settings, make_engine(real_app.settings.sqlalchemy_url))
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            reports = list(pool.map(lambda svc: [svc.run_once(), svc.run_once()], [real_app.refunds, other.refunds]))
+    finally:
+        other.engine.dispose()
+    flat = [r for pair in reports for r in pair]
+    assert sum(r.queried for r in flat) == 4 and sum(r.finished for r in flat) == 4
+    asked = [p for m, p in providers.wechat.requests if m == "GET" and p.startswith("/v3/refund/domestic/refunds/")]
+    assert sorted(asked) == sorted(f"/v3/refund/domestic/refunds/{r.refund_no}" for r in opened)
+    assert {real_app.refunds.get(r.refund_no).state for r in opened} == {"succeeded"}
