@@ -361,3 +361,33 @@ def test_two_replicas_ask_about_each_open_refund_once(real_gateway, token, provi
     asked = [p for m, p in providers.wechat.requests if m == "GET" and p.startswith("/v3/refund/domestic/refunds/")]
     assert sorted(asked) == sorted(f"/v3/refund/domestic/refunds/{r.refund_no}" for r in opened)
     assert {real_app.refunds.get(r.refund_no).state for r in opened} == {"succeeded"}
+
+
+@pytest.mark.parametrize("body", [b"", b"not json", b"{}", b'{"resource":{"algorithm":"AEAD_AES_256_GCM"}}', b"\xff" * 64])
+def test_malformed_refund_notifications_are_refused_never_5xx(real_gateway, body):
+    with real_gateway.client() as anyone:
+        r = anyone.post("/api/refunds/wechat-callback", content=body, headers={"content-type": "application/json"})
+        unknown = anyone.post("/api/refunds/paypal-callback", content=body)
+    assert r.status_code == 400 and r.json()["code"] == "FAIL"
+    assert unknown.status_code == 404
+
+
+def test_refund_rpc_refuses_bad_input_with_field_errors(channel, token):
+    import grpc
+    from vipay.payments.v1 import refunds_pb2 as pb
+    from vipay.payments.v1 import refunds_pb2_grpc
+
+    from tests.conftest import auth
+
+    stub = refunds_pb2_grpc.RefundServiceStub(channel)
+    for request in (pb.RefundOrderRequest(), pb.RefundOrderRequest(order_number="X", reason="r", refund_id="a b"),
+                    pb.RefundOrderRequest(order_number="X", reason="r", amount_fen=-5)):
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.RefundOrder(request, metadata=auth(token(1, "admin")))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as missing:
+        stub.RefundOrder(pb.RefundOrderRequest(order_number="NOPE", reason="r"), metadata=auth(token(1, "admin")))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as anonymous:
+        stub.RefundOrder(pb.RefundOrderRequest(order_number="NOPE", reason="r"))
+    assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
