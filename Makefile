@@ -11,7 +11,7 @@ THIRD_PARTY := .build/third_party
 DESCRIPTOR := gateway/api.binpb
 GEN_STAMP := gen/.stamp
 
-.PHONY: run test bench lint breaking format protos migrate seed keys clean
+.PHONY: run test bench lint breaking baseline format protos migrate seed keys clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || $(PY_VERSION) -m venv $(VENV)
@@ -66,16 +66,19 @@ lint: protos
 	$(VENV)/bin/ruff check --quiet --select F server tests bench clients migrations
 	$(VENV)/bin/lint-imports --no-cache
 
-# Compares the contracts with $(AGAINST) (WIRE_JSON: what Envoy serves must not
-# break). The google protos are not in git, so the old tree gets them copied in.
-AGAINST ?= main
-breaking: $(THIRD_PARTY)/.stamp
-	@mkdir -p .build; d=$$(mktemp -d .build/against.XXXXXX); trap 'rm -rf "$$d"' EXIT; \
-	if git cat-file -e $(AGAINST):protos 2>/dev/null; then \
-	  git archive $(AGAINST) protos buf.yaml | tar -x -C "$$d" && \
-	  mkdir -p "$$d/.build" && cp -r $(THIRD_PARTY) "$$d/.build/" && \
-	  $(VENV)/bin/buf breaking --against "$$d" && echo "buf breaking: clean against $(AGAINST)"; \
-	else echo "no protos on $(AGAINST) yet: nothing to compare"; fi
+# Compares the contracts with the committed baseline image (WIRE_JSON: what
+# Envoy serves and what gRPC clients send must not break). On CI (a clone of
+# main) comparing with main would compare the tree with itself; the baseline is
+# the released contract. An intentional break: `make baseline`, commit the
+# image with the proto change, and say why in the commit message.
+# Both sides are images (`buf build` output: the descriptor Envoy loads is one).
+BASELINE := protos/baseline.binpb
+breaking: $(DESCRIPTOR)
+	$(VENV)/bin/buf breaking $(DESCRIPTOR) --against $(BASELINE)
+	@echo "buf breaking: clean against $(BASELINE)"
+
+baseline: $(THIRD_PARTY)/.stamp
+	$(VENV)/bin/buf build --exclude-source-info -o $(BASELINE)
 
 format: $(THIRD_PARTY)/.stamp
 	$(VENV)/bin/buf format -w
