@@ -11,7 +11,7 @@ THIRD_PARTY := .build/third_party
 DESCRIPTOR := gateway/api.binpb
 GEN_STAMP := gen/.stamp
 
-.PHONY: run test bench lint breaking baseline format protos migrate seed keys clean
+.PHONY: run test bench lint breaking baseline format protos migrate seed keys clean spec sdk sdk-test docs
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || $(PY_VERSION) -m venv $(VENV)
@@ -63,7 +63,7 @@ bench: protos keys
 lint: protos
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf format --diff --exit-code
-	$(VENV)/bin/ruff check --quiet --select F server tests bench clients migrations
+	$(VENV)/bin/ruff check --quiet --select F server tests bench clients migrations sdk
 	$(VENV)/bin/lint-imports --no-cache
 
 # Compares the contracts with the committed baseline image (WIRE_JSON: what
@@ -79,6 +79,18 @@ breaking: $(DESCRIPTOR)
 
 baseline: $(THIRD_PARTY)/.stamp
 	$(VENV)/bin/buf build --exclude-source-info -o $(BASELINE)
+
+# Contracts for other languages (README "SDKs"). The spec is generated, never
+# edited, and committed so reviewers see API changes; a test fails when stale.
+SPEC := sdk/openapi.yaml
+$(SPEC): $(DESCRIPTOR) $(wildcard sdk/openapi_gen/*.py)
+	$(PY) -m sdk.openapi_gen $(DESCRIPTOR) $@
+
+spec: $(SPEC)
+
+# A stack on free ports (sdk/stack.py), then each suite against it.
+sdk-test: protos keys $(SPEC)
+	$(PY) -m sdk.stack -- $(PY) -m sdk.contract_check
 
 format: $(THIRD_PARTY)/.stamp
 	$(VENV)/bin/buf format -w
