@@ -11,7 +11,7 @@ THIRD_PARTY := .build/third_party
 DESCRIPTOR := gateway/api.binpb
 GEN_STAMP := gen/.stamp
 
-.PHONY: run test bench lint breaking baseline format protos migrate seed keys clean spec sdk sdk-test docs
+.PHONY: run test bench lint breaking baseline format protos migrate seed keys clean spec sdk sdk-test sdk-ts tools docs
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || $(PY_VERSION) -m venv $(VENV)
@@ -88,9 +88,22 @@ $(SPEC): $(DESCRIPTOR) $(wildcard sdk/openapi_gen/*.py)
 
 spec: $(SPEC)
 
+# Generated SDK code is built, not committed (sdk/typescript/gen, sdk/go/gen).
+TS := sdk/typescript
+tools: ; sdk/ensure-tools.sh
+
+$(TS)/node_modules/.stamp: $(TS)/package-lock.json
+	cd $(TS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+sdk-ts: tools protos $(TS)/node_modules/.stamp
+	cd $(TS) && npm run --silent build
+
+sdk: $(SPEC) sdk-ts
+
 # A stack on free ports (sdk/stack.py), then each suite against it.
-sdk-test: protos keys $(SPEC)
-	$(PY) -m sdk.stack -- $(PY) -m sdk.contract_check
+sdk-test: sdk keys
+	$(PY) -m sdk.stack -- sdk/run-suites.sh
 
 format: $(THIRD_PARTY)/.stamp
 	$(VENV)/bin/buf format -w
