@@ -106,7 +106,17 @@ sdk-go: tools $(THIRD_PARTY)/.stamp
 	cd sdk/go/.gopath/src/vipay.local/sdk && GO111MODULE=off GOPROXY=off GOFLAGS= \
 	  GOPATH="$(CURDIR)/sdk/go/.gopath:/usr/share/gocode" go vet ./...
 
-sdk: $(SPEC) sdk-ts sdk-go
+# The HTML API reference from the spec (Redocly, pinned in sdk/reference/package-lock.json).
+REF := sdk/reference
+$(REF)/node_modules/.stamp: $(REF)/package-lock.json
+	cd $(REF) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+docs: tools $(SPEC) $(REF)/node_modules/.stamp
+	cd $(REF) && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true npm run --silent build
+	@echo "API reference: $(REF)/index.html"
+
+sdk: $(SPEC) sdk-ts sdk-go docs
 
 # A stack on free ports (sdk/stack.py), then each suite against it.
 sdk-test: sdk keys
