@@ -177,3 +177,37 @@ RAW_BODIES = {
     M + "HandleAppStoreNotification": {"type": "object", "required": ["signedPayload"],
                                        "properties": {"signedPayload": {"type": "string"}}},
 }
+
+# Field schemas the proto types cannot say: what a google.protobuf.Value holds
+# (the protos' comments say it in words), and the values the server accepts.
+# Keyed by field (package.Message.field); replaces the generated type.
+NULLABLE_STRING = {"type": "string", "nullable": True}
+NULLABLE_TIME = {"type": "string", "nullable": True, "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"}
+NULLABLE_NUMBER = {"type": "number", "nullable": True}
+FIELD_SCHEMAS = {
+    "vipay.membership.v1.VipSetting.iap": NULLABLE_STRING,
+    "vipay.membership.v1.CreateVipOrderResponse.pay_data": {
+        "anyOf": [{"type": "string"}, {"$ref": "#/components/schemas/WechatPayData"}]},
+    "vipay.membership.v1.VipOrder.paid_at": NULLABLE_TIME,
+    "vipay.membership.v1.VipOrder.user_deleted_at": NULLABLE_TIME,
+    "vipay.membership.v1.VipOrder.platform_deleted_at": NULLABLE_TIME,
+    "vipay.recharge.v1.GetChargeIndexResponse.m": NULLABLE_STRING,
+    "vipay.recharge.v1.CreateChargePaymentResponse.m": NULLABLE_STRING,
+    "vipay.recharge.v1.ChargePayType.thumbnail": NULLABLE_STRING,
+    "vipay.recharge.v1.ChargePackage.bg_url": NULLABLE_STRING,
+    "vipay.recharge.v1.ChargePackage.comment": NULLABLE_STRING,
+    "vipay.recharge.v1.ChargePackage.time_type": {"type": "string", "nullable": True, "enum": ["MONTH", "YEAR", None]},
+    "vipay.recharge.v1.ChargePackage.time_len": NULLABLE_NUMBER,
+    "vipay.recharge.v1.ChargePackage.add_time": NULLABLE_TIME,
+    "vipay.recharge.v1.ChargePackage.sort_order": NULLABLE_NUMBER,
+    "vipay.recharge.v1.ChargePayment.pay_order_id": {"type": "string"},
+    "vipay.recharge.v1.ChargePayment.out_pay_order_id": NULLABLE_STRING,
+    "vipay.recharge.v1.ChargePayment.pay_callback_info": {"nullable": True, "enum": [None]},
+    # Requests: the accepted values (anything else is refused with 422 / the envelope).
+    "vipay.membership.v1.CreateVipOrderRequest.level": {"type": "string", "enum": ["low", "middle", "high"]},
+    "vipay.membership.v1.CreateVipOrderRequest.duration": {"type": "integer", "format": "int32", "enum": [1, 3, 12]},
+    "vipay.membership.v1.CreateVipOrderRequest.pay_method": {"type": "string", "enum": [
+        "Alipay_AopApp", "Alipay_AopWap", "Alipay_AopPage", "WechatPay_App", "WechatPay_Js", "Iap"]},
+    "vipay.membership.v1.CreateVipOrderRequest.timezone": {"type": "string", "example": "Asia/Shanghai"},
+    "vipay.membership.v1.ExchangeVipRequest.level": {"type": "string", "enum": ["low", "middle", "high"]},
+}

@@ -124,7 +124,8 @@ class Builder:
         return dict(SCALARS[fd.type])
 
     def field(self, owner: str, fd: F, output: bool) -> dict:
-        schema = self.value(fd, output)
+        declared = gateway.FIELD_SCHEMAS.get(f"{owner.lstrip('.')}.{fd.name}")
+        schema = dict(declared) if declared else self.value(fd, output)
         if fd.label == F.LABEL_REPEATED and not is_map(self.image, fd):
             schema = {"type": "array", "items": schema}
         doc = self.image.docs.get(f"{owner}.{fd.name}")
