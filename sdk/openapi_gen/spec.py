@@ -43,8 +43,10 @@ REQUIRED = field_behavior_pb2.FieldBehavior.REQUIRED
 
 
 def comment(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines()]
-    return "\n".join(line for line in lines if not line.startswith("buf:lint:"))
+    """Proto comments are wrapped prose: one line per paragraph (Markdown)."""
+    lines = [line.strip() for line in text.strip().splitlines() if not line.strip().startswith("buf:lint:")]
+    paragraphs = " ".join(line or "\n\n" for line in lines).replace(" \n\n ", "\n\n")
+    return paragraphs.strip()
 
 
 class Image:
@@ -225,11 +227,17 @@ def request_body(b: Builder, key, method, request, body, path_vars, op) -> dict:
         return {"required": True, "content": {"application/json": {"schema": schema}}}
     fd = next(f for f in request.field if f.name == body)
     if fd.type_name == HTTP_BODY:
-        raw = gateway.RAW_BODIES.get(key, {"type": "string"})
+        raw = gateway.RAW_BODIES.get(key, {})
         return {"required": True, "description": "The raw body, handed to the server unparsed.",
                 "content": {ct: {"schema": raw if ct == "application/json" else {"type": "string"}}
                             for ct in op.consumes}}
     return {"required": True, "content": {"application/json": {"schema": b.field(method.input_type, fd, False)}}}
+
+
+def raw_schema(content_type: str) -> dict:
+    if content_type == "application/json":
+        return {}  # whatever JSON the provider expects back
+    return {"type": "string", **({"format": "binary"} if content_type.startswith("image/") else {})}
 
 
 def error_ref(family: gateway.Family) -> dict:
@@ -239,8 +247,7 @@ def error_ref(family: gateway.Family) -> dict:
 def responses(b: Builder, method, op: gateway.Op) -> dict:
     out: dict[str, dict] = {}
     if method.output_type == HTTP_BODY:
-        content = {ct: {"schema": {"type": "string", **({"format": "binary"} if ct.startswith("image/") else {})}}
-                   for ct in op.produces}
+        content = {ct: {"schema": raw_schema(ct)} for ct in op.produces}
     elif op.success == 204:
         content = None
     else:
