@@ -126,4 +126,4 @@ format: $(THIRD_PARTY)/.stamp
 	$(VENV)/bin/buf format -w
 
 clean:
-	rm -rf .build gen $(DESCRIPTOR) var
+	rm -rf .build gen $(DESCRIPTOR) var $(TS)/gen $(TS)/dist sdk/go/gen sdk/go/.gopath $(REF)/index.html
