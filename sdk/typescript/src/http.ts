@@ -12,6 +12,24 @@ export class HttpError extends Error {
   }
 }
 
+/** A refusal of 000/002/003, which answer HTTP 200 with their envelope: `code` is the envelope's
+ * c / code / status, `data` what the envelope carries (002: {errors} or {captchaUrl}). */
+export class EnvelopeError extends Error {
+  constructor(readonly code: number, message: string, readonly data: unknown) {
+    super(`${code}: ${message}`);
+  }
+}
+
+type Family = "000" | "002" | "003";
+
+/** The envelope's refusal, if the body is one (checked before parsing into the success type). */
+function refusal(family: Family, body: Record<string, unknown>): EnvelopeError | undefined {
+  if (family === "000" && body.c !== 0) return new EnvelopeError(Number(body.c), String(body.m), body.d);
+  if (family === "002" && body.success !== true) return new EnvelopeError(Number(body.code), String(body.message), body.data);
+  if (family === "003" && body.status !== 200) return new EnvelopeError(Number(body.status), String(body.message), body.data);
+  return undefined;
+}
+
 export interface Credentials {
   /** A JWT sent as `Authorization: Bearer` (or use accessToken for the Access-Token header). */
   token?: string;
@@ -88,17 +106,38 @@ export class VipayHttp {
     return res.text();
   }
 
-  // --- 000 / 002 / 003 recharge (errors arrive as HTTP 200 envelopes: check c / success / status) ---
+  // --- 000 / 002 / 003 recharge: refusals arrive as HTTP 200 envelopes and throw EnvelopeError ---
+  private async enveloped<T extends DescMessage>(family: Family, schema: T, res: Response): Promise<MessageShape<T>> {
+    const body = (await res.json()) as Record<string, unknown>;
+    const refused = res.status === 200 ? refusal(family, body) : new EnvelopeError(res.status, String(body?.message), body);
+    if (refused) throw refused;
+    return fromJson(schema, body as JsonValue);
+  }
   async getChargeIndex() {
-    return this.json(rp.GetChargeIndexResponseSchema, await this.request("GET", "/charge/index"), [200]);
+    return this.enveloped("000", rp.GetChargeIndexResponseSchema, await this.request("GET", "/charge/index"));
+  }
+  async createChargePayment(id: number, payType: string) {
+    const res = await this.request("POST", "/charge/pay", { body: { id, payType } });
+    return this.enveloped("000", rp.CreateChargePaymentResponseSchema, res);
   }
   async getRecharge() {
-    return this.json(rp.GetRechargeResponseSchema, await this.request("GET", "/api/recharge"), [200]);
+    return this.enveloped("002", rp.GetRechargeResponseSchema, await this.request("GET", "/api/recharge"));
+  }
+  async createRechargeOrder(order: { id?: number; price: string; payModeId: number; goodsId?: number;
+                                     _verifyCode?: string; openid?: string }) {
+    return this.enveloped("002", rp.CreateRechargeOrderResponseSchema,
+                          await this.request("POST", "/api/recharge/order", { body: order }));
+  }
+  async getRechargeHistory(query: { page?: number; rows?: number; startDate?: string; endDate?: string;
+                                    orderState?: string } = {}) {
+    const qs = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)])).toString();
+    return this.enveloped("002", rp.GetRechargeHistoryResponseSchema,
+                          await this.request("GET", "/api/recharge/history" + (qs ? `?${qs}` : "")));
   }
   /** 003: the route travels in the query (/index.php?s=...). */
   async getRechargeCenter(storeId: number, platform: string, client = platform) {
     const path = `/index.php?s=/api/recharge/center&client=${encodeURIComponent(client)}`;
     const res = await this.request("GET", path, { headers: { storeId: String(storeId), platform } });
-    return this.json(rp.GetRechargeCenterResponseSchema, res, [200]);
+    return this.enveloped("003", rp.GetRechargeCenterResponseSchema, res);
   }
 }

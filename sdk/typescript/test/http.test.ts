@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { HttpError, VipayHttp } from "../src/index.js";
+import { EnvelopeError, HttpError, VipayHttp } from "../src/index.js";
 import { HTTP, token } from "./stack.js";
 
 test("001 through Envoy, parsed into the generated types", async () => {
@@ -37,4 +37,15 @@ test("000 and 003 envelopes parse into their messages", async () => {
   const center = await new VipayHttp(HTTP, { accessToken: token(10125) }).getRechargeCenter(10001, "H5");
   assert.equal(center.status, 200);
   assert.ok(center.data?.setting);
+});
+
+test("002: a recharge history page, and refusals as EnvelopeError (HTTP 200 envelopes)", async () => {
+  const history = await new VipayHttp(HTTP, { token: token(203) }).getRechargeHistory({ page: 1, rows: 10 });
+  assert.equal(history.success, true);
+  assert.equal(history.code, 0);
+  await assert.rejects(new VipayHttp(HTTP).getRechargeHistory(), (err) => err instanceof EnvelopeError && err.code === 401);
+  await assert.rejects(new VipayHttp(HTTP, { token: token(203) }).getRechargeHistory({ rows: 1000 }),
+    (err) => err instanceof EnvelopeError && err.code === 400);
+  await assert.rejects(new VipayHttp(HTTP).createChargePayment(1, "alipay"),
+    (err) => err instanceof EnvelopeError && err.code === 401);
 });
