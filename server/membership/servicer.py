@@ -21,6 +21,7 @@ from server.platform.calls import BlockingRunner, current_call
 from server.platform.error_mapping import EnvelopeRegistry, thinksns_envelope
 from server.platform.errors import Violations
 from server.platform.paging import offset_from_token, page_token
+from server.platform.timestamps import timestamp_message
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 NULL = struct_pb2.Value(null_value=struct_pb2.NULL_VALUE)
@@ -98,8 +99,8 @@ def created_message(row: VipOrderRow, pay_data: PayData | None) -> pb.CreateVipO
 
 
 # JSAPI parameter names -> WechatPayData fields (App parameters map one to one).
-JSAPI_FIELDS = {"appId": "app_id", "timeStamp": "time_stamp", "nonceStr": "nonce_str", "paySign": "pay_sign",
-                "signType": "sign_type"}
+JSAPI_FIELDS = {"appId": "jsapi_app_id", "timeStamp": "jsapi_time_stamp", "nonceStr": "jsapi_nonce_str",
+                "paySign": "jsapi_pay_sign", "signType": "jsapi_sign_type"}
 
 
 def wechat_pay_data(params: dict) -> pb.WechatPayData:
@@ -149,6 +150,20 @@ def catalog_from_message(request: pb.UpdateVipCatalogRequest, current: Catalog) 
         v.add("exchange", "The exchange must be at least 1.")
     v.raise_if_any()
     return Catalog(request.switch, request.exchange, levels, request.protocol_html or current.protocol_html)
+
+
+def grpc_status_message(view: MembershipView) -> pb.GetMembershipStatusResponse:
+    return pb.GetMembershipStatusResponse(
+        user_id=view.user_id,
+        is_vip=bool(view.current_level),
+        current_level=view.current_level,
+        levels=[
+            pb.LevelTerm(level=level, expire_time=timestamp_message(view.levels[level]),
+                         active=view.levels[level] > view.now)
+            for level in LEVELS
+            if level in view.levels
+        ],
+    )
 
 
 def status_message(view: MembershipView) -> pb.MembershipStatus:
@@ -271,7 +286,7 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
 
     async def GetMembershipStatus(self, request, context):
         require_role(current_call.get().principal, "service")
-        return status_message(await self._run(self._svc.status, request.user_id))
+        return grpc_status_message(await self._run(self._svc.status, request.user_id))
 
     async def UpdateVipCatalog(self, request, context):
         require_role(current_call.get().principal, "admin")

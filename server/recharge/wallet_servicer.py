@@ -9,6 +9,7 @@ from server.platform.auth import require_role
 from server.platform.calls import BlockingRunner, current_call
 from server.platform.error_mapping import EnvelopeRegistry
 from server.platform.paging import offset_from_token, page_token
+from server.platform.timestamps import timestamp_message
 from server.recharge.service import RechargeService
 from server.recharge.tables import WalletEntryRow
 
@@ -16,7 +17,7 @@ from server.recharge.tables import WalletEntryRow
 def entry_message(row: WalletEntryRow) -> wpb.WalletEntry:
     return wpb.WalletEntry(id=row.id, amount_fen=row.amount, balance_after_fen=row.balance_after, reason=row.reason,
                            reference=row.reference, request_id=row.request_id or "",
-                           created_at=row.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+                           create_time=timestamp_message(row.created_at))
 
 
 

@@ -2,6 +2,7 @@
 internal and operator RPCs, health and reflection, and exactly-once fulfilment."""
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 
 import grpc
 import pytest
@@ -91,6 +92,12 @@ def test_membership_status_is_internal_only(stub, token, app):
     settle(app, order.id)
     status = stub.GetMembershipStatus(pb.GetMembershipStatusRequest(user_id=9), metadata=auth(token(0, "service")))
     assert status.is_vip and status.current_level == "middle" and status.levels[0].active
+    # gRPC-only answers use idiomatic types: int64 id, Timestamp expiry (about three months ahead).
+    assert status.user_id == 9 and status.levels[0].level == "middle"
+    days = (status.levels[0].expire_time.ToDatetime(timezone.utc) - datetime.now(timezone.utc)).days
+    assert 85 <= days <= 93
+    big = stub.GetMembershipStatus(pb.GetMembershipStatusRequest(user_id=2**40), metadata=auth(token(0, "service")))
+    assert big.user_id == 2**40 and not big.is_vip and not big.levels
 
 
 def test_operator_updates_catalog_and_every_reader_sees_it(stub, token):

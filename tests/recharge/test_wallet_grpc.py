@@ -3,6 +3,7 @@
 concurrent duplicate notifications."""
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 
 import grpc
 import httpx
@@ -71,6 +72,8 @@ def test_debit_and_credit_are_idempotent_and_refuse_overdraft(wallet, token):
     debit = wallet.DebitWallet(wpb.DebitWalletRequest(user_id=3, amount_fen=200, reference="mall_order:9",
                                                       request_id="d-1"), metadata=svc)
     assert (debit.balance_fen, debit.entry.amount_fen, debit.entry.balance_after_fen) == (300, -200, 300)
+    written = debit.entry.create_time.ToDatetime(timezone.utc)  # a Timestamp, not a formatted string
+    assert abs((datetime.now(timezone.utc) - written).total_seconds()) < 60
     with pytest.raises(grpc.RpcError) as exc:
         wallet.DebitWallet(wpb.DebitWalletRequest(user_id=3, amount_fen=301, reference="mall_order:10",
                                                   request_id="d-2"), metadata=svc)
