@@ -159,6 +159,9 @@ OPS: dict[str, Op] = {
                                 route=("/index.php", "s", "/api/recharge/center"), tag="003 mall recharge"),
     R + "HandleRechargeNotification": Op(NOTIFICATION, produces=PROVIDER_REPLIES, consumes=PROVIDER_BODIES,
                                          extra={400: "The notification does not verify."}, tag="notifications"),
+    "vipay.payments.v1.RefundService.HandleRefundNotification": Op(
+        NOTIFICATION, produces=PROVIDER_REPLIES, consumes=PROVIDER_BODIES,
+        extra={400: "The notification does not verify."}, tag="notifications"),
     O + "VipCharge": Op(MERCHANT, headers=SIGNING_HEADERS, consumes=("application/json",), tag="004 merchant"),
     O + "QueryOrder": Op(MERCHANT, headers=SIGNING_HEADERS, consumes=("application/json",), tag="004 merchant"),
     O + "QueryBalance": Op(MERCHANT, headers=SIGNING_HEADERS, consumes=("application/json",), tag="004 merchant"),
