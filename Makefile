@@ -57,7 +57,10 @@ run: seed
 test: protos keys lint breaking
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Real load generators (Debian): h2load for gRPC, wrk for HTTP through Envoy.
 bench: protos keys
+	@command -v h2load >/dev/null && command -v wrk >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq nghttp2-client wrk; }
 	$(PY) -m bench
 
 lint: protos
