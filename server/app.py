@@ -30,10 +30,10 @@ from server.payments.settlement_worker import settle_forever
 from server.platform import diagnostics
 from server.platform.abuse import AbuseGuard, Limits, png_captcha
 from server.platform.cached_catalog import CatalogProvider
-from server.platform.database import make_engine, make_session_factory
+from server.platform.database import make_engine, make_read_engine, make_session_factory
 from server.platform.grpc_server import GrpcServer
 from server.platform.settings import Settings
-from server.platform.unit_of_work import UnitOfWork
+from server.platform.unit_of_work import Reads, UnitOfWork
 from server.recharge import servicer as recharge_servicer
 from server.recharge import wallet_servicer
 from server.recharge.catalog import RechargeCatalogProvider
@@ -70,6 +70,7 @@ def build_app(settings: Settings, engine: Engine | None = None, *, announce_chan
     talk to a payment provider)."""
     engine = engine or make_engine(settings.sqlalchemy_url)
     uow_factory = partial(UnitOfWork, make_session_factory(engine))
+    reads = Reads(make_read_engine(engine))  # hot reads: read-only, never behind the SQLite writer lock
     sandbox = SandboxChannel(settings.sandbox_secret)
     # Real providers where configured, the sandbox elsewhere (refused in production
     # unless ALLOW_SANDBOX): see payments/configure.py and docs/channels.md.
@@ -81,12 +82,12 @@ def build_app(settings: Settings, engine: Engine | None = None, *, announce_chan
 
     catalog = CatalogProvider(uow_factory, settings.catalog_refresh_seconds, VipCatalogRow, catalog_from_row)
     memberships = MembershipService(uow_factory, catalog, channels, iap, settings.public_base_url,
-                                    order_ttl=order_ttl)
+                                    order_ttl=order_ttl, reads=reads)
     limits = Limits(settings.recharge_order_limit_per_user, settings.recharge_order_limit_per_ip,
                     settings.recharge_rate_window_seconds, settings.recharge_captcha_ttl_seconds)
     recharges = RechargeService(uow_factory, RechargeCatalogProvider(uow_factory, settings.catalog_refresh_seconds),
                                 channels, memberships, AbuseGuard(uow_factory, limits, png_captcha),
-                                settings.public_base_url, order_ttl=order_ttl)
+                                settings.public_base_url, order_ttl=order_ttl, reads=reads)
     openapi = build_openapi(uow_factory, memberships)
     settlement = SettlementService(
         uow_factory, channels, [memberships.order_book(), recharges.order_book()], close_after=order_ttl,

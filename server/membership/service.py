@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from server.membership import rules
@@ -38,9 +38,20 @@ from server.payments.settlement import OrderBook, receive_notification
 from server.platform.cached_catalog import CatalogProvider
 from server.platform.errors import DomainError, Kind, Violations, not_found
 from server.platform.times import naive, utc
-from server.platform.unit_of_work import UnitOfWork
+from server.platform.unit_of_work import UnitOfWork, session_reads
 
 log = logging.getLogger(__name__)
+ORDER_COLUMNS = VipOrderRow.__table__
+INSERTED = {"id", "trade_no", "user_id", "request_id", "level", "duration", "quantity", "pay_method", "channel",
+            "total_amount", "pay_amount", "pay_status", "vip_info", "timezone", "created_at", "updated_at"}
+NEXT_ORDER_ID = {
+    "sqlite": text("SELECT coalesce(max(id), 0) + 1 FROM vip_orders"),
+    "postgresql": text("SELECT nextval(pg_get_serial_sequence('vip_orders', 'id'))"),
+}
+
+
+def _own(user_id: int, order_id: int) -> tuple:
+    return VipOrderRow.id == order_id, VipOrderRow.user_id == user_id, VipOrderRow.user_deleted_at.is_(None)
 EPOCH = datetime(1970, 1, 1)
 REFUND_SOURCE, REFUND_UNDO = "order_refund", "order_refund_undo"  # membership_grants.source of refund take-backs
 
@@ -79,8 +90,11 @@ class MembershipService:
         public_base_url: str,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         order_ttl: timedelta | None = None,
+        reads: Callable | None = None,
     ):
         self._uow = uow_factory
+        # Hot reads: Core on read-only connections (platform/unit_of_work.py Reads).
+        self._reads = reads or session_reads(uow_factory)
         self.catalog = catalog
         self._channels = channels
         self._iap = iap
@@ -117,8 +131,14 @@ class MembershipService:
                 return CreatedOrder(existing, self._pay_data(existing, openid, client_ip))
         channel_name = self._channels.name_for(pay_method)
         now = self._clock()
+        local_now = now.astimezone(rules.zone(quote.timezone))
         with self._uow() as uow:
+            # One INSERT per order: the id is taken first (under SQLite's writer lock,
+            # or from the PostgreSQL sequence) so the trade_no goes in with the row.
+            order_id = uow.session.execute(NEXT_ORDER_ID[uow.dialect]).scalar_one()
             order = VipOrderRow(
+                id=order_id,
+                trade_no=rules.trade_no(local_now, order_id),
                 user_id=user_id,
                 request_id=request_id or None,
                 level=quote.level,
@@ -134,15 +154,14 @@ class MembershipService:
                 created_at=naive(now),
                 updated_at=naive(now),
             )
-            uow.session.add(order)
             try:
-                uow.session.flush()
+                uow.session.execute(insert(VipOrderRow.__table__).values(
+                    {c.name: getattr(order, c.key) for c in VipOrderRow.__table__.columns if c.key in INSERTED}))
             except IntegrityError:  # a concurrent twin with the same request_id won
                 uow.session.rollback()
                 existing = self._order_by_request(user_id, request_id)
                 assert existing is not None
                 return CreatedOrder(existing, self._pay_data(existing, openid, client_ip))
-            order.trade_no = rules.trade_no(now.astimezone(rules.zone(quote.timezone)), order.id)
             uow.commit()
         # The provider call happens after commit: an unpaid order that never gets
         # pay data is harmless and closes later.
@@ -198,21 +217,26 @@ class MembershipService:
                 except ValueError:
                     v.add(field_name, f"The {field_name} must be a date YYYY-MM-DD.")
         v.raise_if_any()
-        query = select(VipOrderRow).where(VipOrderRow.user_id == user_id, VipOrderRow.user_deleted_at.is_(None))
+        query = select(ORDER_COLUMNS).where(VipOrderRow.user_id == user_id, VipOrderRow.user_deleted_at.is_(None))
         if "s" in bounds:
             since = datetime.combine(bounds["s"], time.min, tzinfo=tz)
             query = query.where(VipOrderRow.created_at >= naive(since))
         if "d" in bounds:
             until = datetime.combine(bounds["d"] + timedelta(days=1), time.min, tzinfo=tz)
             query = query.where(VipOrderRow.created_at < naive(until))
+        # ix_vip_orders_user_id (user_id, id) gives this order without a sort.
         query = query.order_by(VipOrderRow.id.desc()).offset(offset).limit(limit + 1)
-        with self._uow() as uow:
-            rows = list(uow.session.scalars(query))
+        with self._reads() as conn:
+            rows = list(conn.execute(query))
         return rows[:limit], len(rows) > limit
 
     def get_order(self, user_id: int, order_id: int) -> VipOrderRow:
-        with self._uow() as uow:
-            return self._own_order(uow, user_id, order_id)
+        """The caller's order (a read-only row with the order's attributes)."""
+        with self._reads() as conn:
+            order = conn.execute(select(ORDER_COLUMNS).where(*_own(user_id, order_id))).first()
+        if order is None:
+            raise not_found("order", order_id)
+        return order
 
     def _own_order(self, uow: UnitOfWork, user_id: int, order_id: int, lock: bool = False) -> VipOrderRow:
         query = select(VipOrderRow).where(
@@ -232,7 +256,11 @@ class MembershipService:
             uow.commit()
 
     def is_paid(self, user_id: int, order_id: int) -> bool:
-        return self.get_order(user_id, order_id).pay_status == 1
+        with self._reads() as conn:
+            status = conn.execute(select(VipOrderRow.pay_status).where(*_own(user_id, order_id))).scalar()
+        if status is None:
+            raise not_found("order", order_id)
+        return status == 1
 
     # ---- paying -----------------------------------------------------------
 

@@ -187,19 +187,28 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
         self._run = run
         self._save_catalog = save_catalog
         self._refunded = refunded  # order id -> fen refunded (docs/refunds.md)
+        self._configs: tuple[Catalog | None, pb.GetVipConfigsResponse | None] = (None, None)
 
     async def _order(self, row: VipOrderRow) -> pb.VipOrder:
         refunded = await self._run(self._refunded, [row.id])
         return order_message(row, refunded.get(row.id, 0))
 
+    async def _catalog(self) -> Catalog:
+        # Fresh in memory: answer on the loop; otherwise read the version off it.
+        return self._svc.catalog.fresh() or await self._run(self._svc.catalog.get)
+
     async def GetBootstrappers(self, request, context):
-        catalog = await self._run(self._svc.catalog.get)
+        catalog = await self._catalog()
         return pb.GetBootstrappersResponse(vip_switch=catalog.switch)
 
     async def GetVipConfigs(self, request, context):
-        catalog = await self._run(self._svc.catalog.get)
-        return pb.GetVipConfigsResponse(switch=catalog.switch, exchange=catalog.exchange,
-                                        config=catalog_levels_message(catalog))
+        catalog = await self._catalog()
+        built_for, message = self._configs
+        if built_for is not catalog:  # one message per catalog version, never mutated after
+            message = pb.GetVipConfigsResponse(switch=catalog.switch, exchange=catalog.exchange,
+                                               config=catalog_levels_message(catalog))
+            self._configs = (catalog, message)
+        return message
 
     async def CreateVipOrder(self, request, context):
         call = current_call.get()
@@ -256,7 +265,7 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
         return await self._order(order)
 
     async def GetVipProtocol(self, request, context):
-        catalog = await self._run(self._svc.catalog.get)
+        catalog = await self._catalog()
         return httpbody_pb2.HttpBody(content_type="text/html; charset=utf-8", data=catalog.protocol_html.encode())
 
     async def CheckVipOrder(self, request, context):

@@ -40,6 +40,7 @@ class VipOrderRow(Base):
     __table_args__ = (
         UniqueConstraint("user_id", "request_id", name="uq_vip_orders_user_request"),
         Index("ix_vip_orders_user_created", "user_id", "created_at"),
+        Index("ix_vip_orders_user_id", "user_id", "id"),  # ListVipOrders: newest first by id
         Index("ix_vip_orders_unpaid_created", "pay_status", "created_at"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -42,6 +42,13 @@ class CatalogProvider(Generic[T]):
         assert self._catalog is not None
         return self._catalog
 
+    def fresh(self) -> T | None:
+        """The catalog when it can be served from memory now (no database read), else
+        None: lets the event loop answer without a thread-pool hop."""
+        if self._catalog is not None and self._clock() - self._checked_at < self._refresh:
+            return self._catalog
+        return None
+
     def invalidate(self) -> None:
         with self._lock:
             self._checked_at = float("-inf")

@@ -7,8 +7,8 @@ import asyncio
 import contextvars
 import json
 import logging
+import os
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -27,7 +27,7 @@ from server.platform.errors import DomainError, Kind
 log = logging.getLogger("vipay.rpc")
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     method: str
     metadata: dict[str, str]
@@ -69,13 +69,23 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, verifier: TokenVerifier, envelopes: EnvelopeRegistry):
         self._verifier = verifier
         self._envelopes = envelopes
+        self._handlers: dict[str, grpc.RpcMethodHandler | None] = {}  # method -> wrapped handler
 
     async def intercept_service(self, continuation, details):
-        handler = await continuation(details)
-        if handler is None or handler.unary_unary is None:
+        # Handlers are fixed once the server runs: wrap each method once, not per call.
+        method = details.method
+        try:
+            return self._handlers[method]
+        except KeyError:
+            handler = await continuation(details)
+            if handler is not None:  # unknown methods stay uncached (any client can send any name)
+                self._handlers[method] = self._wrap(method, handler)
+            return self._handlers.get(method, handler)
+
+    def _wrap(self, method: str, handler):
+        if handler.unary_unary is None:
             return handler
         behavior = handler.unary_unary
-        method = details.method
 
         async def wrapper(request, context: grpc.aio.ServicerContext):
             metadata = {k.lower(): v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
@@ -83,7 +93,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 method=method,
                 metadata=metadata,
                 principal=None,
-                request_id=metadata.get("x-request-id") or uuid.uuid4().hex,
+                request_id=metadata.get("x-request-id") or os.urandom(16).hex(),
                 via_gateway="x-envoy-original-path" in metadata,
             )
             token = current_call.set(call)
@@ -128,6 +138,8 @@ def _log_call(call: Call, outcome: str, error: DomainError | None, seconds: floa
         level = logging.DEBUG  # Envoy probes every 2 s
     else:
         level = logging.INFO
+    if not log.isEnabledFor(level):
+        return  # formatting is most of the cost of a line nobody reads
     log.log(level, json.dumps({
         "msg": "rpc",
         "method": call.method,

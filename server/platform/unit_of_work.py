@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,3 +39,27 @@ class UnitOfWork:
     def insert(self, table):
         """INSERT with the dialect's ON CONFLICT support."""
         return (postgresql if self.dialect == "postgresql" else sqlite).insert(table)
+
+
+class Reads:
+    """Read-only Core access for hot read paths: one connection and transaction per
+    `with`, no ORM session, no writer lock (see platform/database.py)."""
+
+    def __init__(self, engine: Engine):
+        self._engine = engine
+
+    @contextmanager
+    def __call__(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn, conn.begin():
+            yield conn
+
+
+def session_reads(uow_factory):
+    """Reads through ordinary units of work (for services built without an engine)."""
+
+    @contextmanager
+    def reads() -> Iterator[Session]:
+        with uow_factory() as uow:
+            yield uow.session
+
+    return reads

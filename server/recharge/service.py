@@ -30,7 +30,7 @@ from server.payments.settlement import OrderBook, receive_notification
 from server.platform.abuse import AbuseGuard
 from server.platform.errors import DomainError, Kind, Violations
 from server.platform.times import naive, utc
-from server.platform.unit_of_work import UnitOfWork
+from server.platform.unit_of_work import UnitOfWork, session_reads
 from server.recharge import ledger, rules
 from server.recharge.catalog import RechargeCatalogProvider
 from server.recharge.tables import RechargeOrderRow, WalletEntryRow, WalletRow
@@ -80,8 +80,10 @@ class RechargeService:
         public_base_url: str,
         order_ttl: timedelta | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        reads: Callable | None = None,
     ):
         self._uow = uow_factory
+        self._reads = reads or session_reads(uow_factory)  # read-only Core (platform/unit_of_work.py)
         self.catalog = catalog
         self._channels = channels
         self._memberships = memberships
@@ -134,10 +136,12 @@ class RechargeService:
             where.append(RechargeOrderRow.created_at < naive(until))
         if state:
             where.append(RechargeOrderRow.state == state)
-        with self._uow() as uow:
-            total = uow.session.scalar(select(func.count()).select_from(RechargeOrderRow).where(*where))
-            found = list(uow.session.scalars(
-                select(RechargeOrderRow).where(*where).order_by(RechargeOrderRow.id.desc())
+        # One snapshot for the count and the page; ix_recharge_orders_user_store_id
+        # (user_id, store_id, id) gives the order without a sort.
+        with self._reads() as conn:
+            total = conn.execute(select(func.count()).select_from(RechargeOrderRow).where(*where)).scalar_one()
+            found = list(conn.execute(
+                select(RechargeOrderRow.__table__).where(*where).order_by(RechargeOrderRow.id.desc())
                 .offset((page - 1) * rows).limit(rows)
             ))
         return total, found

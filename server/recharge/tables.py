@@ -68,7 +68,10 @@ class RechargeOrderRow(Base):
     only state, provider_txn_id, paid_at and updated_at change, once."""
 
     __tablename__ = "recharge_orders"
-    __table_args__ = (Index("ix_recharge_orders_user_created", "user_id", "store_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_recharge_orders_user_created", "user_id", "store_id", "created_at"),
+        Index("ix_recharge_orders_user_store_id", "user_id", "store_id", "id"),  # 002 history: newest first by id
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     order_number: Mapped[str | None] = mapped_column(String(40), unique=True)
     user_id: Mapped[int] = mapped_column(BigInteger)
