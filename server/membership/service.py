@@ -49,9 +49,25 @@ NEXT_ORDER_ID = {
     "postgresql": text("SELECT nextval(pg_get_serial_sequence('vip_orders', 'id'))"),
 }
 
+# The caller's own order by id: hot single-row reads, plain SQL on a kept connection
+# (platform/unit_of_work.py Reads.one).
+OWN_ORDER = "FROM vip_orders WHERE id = :id AND user_id = :user_id AND user_deleted_at IS NULL"
+OWN_ORDER_STATUS_SQL = f"SELECT pay_status {OWN_ORDER}"
+OWN_ORDER_SQL = f"SELECT {', '.join(c.name for c in VipOrderRow.__table__.columns)} {OWN_ORDER}"
+JSON_COLUMNS = {c.name for c in VipOrderRow.__table__.columns if c.type._type_affinity.__name__ == "JSON"}
+TIME_COLUMNS = {c.name for c in VipOrderRow.__table__.columns if c.type._type_affinity.__name__ == "DateTime"}
 
-def _own(user_id: int, order_id: int) -> tuple:
-    return VipOrderRow.id == order_id, VipOrderRow.user_id == user_id, VipOrderRow.user_deleted_at.is_(None)
+
+def _order_from(values: tuple) -> VipOrderRow:
+    """A detached VipOrderRow from a raw row (SQLite hands back JSON and times as text)."""
+    fields = {}
+    for column, value in zip(VipOrderRow.__table__.columns, values):
+        if isinstance(value, str) and column.name in JSON_COLUMNS:
+            value = json.loads(value)
+        elif isinstance(value, str) and column.name in TIME_COLUMNS:
+            value = datetime.fromisoformat(value)
+        fields[column.key] = value
+    return VipOrderRow(**fields)
 EPOCH = datetime(1970, 1, 1)
 REFUND_SOURCE, REFUND_UNDO = "order_refund", "order_refund_undo"  # membership_grants.source of refund take-backs
 
@@ -231,12 +247,11 @@ class MembershipService:
         return rows[:limit], len(rows) > limit
 
     def get_order(self, user_id: int, order_id: int) -> VipOrderRow:
-        """The caller's order (a read-only row with the order's attributes)."""
-        with self._reads() as conn:
-            order = conn.execute(select(ORDER_COLUMNS).where(*_own(user_id, order_id))).first()
-        if order is None:
+        """The caller's order (detached, read-only)."""
+        values = self._reads.one(OWN_ORDER_SQL, {"id": order_id, "user_id": user_id})
+        if values is None:
             raise not_found("order", order_id)
-        return order
+        return _order_from(values)
 
     def _own_order(self, uow: UnitOfWork, user_id: int, order_id: int, lock: bool = False) -> VipOrderRow:
         query = select(VipOrderRow).where(
@@ -256,11 +271,10 @@ class MembershipService:
             uow.commit()
 
     def is_paid(self, user_id: int, order_id: int) -> bool:
-        with self._reads() as conn:
-            status = conn.execute(select(VipOrderRow.pay_status).where(*_own(user_id, order_id))).scalar()
-        if status is None:
+        row = self._reads.one(OWN_ORDER_STATUS_SQL, {"id": order_id, "user_id": user_id})
+        if row is None:
             raise not_found("order", order_id)
-        return status == 1
+        return row[0] == 1
 
     # ---- paying -----------------------------------------------------------
 

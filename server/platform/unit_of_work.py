@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -42,16 +45,50 @@ class UnitOfWork:
 
 
 class Reads:
-    """Read-only Core access for hot read paths: one connection and transaction per
-    `with`, no ORM session, no writer lock (see platform/database.py)."""
+    """Read-only access for hot read paths, never behind the SQLite writer lock (see
+    platform/database.py).
+
+    `with reads() as conn:` is a Core connection in one read transaction (several
+    statements, one snapshot). `reads.one(sql, params)` runs one statement on a
+    connection kept by the calling thread, in autocommit (the statement is its own
+    snapshot): no pool checkout, BEGIN, COMMIT or reset per call, which cost ~0.2 ms
+    through SQLAlchemy against ~2 µs for the SQLite read itself."""
 
     def __init__(self, engine: Engine):
         self._engine = engine
+        self._local = threading.local()
+        self._pg = engine.dialect.name == "postgresql"
 
     @contextmanager
     def __call__(self) -> Iterator[Connection]:
         with self._engine.connect() as conn, conn.begin():
             yield conn
+
+    def one(self, sql: str, params: dict) -> tuple | None:
+        """The first row of `sql` (named :params), as a plain tuple, or None."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._engine.raw_connection()
+            conn.detach()  # this thread's for good; the pool keeps its own
+            if self._pg:
+                conn.driver_connection.autocommit = True
+            self._local.conn = conn
+        try:
+            cur = conn.cursor()
+            try:
+                cur.execute(_pg_params(sql) if self._pg else sql, params)
+                return cur.fetchone()
+            finally:
+                cur.close()
+        except Exception:
+            self._local.conn = None  # a broken connection is not reused
+            conn.invalidate()
+            raise
+
+
+@functools.lru_cache(maxsize=256)
+def _pg_params(sql: str) -> str:
+    return re.sub(r"(?<!:):(\w+)", r"%(\1)s", sql)
 
 
 def session_reads(uow_factory):
@@ -62,4 +99,10 @@ def session_reads(uow_factory):
         with uow_factory() as uow:
             yield uow.session
 
+    def one(sql: str, params: dict) -> tuple | None:
+        with uow_factory() as uow:
+            row = uow.session.execute(text(sql), params).first()
+        return tuple(row) if row is not None else None
+
+    reads.one = one
     return reads
