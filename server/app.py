@@ -33,7 +33,7 @@ from server.platform.cached_catalog import CatalogProvider
 from server.platform.database import make_engine, make_read_engine, make_session_factory
 from server.platform.grpc_server import GrpcServer
 from server.platform.settings import Settings
-from server.platform.unit_of_work import Reads, UnitOfWork
+from server.platform.unit_of_work import GroupCommit, Reads, UnitOfWork
 from server.recharge import servicer as recharge_servicer
 from server.recharge import wallet_servicer
 from server.recharge.catalog import RechargeCatalogProvider
@@ -69,8 +69,11 @@ def build_app(settings: Settings, engine: Engine | None = None, *, announce_chan
     """announce_channels=False: no provider set-up warnings (CLI commands that never
     talk to a payment provider)."""
     engine = engine or make_engine(settings.sqlalchemy_url)
-    uow_factory = partial(UnitOfWork, make_session_factory(engine))
+    session_factory = make_session_factory(engine)
+    uow_factory = partial(UnitOfWork, session_factory)
     reads = Reads(make_read_engine(engine))  # hot reads: read-only, never behind the SQLite writer lock
+    # SQLite: concurrent order inserts share one durable commit (GroupCommit's docstring).
+    writes = GroupCommit(session_factory) if engine.dialect.name == "sqlite" else None
     sandbox = SandboxChannel(settings.sandbox_secret)
     # Real providers where configured, the sandbox elsewhere (refused in production
     # unless ALLOW_SANDBOX): see payments/configure.py and docs/channels.md.
@@ -82,7 +85,7 @@ def build_app(settings: Settings, engine: Engine | None = None, *, announce_chan
 
     catalog = CatalogProvider(uow_factory, settings.catalog_refresh_seconds, VipCatalogRow, catalog_from_row)
     memberships = MembershipService(uow_factory, catalog, channels, iap, settings.public_base_url,
-                                    order_ttl=order_ttl, reads=reads)
+                                    order_ttl=order_ttl, reads=reads, writes=writes)
     limits = Limits(settings.recharge_order_limit_per_user, settings.recharge_order_limit_per_ip,
                     settings.recharge_rate_window_seconds, settings.recharge_captcha_ttl_seconds)
     recharges = RechargeService(uow_factory, RechargeCatalogProvider(uow_factory, settings.catalog_refresh_seconds),

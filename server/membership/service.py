@@ -38,12 +38,11 @@ from server.payments.settlement import OrderBook, receive_notification
 from server.platform.cached_catalog import CatalogProvider
 from server.platform.errors import DomainError, Kind, Violations, not_found
 from server.platform.times import naive, utc
-from server.platform.unit_of_work import UnitOfWork, session_reads
+from server.platform.unit_of_work import UnitOfWork, session_reads, single_commits
 
 log = logging.getLogger(__name__)
 ORDER_COLUMNS = VipOrderRow.__table__
-INSERTED = {"id", "trade_no", "user_id", "request_id", "level", "duration", "quantity", "pay_method", "channel",
-            "total_amount", "pay_amount", "pay_status", "vip_info", "timezone", "created_at", "updated_at"}
+INSERT_ORDER = insert(VipOrderRow.__table__)
 NEXT_ORDER_ID = {
     "sqlite": text("SELECT coalesce(max(id), 0) + 1 FROM vip_orders"),
     "postgresql": text("SELECT nextval(pg_get_serial_sequence('vip_orders', 'id'))"),
@@ -107,8 +106,11 @@ class MembershipService:
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         order_ttl: timedelta | None = None,
         reads: Callable | None = None,
+        writes: Callable | None = None,
     ):
         self._uow = uow_factory
+        # Order inserts: group commit on SQLite (platform/unit_of_work.py GroupCommit).
+        self._writes = writes or single_commits(uow_factory)
         # Hot reads: Core on read-only connections (platform/unit_of_work.py Reads).
         self._reads = reads or session_reads(uow_factory)
         self.catalog = catalog
@@ -148,37 +150,37 @@ class MembershipService:
         channel_name = self._channels.name_for(pay_method)
         now = self._clock()
         local_now = now.astimezone(rules.zone(quote.timezone))
-        with self._uow() as uow:
+        values = {
+            "user_id": user_id,
+            "request_id": request_id or None,
+            "level": quote.level,
+            "duration": quote.duration,
+            "quantity": quote.quantity,
+            "pay_method": quote.pay_method,
+            "channel": channel_name,
+            "total_amount": quote.total_fen,
+            "pay_amount": quote.total_fen,
+            "pay_status": 0,
+            "vip_info": quote.vip_info,
+            "timezone": quote.timezone,
+            "created_at": naive(now),
+            "updated_at": naive(now),
+        }
+
+        def write(conn) -> dict:
             # One INSERT per order: the id is taken first (under SQLite's writer lock,
             # or from the PostgreSQL sequence) so the trade_no goes in with the row.
-            order_id = uow.session.execute(NEXT_ORDER_ID[uow.dialect]).scalar_one()
-            order = VipOrderRow(
-                id=order_id,
-                trade_no=rules.trade_no(local_now, order_id),
-                user_id=user_id,
-                request_id=request_id or None,
-                level=quote.level,
-                duration=quote.duration,
-                quantity=quote.quantity,
-                pay_method=quote.pay_method,
-                channel=channel_name,
-                total_amount=quote.total_fen,
-                pay_amount=quote.total_fen,
-                pay_status=0,
-                vip_info=quote.vip_info,
-                timezone=quote.timezone,
-                created_at=naive(now),
-                updated_at=naive(now),
-            )
-            try:
-                uow.session.execute(insert(VipOrderRow.__table__).values(
-                    {c.name: getattr(order, c.key) for c in VipOrderRow.__table__.columns if c.key in INSERTED}))
-            except IntegrityError:  # a concurrent twin with the same request_id won
-                uow.session.rollback()
-                existing = self._order_by_request(user_id, request_id)
-                assert existing is not None
-                return CreatedOrder(existing, self._pay_data(existing, openid, client_ip))
-            uow.commit()
+            order_id = conn.execute(NEXT_ORDER_ID[conn.dialect.name]).scalar_one()
+            row = dict(values, id=order_id, trade_no=rules.trade_no(local_now, order_id))
+            conn.execute(INSERT_ORDER, row)
+            return row
+
+        try:
+            order = VipOrderRow(**self._writes(write))  # once the order is durably committed
+        except IntegrityError:  # a concurrent twin with the same request_id won
+            existing = self._order_by_request(user_id, request_id)
+            assert existing is not None
+            return CreatedOrder(existing, self._pay_data(existing, openid, client_ip))
         # The provider call happens after commit: an unpaid order that never gets
         # pay data is harmless and closes later.
         return CreatedOrder(order, self._pay_data(order, openid, client_ip))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import queue
 import re
 import threading
+from concurrent.futures import Future
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -106,3 +108,87 @@ def session_reads(uow_factory):
 
     reads.one = one
     return reads
+
+
+class GroupCommit:
+    """Group commit for SQLite: one writer thread runs the queued write jobs of
+    concurrent callers in one transaction and commits once, so a batch shares one
+    fsync. Durability is unchanged: synchronous=FULL, and every caller is answered
+    only after the COMMIT that holds its rows returned. A job is a function of a
+    Connection and must be safe to run again: when one fails, the whole batch is
+    rolled back and re-run with a SAVEPOINT per job, so the failing job alone gets
+    its exception (savepoints on every job would cost two statements each).
+
+    Why: a durable SQLite commit costs an fsync (~0.5 ms here) and writers are
+    serialised by the database's single lock; one commit per order capped
+    CreateVipOrder at the fsync rate, with threads queueing for the lock."""
+
+    MAX_BATCH = 64
+
+    def __init__(self, session_factory: sessionmaker):
+        self._session_factory = session_factory
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def __call__(self, job):
+        """Runs job(connection) in the next batch; returns its result once committed."""
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="sqlite-group-commit", daemon=True)
+                    self._thread.start()
+        done: Future = Future()
+        self._queue.put((job, done))
+        return done.result()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._commit(batch)
+
+    def _commit(self, batch) -> None:
+        try:
+            try:
+                outcomes = self._attempt(batch, savepoints=False)
+            except Exception:
+                outcomes = self._attempt(batch, savepoints=True)
+        except BaseException as exc:  # the commit failed: nobody's rows were stored
+            for _job, done in batch:
+                done.set_exception(exc)
+            return
+        for (_job, done), (ok, value) in zip(batch, outcomes):
+            done.set_result(value) if ok else done.set_exception(value)
+
+    def _attempt(self, batch, savepoints: bool) -> list[tuple[bool, object]]:
+        outcomes: list[tuple[bool, object]] = []
+        with self._session_factory() as session, session.begin():
+            conn = session.connection()
+            for job, _done in batch:
+                if not savepoints:
+                    outcomes.append((True, job(conn)))  # any failure: rolled back, re-run with savepoints
+                    continue
+                try:
+                    with conn.begin_nested():
+                        outcomes.append((True, job(conn)))
+                except Exception as exc:  # this job only: its savepoint is rolled back
+                    outcomes.append((False, exc))
+        return outcomes
+
+
+def single_commits(uow_factory):
+    """Write jobs (functions of a Connection) in their own unit of work each
+    (PostgreSQL: concurrent transactions commit independently)."""
+
+    def run(job):
+        with uow_factory() as uow:
+            result = job(uow.session.connection())
+            uow.commit()
+        return result
+
+    return run
