@@ -10,7 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import and_, func, insert, select, text, update
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError
 
 from server.membership import rules
@@ -44,8 +45,8 @@ log = logging.getLogger(__name__)
 ORDER_COLUMNS = VipOrderRow.__table__
 INSERT_ORDER = insert(VipOrderRow.__table__)
 NEXT_ORDER_ID = {
-    "sqlite": text("SELECT coalesce(max(id), 0) + 1 FROM vip_orders"),
-    "postgresql": text("SELECT nextval(pg_get_serial_sequence('vip_orders', 'id'))"),
+    "sqlite": sql_text("SELECT coalesce(max(id), 0) + 1 FROM vip_orders"),
+    "postgresql": sql_text("SELECT nextval(pg_get_serial_sequence('vip_orders', 'id'))"),
 }
 
 # The caller's own order by id: hot single-row reads, plain SQL on a kept connection
