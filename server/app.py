@@ -18,6 +18,7 @@ from server.membership.rules import PAY_METHODS
 from server.membership.service import MembershipService
 from server.membership.tables import VipCatalogRow
 from server.merchant import servicer as merchant_servicer
+from server.merchant.callbacks import outbox_gauges
 from server.merchant.service import OpenApi, build_openapi
 from server.payments.channels import ChannelRegistry
 from server.payments import refund_servicer
@@ -28,6 +29,7 @@ from server.payments.sandbox import SandboxChannel
 from server.payments.settlement import SettlementService
 from server.payments.settlement_worker import settle_forever
 from server.platform import diagnostics
+from server.platform.metrics import DatabaseGauges, MetricsEndpoint
 from server.platform.abuse import AbuseGuard, Limits, png_captcha
 from server.platform.cached_catalog import CatalogProvider
 from server.platform.database import make_engine, make_read_engine, make_session_factory
@@ -119,9 +121,33 @@ def build_grpc_server(app: App, host: str = "127.0.0.1", port: int = 0) -> GrpcS
     return GrpcServer(app, SERVICES, host, port)
 
 
+def database_gauges(app: App) -> DatabaseGauges:
+    """The metrics read from the database at scrape time (names: README, Metrics)."""
+
+    def outbox() -> tuple[int, float]:
+        return outbox_gauges(app.uow_factory)
+
+    return DatabaseGauges([
+        ("vipay_merchant_callbacks_pending", "Merchant status callbacks waiting in the outbox", [],
+         lambda: [((), outbox()[0])]),
+        ("vipay_merchant_callbacks_oldest_pending_seconds", "Age of the oldest pending merchant callback", [],
+         lambda: [((), outbox()[1])]),
+        ("vipay_settlement_lag_seconds", "How long the oldest open order of each book has been due for "
+         "settlement (re-query); 0 when none is overdue", ["book"],
+         lambda: [((book,), lag) for book, lag in app.settlement.lag_seconds().items()]),
+    ])
+
+
+def start_metrics(app: App, port: int | None = None) -> MetricsEndpoint | None:
+    """The Prometheus endpoint on 127.0.0.1 (METRICS_PORT; off when unset)."""
+    port = app.settings.metrics_port if port is None else port
+    return MetricsEndpoint(port, database_gauges(app)) if port is not None else None
+
+
 async def serve_forever(app: App) -> None:
     server = build_grpc_server(app, app.settings.grpc_host, app.settings.grpc_port)
     await server.start()
+    metrics_endpoint = start_metrics(app)
     settling = asyncio.create_task(settle_forever(app))  # re-query / close unpaid orders
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -131,3 +157,5 @@ async def serve_forever(app: App) -> None:
     log.info("shutting down")
     settling.cancel()
     await server.stop()
+    if metrics_endpoint is not None:
+        metrics_endpoint.stop()

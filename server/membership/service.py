@@ -36,6 +36,7 @@ from server.payments.channels import (
 from server.payments.iap import IapVerifier, ReceiptRejected
 from server.payments.refunds import OrderFacts, RefundBook
 from server.payments.settlement import OrderBook, receive_notification
+from server.platform import metrics
 from server.platform.cached_catalog import CatalogProvider
 from server.platform.errors import DomainError, Kind, Violations, not_found
 from server.platform.times import naive, utc
@@ -178,6 +179,7 @@ class MembershipService:
 
         try:
             order = VipOrderRow(**self._writes(write))  # once the order is durably committed
+            metrics.ORDERS_CREATED.labels("membership").inc()
         except IntegrityError:  # a concurrent twin with the same request_id won
             existing = self._order_by_request(user_id, request_id)
             assert existing is not None
@@ -330,6 +332,7 @@ class MembershipService:
         self.grant_in(uow, order.user_id, order.level, order.duration * order.quantity, order.timezone,
                       source="vip_order", source_ref=str(order.id))
         uow.session.refresh(order)
+        metrics.count_paid_on_commit(uow.session, "membership")
         return True
 
     def grant_in(

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from server.merchant import rules
 from server.merchant.signing import PlatformSigner
@@ -193,3 +193,12 @@ def platform_signer_loader(path: str | Path) -> Callable[[], PlatformSigner]:
         return cache["signer"]
 
     return load
+
+
+def outbox_gauges(uow_factory: Callable[[], UnitOfWork]) -> tuple[int, float]:
+    """(pending callbacks, seconds the oldest pending one has waited), for metrics."""
+    with uow_factory() as uow:
+        depth, oldest = uow.session.execute(
+            select(func.count(), func.min(MerchantCallbackRow.created_at)).where(MerchantCallbackRow.state == "pending")
+        ).one()
+    return depth, max((naive_now() - oldest).total_seconds(), 0.0) if oldest is not None else 0.0

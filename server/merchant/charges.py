@@ -32,7 +32,7 @@ from server.merchant.tables import (
     UserAccountRow,
 )
 from server.payments.refunds import OrderFacts, RefundBook
-from server.platform import money
+from server.platform import metrics, money
 from server.platform.times import naive, naive_now
 from server.platform.unit_of_work import UnitOfWork
 
@@ -170,6 +170,9 @@ class MerchantChargeService:
             self._fulfil(uow, order, now)
             self._enqueue_callback(uow, order, caller.merchant_id, now)
             uow.commit()
+        metrics.ORDERS_CREATED.labels("merchant").inc()
+        if order.state == "success":  # a direct charge is paid from the balance at once
+            metrics.ORDERS_PAID.labels("merchant").inc()
         return _result(order)
 
     def _fulfil(self, uow: UnitOfWork, order: MerchantOrderRow, now: datetime) -> None:

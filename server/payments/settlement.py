@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from server.payments.channels import (
     ChannelRegistry,
@@ -27,6 +27,7 @@ from server.payments.channels import (
     PaymentChannel,
     Reply,
 )
+from server.platform import metrics
 from server.platform.errors import not_found
 from server.platform.times import naive
 from server.platform.unit_of_work import UnitOfWork
@@ -48,10 +49,14 @@ def receive_notification(
         note = channel.verify_notification(body, content_type, headers)
     except NotificationRejected as exc:
         log.warning("notification rejected", extra={"order_id": order_id, "channel": channel_name, "why": str(exc)})
+        metrics.NOTIFICATIONS.labels(channel_name, "rejected").inc()
         return channel.nack(str(exc))
     if note.refund is not None and channels.on_refund is not None:
-        return channels.on_refund(channel, note.refund)
-    return settle(order_id, channel, note)
+        reply = channels.on_refund(channel, note.refund)
+    else:
+        reply = settle(order_id, channel, note)
+    metrics.NOTIFICATIONS.labels(channel_name, "acked" if reply.status < 300 else "nacked").inc()
+    return reply
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,19 @@ class SettlementService:
                 )
             uow.commit()
         return claimed
+
+    def lag_seconds(self) -> dict[str, float]:
+        """Per order book, how long the oldest open order has been due for settlement
+        (re-query after `requery_after`): 0 when none is overdue. For metrics."""
+        now = naive(self._clock())
+        lag = {}
+        with self._uow() as uow:
+            for book in self.books:
+                oldest = uow.session.scalar(
+                    select(func.min(book.table.created_at)).where(book.is_open(), book.number.is_not(None)))
+                due = (now - oldest - self._requery_after).total_seconds() if oldest is not None else 0.0
+                lag[book.name] = max(due, 0.0)
+        return lag
 
     def run_once(self) -> SettleReport:
         now = self._clock()

@@ -22,6 +22,7 @@ from server.platform.error_mapping import (
     internal_error,
     rich_status,
 )
+from server.platform import metrics
 from server.platform.errors import DomainError, Kind
 
 log = logging.getLogger("vipay.rpc")
@@ -122,7 +123,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 status = rpc_status.to_status(rich_status(error))
                 await context.abort(status.code, status.details, status.trailing_metadata)
             finally:
-                _log_call(call, outcome, error, time.perf_counter() - started)
+                seconds = time.perf_counter() - started
+                metrics.observe_rpc(method, outcome, seconds)
+                _log_call(call, outcome, error, seconds)
 
         return grpc.unary_unary_rpc_method_handler(
             wrapper,

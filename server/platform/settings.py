@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     http_port: int = 8080
     envoy_admin_port: int = 9901
     grpc_workers: int = 16  # threads running blocking database work
+    # Prometheus metrics (server/platform/metrics.py) on 127.0.0.1:METRICS_PORT; unset: off, 0: a free port.
+    metrics_port: int | None = None
 
     # Where clients and providers reach the gateway: notify_url is built from it.
     public_base_url: str = ""  # default: http://127.0.0.1:{HTTP_PORT}

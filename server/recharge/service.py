@@ -27,6 +27,7 @@ from server.payments.channels import (
 )
 from server.payments.refunds import OrderFacts, RefundBook
 from server.payments.settlement import OrderBook, receive_notification
+from server.platform import metrics
 from server.platform.abuse import AbuseGuard
 from server.platform.errors import DomainError, Kind, Violations
 from server.platform.times import naive, utc
@@ -205,6 +206,7 @@ class RechargeService:
             uow.session.flush()
             order.order_number = rules.order_number(now.astimezone(rules.ZONE), order.id)
             uow.commit()
+        metrics.ORDERS_CREATED.labels("recharge").inc()
         # The provider call happens after commit: an order that never gets pay data
         # stays waiting and is closed by the settlement task.
         try:
@@ -284,6 +286,7 @@ class RechargeService:
         if order.vip_months and order.vip_level:
             self._memberships.grant_in(uow, order.user_id, order.vip_level, order.vip_months, rules.ZONE.key,
                                        source="recharge_order", source_ref=str(order.id))
+        metrics.count_paid_on_commit(uow.session, "recharge")
         return True
 
     # ---- refunds (service_layer/refunds.py) ---------------------------------

@@ -1,0 +1,101 @@
+"""Database settings and the SQLite write/read paths: acknowledged commits are
+durable, group commit shares one COMMIT among concurrent writers (a failing writer
+fails alone), and reads never wait for the writer lock."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import event, text
+
+from server.platform.database import make_engine, make_read_engine, make_session_factory
+from server.platform.migrate import upgrade
+from server.platform.unit_of_work import GroupCommit, Reads, UnitOfWork
+
+
+def test_commits_are_durable_on_every_connection(app):
+    engine = app.engine
+    if engine.dialect.name == "sqlite":
+        for eng in (engine, make_read_engine(engine)):
+            with eng.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    else:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    upgrade(url)
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+
+
+def insert_counter(key: str, fail: bool = False):
+    def job(conn):
+        conn.execute(text("INSERT INTO rate_counters (key, window_start, count) VALUES (:k, 0, 1)"), {"k": key})
+        if fail:
+            raise ValueError(key)
+        return key
+
+    return job
+
+
+def test_group_commit_batches_waiting_writers_and_a_failing_one_fails_alone(sqlite_engine):
+    commits = []
+    event.listen(sqlite_engine, "commit", lambda conn: commits.append(1))
+    group = GroupCommit(make_session_factory(sqlite_engine))
+    started, release = threading.Event(), threading.Event()
+
+    def blocker(conn):
+        started.set()
+        release.wait(10)
+        return insert_counter("first")(conn)
+
+    with ThreadPoolExecutor(max_workers=11) as pool:
+        first = pool.submit(group, blocker)
+        assert started.wait(10)  # the writer runs the blocker's batch; the rest queue behind it
+        deadline = time.monotonic() + 10
+        others = [pool.submit(group, insert_counter(f"k{i}", fail=(i == 3))) for i in range(10)]
+        while group._queue.qsize() != 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        release.set()
+        assert first.result(10) == "first"
+        results = []
+        for i, f in enumerate(others):
+            if i == 3:
+                with pytest.raises(ValueError):
+                    f.result(10)
+            else:
+                results.append(f.result(10))
+
+    assert results == [f"k{i}" for i in range(10) if i != 3]
+    with sqlite_engine.connect() as conn:
+        keys = set(conn.execute(text("SELECT key FROM rate_counters")).scalars())
+    assert keys == {"first"} | set(results)
+    # One COMMIT for the blocker, one for the nine others (the failed try was rolled back).
+    assert len(commits) == 2
+
+
+def test_reads_do_not_wait_for_the_writer(sqlite_engine):
+    reads = Reads(make_read_engine(sqlite_engine))
+    with UnitOfWork(make_session_factory(sqlite_engine)) as uow:
+        uow.session.execute(text("INSERT INTO rate_counters (key, window_start, count) VALUES ('w', 0, 1)"))
+        # The writer lock is held (BEGIN IMMEDIATE, uncommitted row): reads still answer at once.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            one = pool.submit(reads.one, "SELECT count(*) FROM rate_counters", {})
+            assert one.result(timeout=2) == (0,)
+
+            def snapshot():
+                with reads() as conn:
+                    return conn.execute(text("SELECT count(*) FROM rate_counters")).scalar()
+
+            assert pool.submit(snapshot).result(timeout=2) == 0
+        uow.commit()
+    assert reads.one("SELECT count(*) FROM rate_counters", {}) == (1,)
