@@ -73,7 +73,7 @@ class Reads:
             conn = self._engine.raw_connection()
             conn.detach()  # this thread's for good; the pool keeps its own
             if self._pg:
-                conn.driver_connection.autocommit = True
+                conn.dbapi_connection.autocommit = True
             self._local.conn = conn
         try:
             cur = conn.cursor()
