@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from types import SimpleNamespace
 
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy import text as sql_text
@@ -56,19 +57,22 @@ OWN_ORDER = "FROM vip_orders WHERE id = :id AND user_id = :user_id AND user_dele
 OWN_ORDER_STATUS_SQL = f"SELECT pay_status {OWN_ORDER}"
 OWN_ORDER_SQL = f"SELECT {', '.join(c.name for c in VipOrderRow.__table__.columns)} {OWN_ORDER}"
 JSON_COLUMNS = {c.name for c in VipOrderRow.__table__.columns if c.type._type_affinity.__name__ == "JSON"}
+ORDER_KEYS = tuple(c.key for c in VipOrderRow.__table__.columns)
 TIME_COLUMNS = {c.name for c in VipOrderRow.__table__.columns if c.type._type_affinity.__name__ == "DateTime"}
 
 
 def _order_from(values: tuple) -> VipOrderRow:
-    """A detached VipOrderRow from a raw row (SQLite hands back JSON and times as text)."""
+    """A read-only order (the VipOrderRow attributes, without the ORM's instrumentation)
+    from a raw row; SQLite hands back JSON and times as text."""
     fields = {}
-    for column, value in zip(VipOrderRow.__table__.columns, values):
-        if isinstance(value, str) and column.name in JSON_COLUMNS:
-            value = json.loads(value)
-        elif isinstance(value, str) and column.name in TIME_COLUMNS:
-            value = datetime.fromisoformat(value)
-        fields[column.key] = value
-    return VipOrderRow(**fields)
+    for name, value in zip(ORDER_KEYS, values):
+        if isinstance(value, str):
+            if name in JSON_COLUMNS:
+                value = json.loads(value)
+            elif name in TIME_COLUMNS:
+                value = datetime.fromisoformat(value)
+        fields[name] = value
+    return SimpleNamespace(**fields)  # type: ignore[return-value]
 EPOCH = datetime(1970, 1, 1)
 REFUND_SOURCE, REFUND_UNDO = "order_refund", "order_refund_undo"  # membership_grants.source of refund take-backs
 
