@@ -10,7 +10,7 @@ grpcio), and the orders counted in the database afterwards.
 
 Knobs: BENCH_SECONDS (5 per row), BENCH_WARMUP (1), BENCH_HISTORY_ORDERS (1000000;
 0 skips the large history table), BENCH_STRICT=1 (exit 1 when a target is missed),
-BENCH_OUT (var/bench.json)."""
+BENCH_OUT (var/bench.json), BENCH_ONLY (sqlite or postgresql)."""
 
 from __future__ import annotations
 
@@ -398,6 +398,8 @@ def main() -> None:
         url, drop = postgres_database(pg)
         backends.append(("postgresql", url))
         cleanups.append(drop)
+    only = os.environ.get("BENCH_ONLY")  # e.g. postgresql: one backend (quick comparisons)
+    backends = [b for b in backends if not only or b[0] == only]
     bare, bare_port = start_bare(workdir)
     report = {"cpus": os.cpu_count(), "loadgen_cpu": LOADGEN_CPU, "server_cpu": SERVER_CPU, "seconds": SECONDS,
               "grpc_load": GRPC_LOAD, "http_connections": HTTP_CONNECTIONS, "history_orders": HISTORY_ORDERS,

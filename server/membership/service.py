@@ -115,7 +115,7 @@ class MembershipService:
         writes: Callable | None = None,
     ):
         self._uow = uow_factory
-        # Order inserts: group commit on SQLite (platform/unit_of_work.py GroupCommit).
+        # Order inserts: group commit (platform/unit_of_work.py GroupCommit).
         self._writes = writes or single_commits(uow_factory)
         # Hot reads: Core on read-only connections (platform/unit_of_work.py Reads).
         self._reads = reads or session_reads(uow_factory)

@@ -111,17 +111,21 @@ def session_reads(uow_factory):
 
 
 class GroupCommit:
-    """Group commit for SQLite: one writer thread runs the queued write jobs of
-    concurrent callers in one transaction and commits once, so a batch shares one
-    fsync. Durability is unchanged: synchronous=FULL, and every caller is answered
-    only after the COMMIT that holds its rows returned. A job is a function of a
+    """Group commit: one writer thread runs the queued write jobs of concurrent
+    callers in one transaction and commits once, so a batch shares one fsync (SQLite)
+    or one WAL flush (PostgreSQL). Durability is unchanged: synchronous=FULL /
+    synchronous_commit=on, and every caller is answered only after the COMMIT that
+    holds its rows returned. A job is a function of a
     Connection and must be safe to run again: when one fails, the whole batch is
     rolled back and re-run with a SAVEPOINT per job, so the failing job alone gets
     its exception (savepoints on every job would cost two statements each).
 
     Why: a durable SQLite commit costs an fsync (~0.5 ms here) and writers are
     serialised by the database's single lock; one commit per order capped
-    CreateVipOrder at the fsync rate, with threads queueing for the lock."""
+    CreateVipOrder at the fsync rate, with threads queueing for the lock. On
+    PostgreSQL a batch also saves the per-order round trips of BEGIN and COMMIT.
+    The cost: one batch's orders wait for the slowest job in it, and a job must not
+    call out (no provider calls inside; those happen after the commit)."""
 
     MAX_BATCH = 64
 
@@ -182,8 +186,8 @@ class GroupCommit:
 
 
 def single_commits(uow_factory):
-    """Write jobs (functions of a Connection) in their own unit of work each
-    (PostgreSQL: concurrent transactions commit independently)."""
+    """Write jobs (functions of a Connection) in their own unit of work each: for
+    services built without a GroupCommit."""
 
     def run(job):
         with uow_factory() as uow:
