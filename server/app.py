@@ -105,7 +105,7 @@ def build_app(settings: Settings, engine: Engine | None = None, *, announce_chan
         [memberships.refund_book(), recharges.refund_book(), openapi.charges.refund_book()],
         settings.public_base_url, requery_after=timedelta(seconds=settings.settle_requery_after_seconds),
         requery_every=timedelta(seconds=max(settings.settle_interval_seconds, 1)),
-        batch_size=settings.settle_batch_size,
+        batch_size=settings.settle_batch_size, reads=reads,
     )
     channels.on_refund = refunds.receive_statement  # refund notifications on any notify path
     settlement.refunds = refunds  # unknown refund outcomes are asked again by the same loop

@@ -245,7 +245,13 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
 
     async def GetVipOrder(self, request, context):
         user_id = require_user(current_call.get().principal)
-        return await self._order(await self._run(self._svc.get_order, user_id, request.order))
+
+        def read():  # the order and its refunds in one thread-pool hop
+            row = self._svc.get_order(user_id, request.order)
+            return row, self._refunded([row.id])
+
+        row, refunded = await self._run(read)
+        return order_message(row, refunded.get(row.id, 0))
 
     async def DeleteVipOrder(self, request, context):
         call = current_call.get()
