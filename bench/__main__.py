@@ -10,12 +10,14 @@ grpcio), and the orders counted in the database afterwards.
 
 Knobs: BENCH_SECONDS (5 per row), BENCH_WARMUP (1), BENCH_HISTORY_ORDERS (1000000;
 0 skips the large history table), BENCH_STRICT=1 (exit 1 when a target is missed),
-BENCH_OUT (var/bench.json), BENCH_ONLY (sqlite or postgresql)."""
+BENCH_OUT (var/bench.json), BENCH_ONLY (sqlite or postgresql), BENCH_KEEP=1 (keep the
+work directory: databases, server and Envoy logs)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -372,6 +374,10 @@ def summarise(name: str, result: dict) -> tuple[list[str], list[str]]:
                 misses.append(f"{name} {call} p50 x{growth:.2f} at {big}")
     for call in ("ListVipOrders", "002 history"):
         plan = result["plans"][call]
+        if f"grpc {call} @{big}" not in rows:
+            # With a small table the planner may sort a handful of rows instead: not judged.
+            lines.append(f"{name}: {call}: plan not judged (no large history table)")
+            continue
         sorted_apart = "TEMP B-TREE FOR ORDER BY" in plan or "Sort Key" in plan
         verdict = "rows sorted after the index read MISSED" if sorted_apart else "an index gives the ORDER BY ok"
         lines.append(f"{name}: {call}: {verdict}")
@@ -414,6 +420,8 @@ def main() -> None:
         bare.wait(10)
         for fn in cleanups:
             fn()
+        if os.environ.get("BENCH_KEEP") != "1":  # the million-order SQLite file is ~1 GB
+            shutil.rmtree(workdir, ignore_errors=True)
     print(f"\nmake bench: h2load {GRPC_LOAD['connections']}x{GRPC_LOAD['streams']} streams (gRPC), "
           f"wrk {HTTP_CONNECTIONS} connections (Envoy), {SECONDS:g} s per row after {WARMUP:g} s warm-up; "
           f"load generator + Envoy on CPU {LOADGEN_CPU}, server on CPU {SERVER_CPU}\n")
