@@ -45,7 +45,7 @@ HISTORY_ORDERS = int(os.environ.get("BENCH_HISTORY_ORDERS", "1000000"))
 SMALL_HISTORY = 10_000
 GRPC_LOAD = {"connections": 16, "streams": 16}
 HTTP_CONNECTIONS = 32
-WRITER_LOAD = {"connections": 4, "streams": 4}  # CreateVipOrder load beside the read-under-write row
+WRITER_LOAD = {"connections": 1, "streams": 2}  # CreateVipOrder load beside the read-under-write row
 BENCH_USER = 1
 ISSUER, AUDIENCE = "vipay", "vipay-clients"
 
