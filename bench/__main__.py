@@ -45,7 +45,7 @@ HISTORY_ORDERS = int(os.environ.get("BENCH_HISTORY_ORDERS", "1000000"))
 SMALL_HISTORY = 10_000
 GRPC_LOAD = {"connections": 16, "streams": 16}
 HTTP_CONNECTIONS = 32
-WRITER_LOAD = {"connections": 1, "streams": 2}  # CreateVipOrder load beside the read-under-write row
+WRITER_LOAD = {"connections": 4, "streams": 4}  # CreateVipOrder load beside the read-under-write row
 BENCH_USER = 1
 ISSUER, AUDIENCE = "vipay", "vipay-clients"
 
@@ -242,7 +242,15 @@ def run_backend(name: str, database_url: str, workdir: Path, bare_port: int, err
 
         # Reads beside writes: CheckVipOrder with a CreateVipOrder load running at the same time.
         writer: dict = {}
-        t = threading.Thread(target=lambda: writer.update(grpc_row("CreateVipOrder", WRITER_LOAD)))
+
+        def write_load() -> None:
+            try:
+                writer.update(grpc_row("CreateVipOrder", WRITER_LOAD))
+            except Exception as exc:  # reported, not swallowed: the run fails verification
+                errors.append(f"{name} CreateVipOrder beside CheckVipOrder: {str(exc)[-300:]}")
+                writer.update(rps=0.0, p50_ms=float("nan"), p99_ms=float("nan"), ok=0, bad=0)
+
+        t = threading.Thread(target=write_load)
         t.start()
         time.sleep(0.2)
         rows["grpc CheckVipOrder beside CreateVipOrder"] = grpc_row("CheckVipOrder")
