@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     jwt_secret: str = ""
     jwt_issuer: str = "vipay"
     jwt_audience: str = "vipay-clients"
+    # Service/admin credentials: their own key, issuer and audience, short-lived
+    # (server/entrypoints/auth.py, docs/edge.md). Generated at set-up.
+    service_jwt_secret: str = ""
+    service_jwt_issuer: str = "vipay-internal"
+    service_jwt_audience: str = "vipay-services"
 
     # Signs and verifies sandbox payments and receipts (generated at set-up).
     sandbox_secret: str = ""
