@@ -273,6 +273,9 @@ function envoy_on_request(handle)
   -- Raw gRPC (and gRPC-Web) belongs to the internal door: GRPC_HOST:GRPC_PORT.
   local content_type = (headers:get("content-type") or ""):lower()
   if content_type:sub(1, 16) == "application/grpc" then
+    -- Envoy dresses a local reply to a gRPC request as a gRPC answer (HTTP 200 and
+    -- grpc-status); envoy_on_response turns it back into this plain 415.
+    handle:streamInfo():dynamicMetadata():set("vipay.legacy", "refused_grpc", true)
     handle:respond({ [":status"] = "415", ["content-type"] = "text/plain" }, "gRPC is not served on this port\n")
     return
   end
@@ -330,6 +333,12 @@ end
 
 function envoy_on_response(handle)
   local headers = handle:headers()
+  local meta = handle:streamInfo():dynamicMetadata():get("vipay.legacy")
+  if meta and meta.refused_grpc then
+    -- Headers only (Envoy sent no body): the status says it all.
+    headers:replace(":status", "415")
+    headers:replace("content-type", "text/plain")
+  end
   for _, name in ipairs(INTERNAL_HEADERS) do
     headers:remove(name)
   end
