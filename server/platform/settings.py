@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     jwt_issuer: str = "vipay"
     jwt_audience: str = "vipay-clients"
     # Service/admin credentials: their own key, issuer and audience, short-lived
-    # (server/entrypoints/auth.py, docs/edge.md). Generated at set-up.
+    # (server/platform/auth.py, docs/edge.md). Generated at set-up.
     service_jwt_secret: str = ""
     service_jwt_issuer: str = "vipay-internal"
     service_jwt_audience: str = "vipay-services"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from server.domain.recharge import demo_catalog
+from server.recharge.rules import demo_catalog
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,8 @@ import grpc
 import jwt
 import pytest
 
-from server.config import ROOT
-from server.entrypoints.auth import TokenKey, issue_token
+from server.platform.settings import ROOT
+from server.platform.auth import TokenKey, issue_token
 from tests.conftest import auth
 from vipay.membership.v1 import membership_pb2 as pb
 from vipay.membership.v1 import membership_pb2_grpc as pb_grpc
