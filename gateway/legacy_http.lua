@@ -331,12 +331,21 @@ local function envelope_local_reply(handle)
   replace_body(handle, body, "application/json")
 end
 
+-- grpc-status -> HTTP, for a gRPC answer that reached an HTTP client untranscoded.
+local GRPC_TO_HTTP = { ["3"] = "400", ["5"] = "404", ["7"] = "403", ["8"] = "429", ["14"] = "503", ["16"] = "401" }
+
 function envoy_on_response(handle)
   local headers = handle:headers()
   local meta = handle:streamInfo():dynamicMetadata():get("vipay.legacy")
   if meta and meta.refused_grpc then
     -- Headers only (Envoy sent no body): the status says it all.
     headers:replace(":status", "415")
+    headers:replace("content-type", "text/plain")
+  elseif (headers:get("content-type") or ""):sub(1, 16) == "application/grpc" then
+    -- A gRPC error the transcoder left as is (trailers-only, e.g. the server failed
+    -- before our interceptor ran): never an HTTP 200 with an empty body.
+    local grpc_status = headers:get("grpc-status") or "13"
+    headers:replace(":status", GRPC_TO_HTTP[grpc_status] or "500")
     headers:replace("content-type", "text/plain")
   end
   for _, name in ipairs(INTERNAL_HEADERS) do

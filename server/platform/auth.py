@@ -89,7 +89,7 @@ class TokenVerifier:
                 if claims is not None and not self._valid_service_claims(claims):
                     claims = None
             elif claims is not None and str(claims.get("role", USER)) != USER:
-                raise permission_denied("Service credentials are not issued with the user key.")
+                claims = None  # a forged service credential: a bad token, 401 like any other
             if claims is None:
                 raise unauthenticated("Unauthenticated.")
             subject = int(claims["sub"])

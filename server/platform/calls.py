@@ -22,7 +22,7 @@ from server.platform.error_mapping import (
     internal_error,
     rich_status,
 )
-from server.platform.errors import DomainError, Kind
+from server.platform.errors import DomainError, Kind, invalid
 
 log = logging.getLogger("vipay.rpc")
 
@@ -65,6 +65,26 @@ class BlockingRunner:
         self._pool.shutdown(wait=True)
 
 
+# A request the protobuf runtime cannot decode (e.g. a string that is not UTF-8, which
+# the gateway's transcoder passes on from a query or JSON escape): answered as bad input
+# in the caller's envelope instead of gRPC's bare INTERNAL, which HTTP clients saw as an
+# empty 200 (issue 9).
+UNDECODABLE = object()
+
+
+def _tolerant(deserialize):
+    if deserialize is None:
+        return None
+
+    def decode(data: bytes):
+        try:
+            return deserialize(data)
+        except Exception:
+            return UNDECODABLE
+
+    return decode
+
+
 class CallInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, verifier: TokenVerifier, envelopes: EnvelopeRegistry):
         self._verifier = verifier
@@ -91,6 +111,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             outcome, error = "OK", None
             try:
                 call.principal = self._verifier.principal(metadata)
+                if request is UNDECODABLE:
+                    raise invalid([], "The request could not be decoded (text must be UTF-8).")
                 response = await behavior(request, context)
             except DomainError as err:
                 error = err
@@ -116,7 +138,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
         return grpc.unary_unary_rpc_method_handler(
             wrapper,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 

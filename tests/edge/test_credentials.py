@@ -39,7 +39,7 @@ def test_service_role_needs_the_service_key(channel, settings, token):
     assert _status(channel, token(0, "service")) == grpc.StatusCode.OK
     # The user key with role service: the attack the issue describes.
     forged = issue_token(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, 0, "service")
-    assert _status(channel, forged) == grpc.StatusCode.PERMISSION_DENIED
+    assert _status(channel, forged) == grpc.StatusCode.UNAUTHENTICATED
     # The user key with the service issuer/audience: not a valid token of either kind.
     claims = _service_claims(settings)
     assert _status(channel, jwt.encode(claims, settings.jwt_secret, algorithm="HS256")) == \
@@ -63,7 +63,7 @@ def test_user_key_admin_token_cannot_edit_the_catalog(channel, settings):
     stub = pb_grpc.MembershipServiceStub(channel)
     with pytest.raises(grpc.RpcError) as refused:
         stub.UpdateVipCatalog(pb.UpdateVipCatalogRequest(), metadata=auth(forged), timeout=5)
-    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_cli_service_token_is_short_lived_and_signed_with_the_service_key(tmp_path):
