@@ -365,9 +365,17 @@ function envoy_on_response(handle)
     code = "500"
   end
   if body ~= nil and #body > MAX_HTTP_BODY then
-    local render = ENVELOPES[family(handle)] or ENVELOPES["001"]
+    -- Only errors carry a body here. Families that answer errors with HTTP 200 get their
+    -- generic bad-input code inside (004: 4001, OPENAPI_INVALID_PARAMS), the others keep
+    -- the status; the message no longer echoes what made it so long.
+    local fam = family(handle) or "001"
     local status = tonumber(code or "500")
-    local _, replacement = render(status, nil, nil, status >= 500 and "Server Error" or "The given data was invalid.")
+    local inner = status
+    if status < 400 then
+      inner = fam == "004" and 4001 or 400
+    end
+    local _, replacement = ENVELOPES[fam](inner, nil, nil,
+      status >= 500 and "Server Error" or "The given data was invalid.")
     body = replacement
   end
   if code ~= nil then
