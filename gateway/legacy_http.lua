@@ -244,13 +244,13 @@ local function convert_form(handle, headers, method, base)
 end
 
 -- The public door serves the documented HTTP paths only (README, docs/edge.md):
--- api-docs 000-004, /ping, /api/v2/vip/membership, the payment and App Store
+-- api-docs 000-004, /ping, /api/v2/vip/membership, the payment, refund and App Store
 -- notification paths. The transcoder answers 404 for a wrong verb or an unknown
 -- path below these prefixes.
 local PUBLIC_PATHS = {
   ["/ping"] = true, ["/api/v2/bootstrappers"] = true, ["/api/recharge"] = true, ["/index.php"] = true,
 }
-local PUBLIC_PREFIXES = { "/api/v2/vip/", "/charge/", "/api/recharge/", "/v1/openapi/" }
+local PUBLIC_PREFIXES = { "/api/v2/vip/", "/charge/", "/api/recharge/", "/v1/openapi/", "/api/refunds/" }
 
 local function public_path(base)
   if PUBLIC_PATHS[base] then

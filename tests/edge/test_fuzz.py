@@ -108,6 +108,8 @@ ENDPOINTS = [
         lambda q: dict(q, s="/api/recharge/center")), None, None),
     ("notify", "POST", st.tuples(path_params, st.sampled_from(["sandbox", "alipay", "wechatpay"]))
      .map(lambda t: f"/api/recharge/orders/{t[0]}/{t[1]}-callback"), None, "raw", None),
+    ("notify", "POST", st.sampled_from(["alipay", "wechatpay", "sandbox", "x"]).map("/api/refunds/{}".format),
+     None, "raw", None),
     ("004", "POST", st.sampled_from(["/v1/openapi/order/VIPCharge", "/v1/openapi/order/query",
                                      "/v1/openapi/merchant/balance"]), None, "json", mutated({}, ["merchantId", "bizCode", "account", "sign", "timestamp", "nonce", "productCode"])),
 ]

@@ -50,6 +50,8 @@ def test_grpc_content_types_answer_415_over_http(gateway, content_type):
     "/vipay.membership.v1.MembershipService/GetMembershipStatus",
     "/vipay.membership.v1.MembershipService/UpdateVipCatalog",
     "/vipay.recharge.v1.WalletService/Credit",
+    "/vipay.payments.v1.RefundService/RefundOrder",
+    "/vipay.payments.v1.RefundService/HandleRefundNotification",
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
     "/grpc.health.v1.Health/Check",
     "/yoshop/api/recharge/center",  # only reachable as /index.php?s=...
