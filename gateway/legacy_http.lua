@@ -233,12 +233,11 @@ local function convert_form(handle, headers, method, base)
     return
   end
   local body = handle:body() -- the whole body (bounded by the listener's buffer limit: 413)
-  local form = body and body:getBytes(0, body:length()) or ""
-  local json = form_to_json(form)
   local fresh = handle:headers() -- earlier header handles are stale after body()
   fresh:replace("content-type", "application/json")
-  fresh:replace("content-length", tostring(#json))
-  if body ~= nil then
+  if body ~= nil then -- no body at all: an empty message, as for JSON
+    local json = form_to_json(body:getBytes(0, body:length()))
+    fresh:replace("content-length", tostring(#json))
     body:setBytes(json)
   end
 end

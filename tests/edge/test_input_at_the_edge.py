@@ -124,3 +124,12 @@ def test_notification_paths_keep_their_raw_form_bodies(app, gateway):
     with gateway.client() as anonymous:
         r = anonymous.post("/api/v2/vip/orders/1/sandbox-callback", content=b"out_trade_no=x&sign=y", headers=FORM)
     assert r.status_code == 400 and r.text == "fail"
+
+
+@pytest.mark.db
+def test_empty_form_body_is_an_empty_request(gateway, token):
+    with gateway.client(token(1)) as c:
+        as_form = c.post("/api/v2/vip/orders", headers=FORM)
+        as_json = c.post("/api/v2/vip/orders", content=b"{}", headers={"content-type": "application/json"})
+    assert as_form.status_code == as_json.status_code == 422
+    assert as_form.json() == as_json.json()
