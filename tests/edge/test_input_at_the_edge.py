@@ -133,3 +133,20 @@ def test_empty_form_body_is_an_empty_request(gateway, token):
         as_json = c.post("/api/v2/vip/orders", content=b"{}", headers={"content-type": "application/json"})
     assert as_form.status_code == as_json.status_code == 422
     assert as_form.json() == as_json.json()
+
+
+@pytest.mark.db
+def test_what_clients_send_is_bounded_in_the_access_log(gateway, tmp_path_factory):
+    import time
+    import uuid
+
+    marker = uuid.uuid4().hex
+    with gateway.client() as c:
+        c.get(f"/api/v2/vip/orders/{marker}" + "9" * 8000, headers={"user-agent": marker + "u" * 8000})
+    log = tmp_path_factory.getbasetemp() / "envoy.log"
+    deadline = time.monotonic() + 5
+    lines = []
+    while time.monotonic() < deadline and not lines:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if marker in line]
+        time.sleep(0.2)
+    assert lines and all(len(line) < 1024 for line in lines), [len(line) for line in lines]
