@@ -106,6 +106,7 @@ def _run_replicas(s, count: int) -> None:
                   internal=(s.grpc_host, s.grpc_port))
     try:
         envoy.start()
+        envoy.wait_healthy(count)  # announce the doors once every replica serves
         print(f"gateway http://127.0.0.1:{s.http_port}  admin http://127.0.0.1:{s.envoy_admin_port}  "
               f"gRPC (internal, {count} replicas) {s.grpc_host}:{s.grpc_port}  (Envoy log: var/envoy.log)",
               flush=True)

@@ -121,9 +121,16 @@ class Envoy:
 
     def healthy_endpoints(self) -> int:
         """How many gRPC endpoints the active health check currently sees healthy."""
-        stats = httpx.get(f"http://127.0.0.1:{self.admin_port}/clusters?format=json", timeout=2).json()
-        hosts = next(c for c in stats["cluster_statuses"] if c["name"] == "grpc_backend")["host_statuses"]
-        return sum(1 for h in hosts if not any(v for k, v in h["health_status"].items() if k != "eds_health_status"))
+        stats = httpx.get(f"http://127.0.0.1:{self.admin_port}/clusters", timeout=2).text
+        return sum(1 for line in stats.splitlines()
+                   if line.startswith("grpc_backend::") and line.endswith("::health_flags::healthy"))
+
+    def wait_healthy(self, count: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.healthy_endpoints() < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"fewer than {count} gRPC endpoints became healthy")
+            time.sleep(0.2)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
