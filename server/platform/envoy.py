@@ -103,7 +103,8 @@ class Envoy:
     def start(self, timeout: float = 20.0) -> None:
         self.process = subprocess.Popen(
             [envoy_binary(), "-c", str(self.config_path), "--base-id", str(self.admin_port),
-             "--log-level", "warn", "--concurrency", "2"],
+             "--log-level", "warn", "--concurrency", "2",
+             "--file-flush-interval-msec", "1000"],  # access log lines within a second
             stdout=self._log or subprocess.DEVNULL,
             stderr=self._log or subprocess.DEVNULL,
         )
