@@ -130,13 +130,14 @@ def parse_body(raw: bytes, fields: dict[str, bool]) -> dict[str, str]:
     what we act on is exactly what was signed, read one way."""
     try:
         body = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested ~1000 deep
         raise refusal("OPENAPI_INVALID_PARAMS", "body must be a JSON object (UTF-8, no duplicate keys)") from None
     if not isinstance(body, dict):
         raise refusal("OPENAPI_INVALID_PARAMS", "body must be a JSON object")
     unknown = sorted(set(body) - set(fields))
-    if unknown:
-        raise refusal("OPENAPI_INVALID_PARAMS", "unknown field " + ", ".join(unknown))
+    if unknown:  # names quoted short: the message travels in a response header
+        shown = ", ".join(name[:32] + ("..." if len(name) > 32 else "") for name in unknown[:3])
+        raise refusal("OPENAPI_INVALID_PARAMS", "unknown field " + shown + (" ..." if len(unknown) > 3 else ""))
     out: dict[str, str] = {}
     for name, required in fields.items():
         value = body.get(name)
@@ -149,6 +150,8 @@ def parse_body(raw: bytes, fields: dict[str, bool]) -> dict[str, str]:
             raise refusal("OPENAPI_INVALID_PARAMS", f"{name} must be a string")
         if len(value) > 512 or (name != "callbackUrl" and len(value) > 64):
             raise refusal("OPENAPI_INVALID_PARAMS", f"{name} is too long")
+        if not value.isprintable():  # NUL, controls, lone surrogates: no database stores them
+            raise refusal("OPENAPI_INVALID_PARAMS", f"{name} has characters that are not allowed")
         out[name] = value
     return out
 

@@ -18,6 +18,7 @@ from grpc_status import rpc_status
 from server.platform.auth import Principal, TokenVerifier
 from server.platform.error_mapping import (
     EnvelopeRegistry,
+    bounded,
     gateway_error_headers,
     internal_error,
     rich_status,
@@ -127,6 +128,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                     headers.update(call.response_headers)
                     await context.send_initial_metadata(tuple(headers.items()))
                     return response
+                error = bounded(error)
                 outcome = error.reason
                 if call.via_gateway:
                     headers.update(gateway_error_headers(error, self._envelopes.for_method(method)))

@@ -109,7 +109,8 @@ def personal(user_id: int, profile, totals: StoreTotals, platform_header: str) -
 
 def store_id_from(metadata: dict[str, str]) -> int:
     text = metadata.get("storeid", "").strip()
-    if not text.isdigit() or int(text) <= 0:
+    # Store ids are positive BIGINTs: a larger number overflowed the database (a 500 before).
+    if not text.isdigit() or not 0 < int(text) < 2**63:
         raise DomainError("STORE_REQUIRED", "The storeId header is required.", Kind.INVALID,
                           metadata={"header": "storeId"})
     return int(text)
