@@ -383,6 +383,12 @@ class MembershipService:
                 return order
             if purchase.product_id != order.vip_info.get("iap"):
                 raise DomainError("IAP_PRODUCT_MISMATCH", "The purchase is for another product.", Kind.FAILED_PRECONDITION)
+            if purchase.quantity != order.quantity:
+                # One transaction pays for what it bought, never for an order of several
+                # (orders of quantity > 1 from before Iap was limited to 1 included).
+                raise DomainError("ORDER_QUANTITY_MISMATCH", "The purchase is not for the order's quantity.",
+                                  Kind.FAILED_PRECONDITION,
+                                  metadata={"order_quantity": str(order.quantity), "quantity": str(purchase.quantity)})
             if purchase.app_account_token != self._iap.account_token(user_id):
                 raise DomainError("IAP_ACCOUNT_MISMATCH", "The purchase belongs to another account.", Kind.FAILED_PRECONDITION)
             # Locked first (the same row a REFUND/REVOKE notification locks): a refund that
