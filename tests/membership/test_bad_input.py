@@ -49,7 +49,7 @@ def test_bad_request_ids_are_422(gateway, token, request_id):
 
 
 def test_token_subject_outside_bigint_is_401(gateway, settings):
-    for sub in (2**63, 2**64, -1, 0):
+    for sub in (2**63, 2**64, -1):
         bad = issue_token(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, sub)
         with gateway.client(bad) as c:
             r = c.get("/api/v2/vip/orders")
