@@ -55,6 +55,24 @@ class Limits:
     captcha_length: int = 4
 
 
+@dataclass(frozen=True)
+class RateLimit:
+    """Attempts at one action per user and per client IP in each fixed window."""
+
+    per_user: int
+    per_ip: int
+    window_seconds: int
+
+
+# The order-creating paths (and captcha images) without 002's captcha way past the limit.
+VIP_ORDER, CHARGE_PAY, CHECK_IAP, CAPTCHA = "vip_order", "charge_pay", "check_iap", "captcha"
+
+
+def rate_limited(retry_after: int) -> DomainError:
+    return DomainError("RATE_LIMITED", "Too many requests; please retry later.", Kind.RESOURCE_EXHAUSTED,
+                       metadata={"retry_after_seconds": str(retry_after)})
+
+
 def captcha_required() -> DomainError:
     return DomainError("CAPTCHA_REQUIRED", "Too many requests: enter the image verification code.",
                        Kind.RESOURCE_EXHAUSTED, metadata={"captcha_url": CAPTCHA_PATH})
@@ -67,16 +85,18 @@ def captcha_invalid() -> DomainError:
 
 class AbuseGuard:
     def __init__(self, uow_factory: Callable[[], UnitOfWork], limits: Limits, render_png: Callable[[str], bytes],
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, rates: dict[str, RateLimit] | None = None):
         self._uow = uow_factory
         self.limits = limits
         self._render = render_png
         self._clock = clock
+        self.rates = dict(rates or {})  # action -> RateLimit (mutable: tests tighten them)
 
-    def hit(self, key: str) -> int:
+    def hit(self, key: str, window_seconds: int | None = None) -> int:
         """Counts one request for `key` in the current window (its own transaction,
         committed even when the request then fails); returns the window's count."""
-        window = int(self._clock()) // self.limits.window_seconds * self.limits.window_seconds
+        size = window_seconds or self.limits.window_seconds
+        window = int(self._clock()) // size * size
         with self._uow() as uow:
             stmt = uow.insert(RateCounterRow).values(key=key, window_start=window, count=1)
             stmt = stmt.on_conflict_do_update(
@@ -99,6 +119,18 @@ class AbuseGuard:
         if not verify_code:
             raise captcha_required()
         self.redeem(user_id, verify_code)
+
+    def limit(self, action: str, user_id: int, client_ip: str) -> None:
+        """Counts one attempt at `action`; over the user's or the IP's limit it is
+        refused (RESOURCE_EXHAUSTED: 429 or code 429 in the family's envelope)."""
+        rate = self.rates.get(action)
+        if rate is None:
+            return
+        over = self.hit(f"{action}:user:{user_id}", rate.window_seconds) > rate.per_user
+        if client_ip:
+            over = self.hit(f"{action}:ip:{client_ip}", rate.window_seconds) > rate.per_ip or over
+        if over:
+            raise rate_limited(rate.window_seconds - int(self._clock()) % rate.window_seconds)
 
     def issue(self, user_id: int) -> bytes:
         """A new captcha for the user (older unused ones stop counting); the PNG."""

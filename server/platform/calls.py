@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import ipaddress
 import json
 import logging
 import time
@@ -42,10 +43,26 @@ class Call:
         if self.via_gateway:
             self.response_headers["x-http-code"] = str(status)
 
+    @property
+    def client_ip(self) -> str:
+        return client_ip(self.metadata)
+
     def unwrap_json_field(self, json_name: str) -> None:
         """Ask the gateway to answer the value of one field (a bare JSON array)."""
         if self.via_gateway:
             self.response_headers["x-json-unwrap"] = json_name
+
+
+def client_ip(metadata: dict[str, str]) -> str:
+    """The address Envoy saw: it appends the peer to x-forwarded-for
+    (use_remote_address), so the last entry is the one a client cannot forge.
+    Anything but an IP address (a direct gRPC caller's own header) counts as none."""
+    forwarded = metadata.get("x-forwarded-for", "")
+    last = forwarded.rsplit(",", 1)[-1].strip() if forwarded else ""
+    try:
+        return str(ipaddress.ip_address(last)) if last else ""
+    except ValueError:
+        return ""
 
 
 current_call: contextvars.ContextVar[Call] = contextvars.ContextVar("current_call")

@@ -15,7 +15,8 @@ from vipay.recharge.v1 import recharge_pb2_grpc
 from server.payments.channels import PayData
 from server.platform import money
 from server.platform.auth import require_user
-from server.platform.calls import BlockingRunner, current_call
+from server.platform.abuse import CAPTCHA, CHARGE_PAY
+from server.platform.calls import BlockingRunner, client_ip, current_call
 from server.platform.error_mapping import EnvelopeRegistry
 from server.platform.errors import DomainError, Kind, Violations
 from server.recharge.envelopes import (
@@ -41,13 +42,6 @@ def nullable(value) -> struct_pb2.Value:
     if isinstance(value, (int, float)):
         return struct_pb2.Value(number_value=value)
     return struct_pb2.Value(string_value=str(value))
-
-
-def client_ip(metadata: dict[str, str]) -> str:
-    """The address Envoy saw: it appends the peer to x-forwarded-for
-    (use_remote_address), so the last entry is the one a client cannot forge."""
-    forwarded = metadata.get("x-forwarded-for", "")
-    return forwarded.rsplit(",", 1)[-1].strip() if forwarded else ""
 
 
 def call_pay_info(pay: PayData) -> str:
@@ -140,7 +134,9 @@ class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
         ))
 
     async def CreateChargePayment(self, request, context):
-        user_id = require_user(current_call.get().principal)
+        call = current_call.get()
+        user_id = require_user(call.principal)
+        await self._run(self._svc.abuse.limit, CHARGE_PAY, user_id, call.client_ip)
         created = await self._run(self._svc.order_package, user_id, package_id=request.id, pay_type=request.pay_type)
         return pb.CreateChargePaymentResponse(c=0, m=NULL, d=pb.ChargePayment(
             pay_order_id=nullable(created.order.order_number), out_pay_order_id=NULL,
@@ -183,7 +179,9 @@ class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
             total=total, rows=[record(r, refunded.get(r.id, 0)) for r in rows]))
 
     async def GetRechargeCaptcha(self, request, context):
-        user_id = require_user(current_call.get().principal)
+        call = current_call.get()
+        user_id = require_user(call.principal)
+        await self._run(self._svc.abuse.limit, CAPTCHA, user_id, call.client_ip)
         png = await self._run(self._svc.abuse.issue, user_id)
         return httpbody_pb2.HttpBody(content_type="image/png", data=png)
 
