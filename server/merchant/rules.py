@@ -113,9 +113,12 @@ def signing_string(method: str, path: str, business_id: str, timestamp_ms: int |
     return head + body + b"\n"
 
 
-def callback_signing_string(business_id: str, timestamp_ms: int | str, nonce: str, body: bytes) -> bytes:
-    """What the platform signs for a status callback (the merchant verifies it)."""
-    return f"CALLBACK\n{business_id}\n{timestamp_ms}\n{nonce}\n".encode() + body + b"\n"
+def callback_signing_string(merchant_id: str, business_id: str, timestamp_ms: int | str, nonce: str,
+                            body: bytes) -> bytes:
+    """What the platform signs for a status callback. It names the merchant: every
+    merchant's callbacks share one platform key, so a merchant verifying with its own
+    merchantId can never be handed a report signed for another."""
+    return f"CALLBACK\n{merchant_id}\n{business_id}\n{timestamp_ms}\n{nonce}\n".encode() + body + b"\n"
 
 
 def _no_duplicates(pairs):
