@@ -34,19 +34,28 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(info[4][0] for info in infos))
 
 
-def embedded_ipv4(ip: IP) -> list[ipaddress.IPv4Address]:
-    """IPv4 addresses an IPv6 address carries (mapped ::ffff:a.b.c.d, 6to4, Teredo)."""
+def translated_ipv4(ip: IP) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for (mapped ::ffff:a.b.c.d, NAT64)."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in NAT64 else None
+
+
+def tunnelled_ipv4(ip: IP) -> list[ipaddress.IPv4Address]:
+    """IPv4 addresses a 6to4 or Teredo address reaches through."""
     if not isinstance(ip, ipaddress.IPv6Address):
         return []
-    found = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
-    if ip in NAT64:
-        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-    return [v4 for v4 in found if v4 is not None]
+    return [v4 for v4 in (ip.sixtofour, *(ip.teredo or ())) if v4 is not None]
 
 
 def refusal_reason(ip: IP, allow_private: bool) -> str | None:
     """None when `ip` may be connected to; else why not."""
-    for inner in embedded_ipv4(ip):
+    translated = translated_ipv4(ip)
+    if translated is not None:  # the IPv4 address is what is reached: judge that
+        return refusal_reason(translated, allow_private)
+    for inner in tunnelled_ipv4(ip):
         why = refusal_reason(inner, allow_private)
         if why:
             return why
