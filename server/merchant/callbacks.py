@@ -151,8 +151,13 @@ class CallbackDispatcher:
         return await asyncio.to_thread(self.claim, min(limit, self.config.batch))
 
     async def _deliver(self, client: httpx.AsyncClient, c: Claimed) -> None:
-        ok, outcome = await self._send(client, c)
-        await asyncio.to_thread(self.record, c, ok, outcome)
+        try:
+            ok, outcome = await self._send(client, c)
+            await asyncio.to_thread(self.record, c, ok, outcome)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # e.g. the database while recording: the lease ends and the attempt is retried
+            log.exception("callback %s attempt %s failed unexpectedly", c.id, c.attempt)
 
     def claim(self, limit: int | None = None) -> list[Claimed]:
         now = naive_now()

@@ -5,7 +5,6 @@ purged without a dispatcher."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 import time
