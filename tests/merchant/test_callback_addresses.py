@@ -125,3 +125,14 @@ def test_redirects_are_not_followed(app, merchant, client_for, receiver, dispatc
     run_rounds(app.openapi.dispatcher("redirect"), 1)
     row, = callback_rows(app)
     assert len(receiver.received) == 1 and row.state == "pending" and row.last_error.startswith("HTTP 302")
+
+
+def test_the_setting_is_off_by_default_and_read_from_the_environment(monkeypatch):
+    from server.merchant.config import OpenApiSettings
+    from server.merchant.service import build_openapi
+
+    assert build_openapi(None, None, OpenApiSettings(_env_file=None)).addresses.allow_private is False
+    monkeypatch.setenv("OPENAPI_CALLBACK_ALLOW_PRIVATE_NETWORKS", "true")
+    openapi = build_openapi(None, None, OpenApiSettings(_env_file=None))
+    assert openapi.addresses.allow_private is True
+    assert openapi.dispatcher("x").addresses is openapi.addresses  # charge time and send time share it
