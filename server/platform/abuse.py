@@ -95,19 +95,26 @@ class AbuseGuard:
     def hit(self, key: str, window_seconds: int | None = None) -> int:
         """Counts one request for `key` in the current window (its own transaction,
         committed even when the request then fails); returns the window's count."""
+        return self.hit_all([key], window_seconds)[key]
+
+    def hit_all(self, keys: list[str], window_seconds: int | None = None) -> dict[str, int]:
+        """hit() for several keys in one transaction (one commit per request, not per key;
+        keys in sorted order, so concurrent requests lock their rows in one order)."""
         size = window_seconds or self.limits.window_seconds
         window = int(self._clock()) // size * size
+        counts = {}
         with self._uow() as uow:
-            stmt = uow.insert(RateCounterRow).values(key=key, window_start=window, count=1)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["key", "window_start"], set_={"count": RateCounterRow.count + 1}
-            ).returning(RateCounterRow.count)
-            count = uow.session.execute(stmt).scalar_one()
-            if count == 1:  # first hit of a window: forget the key's older windows
-                uow.session.execute(delete(RateCounterRow).where(RateCounterRow.key == key,
-                                                                 RateCounterRow.window_start < window))
+            for key in sorted(set(keys)):
+                stmt = uow.insert(RateCounterRow).values(key=key, window_start=window, count=1)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["key", "window_start"], set_={"count": RateCounterRow.count + 1}
+                ).returning(RateCounterRow.count)
+                counts[key] = uow.session.execute(stmt).scalar_one()
+                if counts[key] == 1:  # first hit of a window: forget the key's older windows
+                    uow.session.execute(delete(RateCounterRow).where(RateCounterRow.key == key,
+                                                                     RateCounterRow.window_start < window))
             uow.commit()
-        return count
+        return counts
 
     def check(self, user_id: int, client_ip: str, verify_code: str) -> None:
         """Counts the attempt; over either limit it needs a valid captcha code."""
@@ -126,10 +133,9 @@ class AbuseGuard:
         rate = self.rates.get(action)
         if rate is None:
             return
-        over = self.hit(f"{action}:user:{user_id}", rate.window_seconds) > rate.per_user
-        if client_ip:
-            over = self.hit(f"{action}:ip:{client_ip}", rate.window_seconds) > rate.per_ip or over
-        if over:
+        user_key, ip_key = f"{action}:user:{user_id}", f"{action}:ip:{client_ip}"
+        counts = self.hit_all([user_key, ip_key] if client_ip else [user_key], rate.window_seconds)
+        if counts[user_key] > rate.per_user or counts.get(ip_key, 0) > rate.per_ip:
             raise rate_limited(rate.window_seconds - int(self._clock()) % rate.window_seconds)
 
     def issue(self, user_id: int) -> bytes:
