@@ -21,6 +21,7 @@ import logging
 import secrets
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -48,6 +49,7 @@ class DispatchConfig:
     timeout: float = 10.0  # total deadline of one attempt (connect, send, read the answer)
     batch: int = 20  # most reports claimed per poll
     concurrency: int = 32  # most attempts in flight per dispatcher
+    per_business: int = 4  # ... and per businessId: one merchant's slow endpoint never fills every slot
     max_reply_bytes: int = 4096  # of the merchant's answer; the rest is never read
 
 
@@ -96,16 +98,18 @@ class CallbackDispatcher:
 
     async def _loop(self) -> None:
         last_housekeeping = 0.0
-        inflight: set[asyncio.Task] = set()
+        inflight: dict[asyncio.Task, str] = {}  # task -> businessId
         async with new_client() as client:
             try:
                 while True:
                     try:
                         free = self.config.concurrency - len(inflight)
-                        for c in await self._claim_ready(free) if free > 0 else []:
+                        busy = Counter(inflight.values())
+                        full = {b for b, n in busy.items() if n >= self.config.per_business}
+                        for c in await self._claim_ready(free, full) if free > 0 else []:
                             task = asyncio.create_task(self._deliver(client, c))
-                            inflight.add(task)
-                            task.add_done_callback(inflight.discard)
+                            inflight[task] = c.business_id
+                            task.add_done_callback(inflight.pop)
                         if self.housekeeping and time.monotonic() - last_housekeeping > 60:
                             last_housekeeping = time.monotonic()
                             await asyncio.to_thread(self.housekeeping)
@@ -137,7 +141,7 @@ class CallbackDispatcher:
                 await client.aclose()
         return len(claimed)
 
-    async def _claim_ready(self, limit: int) -> list[Claimed]:
+    async def _claim_ready(self, limit: int, skip: set[str] = frozenset()) -> list[Claimed]:
         try:
             self.signer()
         except (OSError, ValueError) as exc:
@@ -148,7 +152,7 @@ class CallbackDispatcher:
                 self._keyless_logged = True
             return []
         self._keyless_logged = False
-        return await asyncio.to_thread(self.claim, min(limit, self.config.batch))
+        return await asyncio.to_thread(self.claim, min(limit, self.config.batch), skip)
 
     async def _deliver(self, client: httpx.AsyncClient, c: Claimed) -> None:
         try:
@@ -159,17 +163,25 @@ class CallbackDispatcher:
         except Exception:  # e.g. the database while recording: the lease ends and the attempt is retried
             log.exception("callback %s attempt %s failed unexpectedly", c.id, c.attempt)
 
-    def claim(self, limit: int | None = None) -> list[Claimed]:
+    def claim(self, limit: int | None = None, skip: set[str] = frozenset()) -> list[Claimed]:
+        """Leases due reports: at most `limit`, none of the businessIds in `skip`, and at
+        most per_business of any one businessId."""
         now = naive_now()
         with self.uow_factory() as uow:
             q = (select(MerchantCallbackRow)
                  .where(MerchantCallbackRow.state == "pending", MerchantCallbackRow.next_attempt_at <= now)
                  .order_by(MerchantCallbackRow.next_attempt_at).limit(limit or self.config.batch))
+            if skip:
+                q = q.where(MerchantCallbackRow.business_id.not_in(sorted(skip)))
             if uow.dialect == "postgresql":
                 q = q.with_for_update(skip_locked=True)
             rows = uow.session.execute(q).scalars().all()
+            taken: Counter[str] = Counter()
             out = []
             for row in rows:
+                taken[row.business_id] += 1
+                if taken[row.business_id] > self.config.per_business:
+                    continue  # left due: the next poll takes it when a slot of this merchant frees
                 row.attempts += 1
                 row.next_attempt_at = now + timedelta(seconds=self.config.lease)
                 row.updated_at = now

@@ -136,6 +136,37 @@ def test_a_slow_loris_merchant_ends_at_the_deadline_and_never_delays_another(app
     assert len(receiver.received) == 1
 
 
+def test_many_reports_to_one_slow_merchant_never_fill_every_slot(app, merchant, client_for, peers, receiver,
+                                                                  deadline, dispatchers_paused):
+    slow = peers("slowloris")
+    deadline.concurrency, deadline.per_business = 4, 2
+    try:
+        other = make_merchant(app, "177", ["177"], callback_url=receiver.url)
+        app.openapi.registry.link_account("acct-177", 77)
+        client = client_for(merchant)
+        for i in range(6):  # more slow reports than there are slots
+            client.vip_charge("87103", ACCOUNT, f"cb-slow-{i}", callback_url=slow.url)
+        loop = _Loop()
+        dispatcher = app.openapi.dispatcher("fair")
+        try:
+            loop.run(dispatcher.start())
+            wait_until(lambda: slow.sent > 0)
+            started = time.monotonic()
+            fast_code = client_for(other).vip_charge("87103", "acct-177", "cb-fast")["data"]["orderCode"]
+            wait_until(lambda: row_of(app, fast_code).state == "delivered", timeout=deadline.timeout)
+            fast_took = time.monotonic() - started
+            with app.uow_factory() as uow:
+                in_flight = [r for r in uow.session.scalars(select(MerchantCallbackRow))
+                             if r.business_id == "166" and r.attempts == 1 and r.last_error is None]
+        finally:
+            loop.run(dispatcher.stop())
+            loop.close()
+    finally:
+        deadline.concurrency, deadline.per_business = 32, 4
+    assert fast_took < 1.5, fast_took
+    assert len(in_flight) == 2  # the slow merchant held its two slots, not all four
+
+
 def test_a_callback_for_merchant_a_does_not_verify_as_merchant_b(app, merchant, client_for, receiver, platform_key,
                                                                  only_server_dispatcher):
     other = make_merchant(app, "177", ["177"])
