@@ -13,10 +13,10 @@ from vipay.membership.v1 import membership_pb2_grpc
 
 from server.membership.rules import LEVELS, Catalog, LevelConfig, PriceSetting
 from server.membership.service import MembershipService, MembershipView
-from server.platform.abuse import CHECK_IAP, VIP_ORDER, AbuseGuard
 from server.membership.tables import VipOrderRow
 from server.payments.channels import PayData
 from server.platform import money
+from server.platform.abuse import CHECK_IAP, VIP_ORDER, AbuseGuard
 from server.platform.auth import require_role, require_user
 from server.platform.calls import BlockingRunner, current_call
 from server.platform.error_mapping import EnvelopeRegistry, thinksns_envelope

@@ -118,10 +118,9 @@ class AbuseGuard:
 
     def check(self, user_id: int, client_ip: str, verify_code: str) -> None:
         """Counts the attempt; over either limit it needs a valid captcha code."""
-        over = self.hit(f"recharge_order:user:{user_id}") > self.limits.per_user
-        if client_ip:
-            over = self.hit(f"recharge_order:ip:{client_ip}") > self.limits.per_ip or over
-        if not over:
+        user_key, ip_key = f"recharge_order:user:{user_id}", f"recharge_order:ip:{client_ip}"
+        counts = self.hit_all([user_key, ip_key] if client_ip else [user_key])
+        if counts[user_key] <= self.limits.per_user and counts.get(ip_key, 0) <= self.limits.per_ip:
             return
         if not verify_code:
             raise captcha_required()

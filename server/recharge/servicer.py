@@ -16,7 +16,7 @@ from server.payments.channels import PayData
 from server.platform import money
 from server.platform.auth import require_user
 from server.platform.abuse import CAPTCHA, CHARGE_PAY
-from server.platform.calls import BlockingRunner, client_ip, current_call
+from server.platform.calls import BlockingRunner, current_call
 from server.platform.error_mapping import EnvelopeRegistry
 from server.platform.errors import DomainError, Kind, Violations
 from server.recharge.envelopes import (
@@ -163,7 +163,7 @@ class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
         created = await self._run(
             self._svc.order_recharge, user_id, plan_id=request.id, price=request.price,
             pay_mode_id=request.pay_mode_id, goods_id=request.goods_id if request.HasField("goods_id") else None,
-            verify_code=request.verify_code, client_ip=client_ip(call.metadata), openid=request.openid,
+            verify_code=request.verify_code, client_ip=call.client_ip, openid=request.openid,
         )
         return pb.CreateRechargeOrderResponse(message="ok", success=True, code=0,
                                               data=payment_request(created.pay_data, created.order.order_number))
