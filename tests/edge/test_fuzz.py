@@ -190,28 +190,6 @@ def documented_500(family, path, response):
             and response.json().get("message") != "Server Error")
 
 
-# Server-side 5xx that issue 9 lists and the server-side work fixes (money/5xx items on
-# another branch). Until that lands, an example that trips one of them is reported,
-# not failed; this table is to be emptied when it does. Anything else is a failure.
-KNOWN_SERVER_5XX = {
-    "date out of range (issue 9: s/d, startDate/endDate)": lambda q, b: any(
-        str(v).startswith(("0001-", "9999-")) for k, v in {**q, **b}.items() if k in ("s", "d", "startDate", "endDate")),
-    "huge price (issue 9)": lambda q, b: str(b.get("price", "")) in ("1e30", "-1e308", "9" * 24, "Infinity", "NaN"),
-    "page_token / page_size (issue 9)": lambda q, b: "page_token" in q or "page_size" in q,
-    "request_id too long / NUL (issue 9)": lambda q, b: len(str(b.get("request_id", ""))) > 64
-    or "\x00" in json.dumps(b) or "\\u0000" in json.dumps(b),
-}
-
-
-def known_issue(query, content):
-    try:
-        body = json.loads(content) if content else {}
-    except ValueError:
-        body = {}
-    body = body if isinstance(body, dict) else {}
-    return next((name for name, matches in KNOWN_SERVER_5XX.items() if matches(query, body)), None)
-
-
 @pytest.mark.db
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: f"{e[1]}-{e[0]}-{ENDPOINTS.index(e)}")
 def test_fuzz_every_documented_path_through_envoy(gateway, grpc_server, token, settings, endpoint):
@@ -220,7 +198,7 @@ def test_fuzz_every_documented_path_through_envoy(gateway, grpc_server, token, s
         "user-key-admin": issue_token(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, 0, "admin"),
         "huge-sub": issue_token(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, 2**63),
     }
-    seen, known_hits = [], {}
+    seen = []
 
     with gateway.client() as client:
         @settings_for_fuzz
@@ -230,11 +208,6 @@ def test_fuzz_every_documented_path_through_envoy(gateway, grpc_server, token, s
             url = path + ("?" + urlencode(query, errors="surrogatepass") if query else "")
             r = client.request(method, url, headers=headers, content=content)
             seen.append(r.status_code)
-            if r.status_code >= 500 and not documented_500(family, path, r):
-                known = known_issue(query, content)
-                if known is not None:
-                    known_hits[known] = known_hits.get(known, 0) + 1
-                    return
             assert r.status_code < 500 or documented_500(family, path, r), (
                 method, path, query, headers.get("content-type"), content and content[:200], r.status_code,
                 r.text[:300])
@@ -242,8 +215,6 @@ def test_fuzz_every_documented_path_through_envoy(gateway, grpc_server, token, s
 
         run()
 
-    if known_hits:
-        print("fuzz: known server-side 5xx still present:", known_hits)
     assert len(seen) >= min(EXAMPLES_PER_PATH, 20)
     with gateway.client() as client:
         assert client.get("/ping").json() == {"ok": True}
