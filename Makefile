@@ -51,8 +51,10 @@ migrate: protos keys
 seed: migrate
 	$(PY) -m server seed
 
+# REPLICAS=N: N gRPC processes behind Envoy (docs/edge.md; use PostgreSQL for N > 1).
+REPLICAS ?= 1
 run: seed
-	$(PY) -m server run
+	$(PY) -m server run --replicas $(REPLICAS)
 
 test: protos keys lint breaking
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -35,8 +35,9 @@ def signing_string(method: str, path: str, business_id: str, timestamp: str, non
     return "\n".join([method, path, business_id, timestamp, nonce]).encode() + b"\n" + body + b"\n"
 
 
-def callback_signing_string(business_id: str, timestamp: str, nonce: str, body: bytes) -> bytes:
-    return "\n".join(["CALLBACK", business_id, timestamp, nonce]).encode() + b"\n" + body + b"\n"
+def callback_signing_string(merchant_id: str, business_id: str, timestamp: str, nonce: str, body: bytes) -> bytes:
+    """Seven lines: CALLBACK, merchantId, businessId, timestamp, nonce, body (verbatim)."""
+    return "\n".join(["CALLBACK", merchant_id, business_id, timestamp, nonce]).encode() + b"\n" + body + b"\n"
 
 
 @functools.lru_cache(maxsize=8)
@@ -54,9 +55,12 @@ def sign_md5(secret: str, message: bytes) -> str:
     return hmac.new(secret.encode(), message, hashlib.md5).hexdigest()
 
 
-def verify_callback(platform_public_key_pem: str, headers: dict[str, str], body: bytes,
+def verify_callback(platform_public_key_pem: str, headers: dict[str, str], body: bytes, *, merchant_id: str,
                     max_skew_ms: int = 5 * 60 * 1000) -> bool:
-    """True when a status callback really comes from the platform (and is fresh).
+    """True when a status callback really comes from the platform, is fresh and is
+    for YOUR merchant_id. Pass your own merchantId, never one read from the request:
+    all merchants' callbacks are signed with one platform key, so this is what
+    refuses another merchant's report replayed to you.
     `headers` may use any case. Remember the nonces you accepted to refuse replays."""
     h = {k.lower(): v for k, v in headers.items()}
     try:
@@ -65,10 +69,10 @@ def verify_callback(platform_public_key_pem: str, headers: dict[str, str], body:
         if abs(int(time.time() * 1000) - int(timestamp)) > max_skew_ms:
             return False
         key = serialization.load_pem_public_key(platform_public_key_pem.encode())
-        key.verify(signature, callback_signing_string(business_id, timestamp, nonce, body),
+        key.verify(signature, callback_signing_string(merchant_id, business_id, timestamp, nonce, body),
                    padding.PKCS1v15(), hashes.SHA256())
-        return True
-    except (KeyError, ValueError, InvalidSignature):
+        return json.loads(body).get("merchantId") == merchant_id
+    except (KeyError, ValueError, AttributeError, InvalidSignature):
         return False
 
 
@@ -122,3 +126,7 @@ class MerchantClient:
 
     def balance(self) -> dict:
         return self.post(BALANCE_PATH, {"merchantId": self.merchant_id, "businessId": self.business_id}).json()
+
+    def verify_callback(self, platform_public_key_pem: str, headers: dict[str, str], body: bytes) -> bool:
+        """verify_callback() for this client's own merchantId."""
+        return verify_callback(platform_public_key_pem, headers, body, merchant_id=self.merchant_id)

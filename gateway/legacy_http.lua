@@ -1,10 +1,14 @@
--- Legacy HTTP conventions that the gRPC-JSON transcoder cannot express.
--- The server asks for them with initial-metadata headers; this filter applies
--- them and removes the headers. It must stand BEFORE the transcoder in
--- http_filters, so that on the response path it sees the transcoded HTTP reply.
+-- Legacy HTTP conventions that the gRPC-JSON transcoder cannot express (docs/edge.md).
+-- It must stand BEFORE the transcoder in http_filters, so that on the response path
+-- it sees the transcoded HTTP reply.
+-- Requests:  /index.php?s=<route> -> /yoshop<route> (003); form bodies -> JSON on the
+--            documented POST/PATCH paths of 000, 001 and 002.
+-- Responses: the server asks with initial-metadata headers, applied and removed here:
 --   x-http-code:   the HTTP status to answer (201, 204, 403, 422 ...)
 --   x-http-body:   the whole body (a legacy error envelope, ASCII JSON)
 --   x-json-unwrap: answer only the value of this top-level field (a bare array)
+--            Envoy's own refusals (text/plain) on a family's path -> that family's
+--            envelope; gRPC and Envoy headers removed.
 
 -- The value of the top-level field `name`, which must be the first field.
 local function first_field_value(json, name)
@@ -86,17 +90,34 @@ local function yoshop_path(path)
   return rewritten
 end
 
--- Envoy's own 400 replies (malformed JSON, a value of the wrong type, an unknown
--- query parameter) are text/plain. On the recharge families' paths they are
--- answered in that family's error envelope, HTTP 200, like every other error of
--- theirs (server/recharge/envelopes.py, docs/recharge.md).
--- The payment notification paths are left alone: providers read the status.
+
+-- ---------------------------------------------------------------------------
+-- API families by path. Payment notification paths have none: providers read the
+-- status and body the server chose, never an envelope.
 local RECHARGE_002 = {
   ["/api/recharge"] = true,
   ["/api/recharge/order"] = true,
   ["/api/recharge/history"] = true,
   ["/api/recharge/captcha"] = true,
 }
+
+local function family_of(base)
+  if base:sub(1, 8) == "/charge/" then
+    return "000"
+  elseif RECHARGE_002[base] then
+    return "002"
+  elseif base:sub(1, 8) == "/yoshop/" then
+    return "003"
+  elseif base:sub(1, 12) == "/v1/openapi/" then
+    return "004"
+  elseif base:sub(1, 8) == "/api/v2/" then
+    if base == "/api/v2/vip/app-store-notifications" or base:match("^/api/v2/vip/orders/[^/]+/[^/]+$") then
+      return nil
+    end
+    return "001"
+  end
+  return nil
+end
 
 local function json_string(text)
   local escaped = text:gsub('[%c"\\]', function(c)
@@ -106,72 +127,256 @@ local function json_string(text)
   return '"' .. escaped .. '"'
 end
 
-local BAD_REQUEST_ENVELOPES = {
-  ["000"] = function(message) return '{"c":400,"m":' .. json_string(message) .. ',"d":null}' end,
-  ["002"] = function(message)
-    return '{"message":' .. json_string(message) .. ',"success":false,"code":400,"data":null}'
-  end,
-  ["003"] = function(message) return '{"status":500,"message":' .. json_string(message) .. ',"data":[]}' end,
+-- Envoy's refusal texts name proto types and echo the client's input; what reaches the
+-- client is a short description of the field at fault, or nothing.
+local TYPE_WORDS = {
+  INT32 = "a 32-bit integer", INT64 = "an integer", UINT32 = "a non-negative integer",
+  UINT64 = "a non-negative integer", DOUBLE = "a number", FLOAT = "a number", BOOL = "true or false",
+  STRING = "a string", MESSAGE = "an object", ENUM = "one of the allowed values",
 }
 
-local function recharge_family(path)
-  local base = path:match("^[^?]*")
-  if base:sub(1, 8) == "/charge/" then
-    return "000"
-  elseif RECHARGE_002[base] then
-    return "002"
-  elseif base:sub(1, 8) == "/yoshop/" then
-    return "003"
+-- (field or nil, description, summary) for the first line of an Envoy refusal.
+local function describe_refusal(text, status)
+  local line = (text:match("^[^\n]*") or ""):sub(1, 500)
+  if status == 400 then
+    local unknown = line:match('^Could not find field "([%w_%.%-]+)"')
+    if unknown ~= nil then
+      return unknown, "The " .. unknown .. " parameter is not allowed.", "The given data was invalid."
+    end
+    local field, rest = line:match("^([%a_][%w_%.]*): (.*)$")
+    if field ~= nil then
+      local kind = rest:match("for type TYPE_(%u+%d*)")
+      local words = kind and TYPE_WORDS[kind] or "valid"
+      return field, "The " .. field .. " must be " .. words .. ".", "The given data was invalid."
+    end
+    -- Malformed JSON: the parser's own words, unless they name our types.
+    if line ~= "" and not line:find("vipay.", 1, true) then
+      return nil, nil, line:sub(1, 200)
+    end
+    return nil, nil, "The request body is not valid JSON of the expected shape."
   end
-  return nil
+  local names = {
+    [404] = "Not Found", [405] = "Method Not Allowed", [413] = "Payload Too Large",
+    [415] = "Unsupported Media Type", [431] = "Request Header Fields Too Large",
+    [503] = "Service Unavailable", [504] = "Gateway Timeout",
+  }
+  return nil, nil, names[status] or (status >= 500 and "Server Error" or "Bad Request")
+end
+
+-- family -> function(status, field, description, summary) -> http status, body.
+-- 001 answers 422 for bad input (ThinkSNS); the others answer bad input with HTTP 200
+-- and the code in the body, as their own errors do; other statuses are kept.
+local ENVELOPES = {
+  ["001"] = function(status, field, description, summary)
+    local errors = "{}"
+    if field ~= nil then
+      errors = "{" .. json_string(field) .. ":[" .. json_string(description) .. "]}"
+    end
+    return (status == 400 and 422 or status), '{"message":' .. json_string(summary) .. ',"errors":' .. errors .. "}"
+  end,
+  ["000"] = function(status, field, description, summary)
+    return (status == 400 and 200 or status),
+      '{"c":' .. status .. ',"m":' .. json_string(description or summary) .. ',"d":null}'
+  end,
+  ["002"] = function(status, field, description, summary)
+    local data = "null"
+    if field ~= nil then
+      data = '{"errors":{' .. json_string(field) .. ":[" .. json_string(description) .. "]}}"
+    end
+    return (status == 400 and 200 or status), '{"message":' .. json_string(description or summary)
+      .. ',"success":false,"code":' .. status .. ',"data":' .. data .. "}"
+  end,
+  ["003"] = function(status, field, description, summary)
+    return (status == 400 and 200 or status),
+      '{"status":500,"message":' .. json_string(description or summary) .. ',"data":[]}'
+  end,
+  ["004"] = function(status, field, description, summary)
+    return (status == 400 and 200 or status),
+      '{"status":' .. status .. ',"message":' .. json_string(description or summary) .. ',"data":null}'
+  end,
+}
+
+-- ---------------------------------------------------------------------------
+-- application/x-www-form-urlencoded bodies on the documented JSON POST/PATCH paths
+-- become a JSON object of strings: proto3 JSON accepts "3" for an int32 field, so
+-- `quantity=3` and {"quantity": 3} get the same answer, and a bad value the same 422.
+local function form_path(method, base)
+  if method == "POST" then
+    return base == "/api/v2/vip/orders" or base == "/charge/pay" or base == "/api/recharge/order"
+      or base:match("^/api/v2/vip/check%-iap%-result/[^/]+$") ~= nil
+  end
+  return method == "PATCH" and base == "/api/v2/vip/exchange-vip"
+end
+
+local function form_to_json(form)
+  local order, values = {}, {}
+  for pair in form:gmatch("[^&]+") do
+    local key, value = pair:match("^([^=]*)=?(.*)$")
+    key = url_decode(key)
+    if key ~= "" then
+      if values[key] == nil then
+        order[#order + 1] = key
+      end
+      values[key] = url_decode(value) -- the last one wins, as in PHP
+    end
+  end
+  local parts = {}
+  for _, key in ipairs(order) do
+    parts[#parts + 1] = json_string(key) .. ":" .. json_string(values[key])
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+local function convert_form(handle, headers, method, base)
+  local content_type = (headers:get("content-type") or ""):lower()
+  if content_type:sub(1, 33) ~= "application/x-www-form-urlencoded" or not form_path(method, base) then
+    return
+  end
+  local body = handle:body() -- the whole body (bounded by the listener's buffer limit: 413)
+  local fresh = handle:headers() -- earlier header handles are stale after body()
+  fresh:replace("content-type", "application/json")
+  if body ~= nil then -- no body at all: an empty message, as for JSON
+    local json = form_to_json(body:getBytes(0, body:length()))
+    fresh:replace("content-length", tostring(#json))
+    body:setBytes(json)
+  end
+end
+
+-- The public door serves the documented HTTP paths only (README, docs/edge.md):
+-- api-docs 000-004, /ping, /api/v2/vip/membership, the payment, refund and App Store
+-- notification paths. The transcoder answers 404 for a wrong verb or an unknown
+-- path below these prefixes.
+local PUBLIC_PATHS = {
+  ["/ping"] = true, ["/api/v2/bootstrappers"] = true, ["/api/recharge"] = true, ["/index.php"] = true,
+}
+local PUBLIC_PREFIXES = { "/api/v2/vip/", "/charge/", "/api/recharge/", "/v1/openapi/", "/api/refunds/" }
+
+local function public_path(base)
+  if PUBLIC_PATHS[base] then
+    return true
+  end
+  for _, prefix in ipairs(PUBLIC_PREFIXES) do
+    if base:sub(1, #prefix) == prefix then
+      return true
+    end
+  end
+  return false
 end
 
 function envoy_on_request(handle)
   local headers = handle:headers()
   local path = headers:get(":path")
-  if path ~= nil and path:sub(1, 10) == "/index.php" then
+  if path == nil then
+    return
+  end
+  -- Raw gRPC (and gRPC-Web) belongs to the internal door: GRPC_HOST:GRPC_PORT.
+  local content_type = (headers:get("content-type") or ""):lower()
+  if content_type:sub(1, 16) == "application/grpc" then
+    -- Envoy dresses a local reply to a gRPC request as a gRPC answer (HTTP 200 and
+    -- grpc-status); envoy_on_response turns it back into this plain 415.
+    handle:streamInfo():dynamicMetadata():set("vipay.legacy", "refused_grpc", true)
+    handle:respond({ [":status"] = "415", ["content-type"] = "text/plain" }, "gRPC is not served on this port\n")
+    return
+  end
+  if not public_path(path:match("^[^?]*")) then
+    handle:respond({ [":status"] = "404", ["content-type"] = "text/plain" }, "Not Found\n")
+    return
+  end
+  if path:sub(1, 10) == "/index.php" then
     local rewritten = yoshop_path(path)
     if rewritten ~= nil then
       headers:replace(":path", rewritten)
       path = rewritten
     end
   end
-  local family = path and recharge_family(path)
+  local base = path:match("^[^?]*")
+  local family = family_of(base)
   if family ~= nil then
     handle:streamInfo():dynamicMetadata():set("vipay.legacy", "family", family)
+    convert_form(handle, headers, headers:get(":method"), base)
   end
 end
 
--- A text/plain 400 from Envoy itself on a recharge family path -> its envelope.
-local function envelope_bad_request(handle)
+-- ---------------------------------------------------------------------------
+-- Responses.
+local INTERNAL_HEADERS = {
+  "grpc-status", "grpc-message", "grpc-status-details-bin", "grpc-accept-encoding", "grpc-encoding",
+  "x-envoy-upstream-service-time", "x-envoy-decorator-operation",
+}
+-- A legacy body the server sends in a header: longer than this is not passed on (the
+-- server bounds it too; this keeps a runaway header from reaching clients or logs).
+local MAX_HTTP_BODY = 8192
+
+local function family(handle)
+  local meta = handle:streamInfo():dynamicMetadata():get("vipay.legacy")
+  return meta and meta.family
+end
+
+-- A text/plain refusal by Envoy itself (transcoder, router, buffer limits) on a family path.
+local function envelope_local_reply(handle)
   local headers = handle:headers()
   local content_type = headers:get("content-type") or ""
-  if headers:get(":status") ~= "400" or content_type:sub(1, 10) ~= "text/plain" then
+  local status = tonumber(headers:get(":status") or "")
+  if status == nil or status < 400 or content_type:sub(1, 10) ~= "text/plain" then
     return
   end
-  local meta = handle:streamInfo():dynamicMetadata():get("vipay.legacy")
-  local render = meta and BAD_REQUEST_ENVELOPES[meta.family]
+  local render = ENVELOPES[family(handle)]
   if render == nil then
     return
   end
-  -- body() waits for the whole body, after which earlier header handles are stale.
-  local text = handle:body():getBytes(0, handle:body():length())
-  handle:headers():replace(":status", "200")
-  replace_body(handle, render(text:match("^[^\n]*")), "application/json")
+  local text = handle:body() and handle:body():getBytes(0, handle:body():length()) or ""
+  local code, body = render(status, describe_refusal(text, status))
+  handle:headers():replace(":status", tostring(code))
+  replace_body(handle, body, "application/json")
 end
+
+-- grpc-status -> HTTP, for a gRPC answer that reached an HTTP client untranscoded.
+local GRPC_TO_HTTP = { ["3"] = "400", ["5"] = "404", ["7"] = "403", ["8"] = "429", ["14"] = "503", ["16"] = "401" }
 
 function envoy_on_response(handle)
   local headers = handle:headers()
+  local meta = handle:streamInfo():dynamicMetadata():get("vipay.legacy")
+  if meta and meta.refused_grpc then
+    -- Headers only (Envoy sent no body): the status says it all.
+    headers:replace(":status", "415")
+    headers:replace("content-type", "text/plain")
+  elseif (headers:get("content-type") or ""):sub(1, 16) == "application/grpc" then
+    -- A gRPC error the transcoder left as is (trailers-only, e.g. the server failed
+    -- before our interceptor ran): never an HTTP 200 with an empty body.
+    local grpc_status = headers:get("grpc-status") or "13"
+    headers:replace(":status", GRPC_TO_HTTP[grpc_status] or "500")
+    headers:replace("content-type", "text/plain")
+  end
+  for _, name in ipairs(INTERNAL_HEADERS) do
+    headers:remove(name)
+  end
   local code = headers:get("x-http-code")
   local body = headers:get("x-http-body")
   local unwrap = headers:get("x-json-unwrap")
   if code == nil and body == nil and unwrap == nil then
-    envelope_bad_request(handle)
+    envelope_local_reply(handle)
     return
   end
   headers:remove("x-http-code")
   headers:remove("x-http-body")
   headers:remove("x-json-unwrap")
+  if code ~= nil and not code:match("^[1-5]%d%d$") then
+    code = "500"
+  end
+  if body ~= nil and #body > MAX_HTTP_BODY then
+    -- Only errors carry a body here. Families that answer errors with HTTP 200 get their
+    -- generic bad-input code inside (004: 4001, OPENAPI_INVALID_PARAMS), the others keep
+    -- the status; the message no longer echoes what made it so long.
+    local fam = family(handle) or "001"
+    local status = tonumber(code or "500")
+    local inner = status
+    if status < 400 then
+      inner = fam == "004" and 4001 or 400
+    end
+    local _, replacement = ENVELOPES[fam](inner, nil, nil,
+      status >= 500 and "Server Error" or "The given data was invalid.")
+    body = replacement
+  end
   if code ~= nil then
     headers:replace(":status", code)
   end

@@ -4,8 +4,9 @@
   migrate                  apply database migrations
   seed                     load the demo catalog (api-docs/001 prices) if empty
   serve                    gRPC server only
-  run                      gRPC server + Envoy gateway (Ctrl-C stops both)
-  token --user-id N        print a bearer token (--role service|admin)
+  run [--replicas N]       gRPC server(s) + Envoy gateway (Ctrl-C stops all; docs/edge.md)
+  token --user-id N        print a bearer token (--role service|admin: a 10-minute service
+                           credential signed with SERVICE_JWT_SECRET)
   sandbox-pay NUMBER       pay any sandbox order (VIP or recharge) through Envoy
   refund ORDER_NUMBER      refund a paid order (--amount YUAN, --reason TEXT; server/payments/cli.py)
   sandbox-receipt ORDER_ID print a sandbox App Store receipt for an Iap order
@@ -38,7 +39,7 @@ def cmd_keys(_args) -> None:
     env = VAR / "dev.env"
     existing = env.read_text() if env.exists() else ""
     lines = []
-    for name in ("JWT_SECRET", "SANDBOX_SECRET"):
+    for name in ("JWT_SECRET", "SERVICE_JWT_SECRET", "SANDBOX_SECRET"):
         if f"{name}=" not in existing:
             lines.append(f"{name}={secrets.token_urlsafe(32)}")
     if lines:
@@ -70,26 +71,62 @@ def cmd_serve(_args) -> None:
     asyncio.run(serve_forever(build_app(get_settings())))  # announces the channels
 
 
-def cmd_run(_args) -> None:
+def cmd_run(args) -> None:
+    s = get_settings()
+    if args.replicas > 1:
+        _run_replicas(s, args.replicas)
+        return
     from server.app import build_app, serve_forever
     from server.platform.envoy import Envoy
 
-    s = get_settings()
     envoy = Envoy(s.http_port, s.envoy_admin_port, s.grpc_port, VAR, log_path=VAR / "envoy.log")
     envoy.start()
     print(f"gateway http://127.0.0.1:{s.http_port}  admin http://127.0.0.1:{s.envoy_admin_port}  "
-          f"gRPC 127.0.0.1:{s.grpc_port}  (Envoy log: var/envoy.log)", flush=True)
+          f"gRPC (internal) {s.grpc_host}:{s.grpc_port}  (Envoy log: var/envoy.log)", flush=True)
     try:
         asyncio.run(serve_forever(build_app(s)))
     finally:
         envoy.stop()
 
 
+def _run_replicas(s, count: int) -> None:
+    """N gRPC processes; Envoy serves the public door and the internal gRPC door."""
+    import signal
+    import threading
+
+    from server.platform.envoy import Envoy
+    from server.platform.replicas import Replicas
+
+    replicas = Replicas(count)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    replicas.start()
+    envoy = Envoy(s.http_port, s.envoy_admin_port, replicas.ports, VAR, log_path=VAR / "envoy.log",
+                  internal=(s.grpc_host, s.grpc_port))
+    try:
+        envoy.start()
+        envoy.wait_healthy(count)  # announce the doors once every replica serves
+        print(f"gateway http://127.0.0.1:{s.http_port}  admin http://127.0.0.1:{s.envoy_admin_port}  "
+              f"gRPC (internal, {count} replicas) {s.grpc_host}:{s.grpc_port}  (Envoy log: var/envoy.log)",
+              flush=True)
+        replicas.supervise(stop)
+    finally:
+        envoy.stop()
+        replicas.stop()
+
+
 def cmd_token(args) -> None:
-    from server.platform.auth import issue_token
+    from server.platform.auth import issue_service_token, issue_token, token_keys
 
     s = get_settings()
-    print(issue_token(s.jwt_secret, s.jwt_issuer, s.jwt_audience, args.user_id, args.role))
+    if args.role == "user":
+        print(issue_token(s.jwt_secret, s.jwt_issuer, s.jwt_audience, args.user_id))
+        return
+    _, service = token_keys(s)
+    if service is None:
+        sys.exit("SERVICE_JWT_SECRET is not set (run `python -m server keys`)")
+    print(issue_service_token(service, args.user_id, args.role, args.ttl))
 
 
 def cmd_sandbox_pay(args) -> None:
@@ -117,10 +154,14 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("migrate").set_defaults(fn=cmd_migrate)
     sub.add_parser("seed").set_defaults(fn=cmd_seed)
     sub.add_parser("serve").set_defaults(fn=cmd_serve)
-    sub.add_parser("run").set_defaults(fn=cmd_run)
+    p = sub.add_parser("run")
+    p.add_argument("--replicas", type=int, default=1,
+                   help="gRPC server processes behind Envoy (docs/edge.md); internal gRPC via Envoy on GRPC_PORT")
+    p.set_defaults(fn=cmd_run)
     p = sub.add_parser("token")
     p.add_argument("--user-id", type=int, required=True)
     p.add_argument("--role", default="user", choices=["user", "service", "admin"])
+    p.add_argument("--ttl", type=int, default=600, help="service/admin credentials: seconds, at most 600")
     p.set_defaults(fn=cmd_token)
     p = sub.add_parser("sandbox-pay", help="pay a sandbox order (VIP trade_no or recharge RC…) through Envoy")
     p.add_argument("number")

@@ -31,7 +31,7 @@ from server.payments.settlement import SettlementService
 from server.payments.settlement_worker import settle_forever
 from server.platform import diagnostics
 from server.platform.metrics import DatabaseGauges, MetricsEndpoint
-from server.platform.abuse import AbuseGuard, Limits, png_captcha
+from server.platform.abuse import CAPTCHA, CHARGE_PAY, CHECK_IAP, VIP_ORDER, AbuseGuard, Limits, RateLimit, png_captcha
 from server.platform.cached_catalog import CatalogProvider
 from server.platform.database import make_engine, make_read_engine, make_session_factory
 from server.platform.grpc_server import GrpcServer
@@ -60,6 +60,7 @@ class App:
     settlement: SettlementService  # re-query / close unpaid orders (payments/settlement_worker.py)
     profiles: UserProfiles  # per-store user profiles for 003's `personal` (docs/recharge.md)
     refunds: RefundService  # operator and provider-console refunds (docs/refunds.md)
+    abuse: AbuseGuard  # per-user / per-IP limits of every order-creating path (docs/recharge.md: Limits)
 
     def save_catalog(self, catalog) -> int:
         with self.uow_factory() as uow:
@@ -91,9 +92,13 @@ def build_app(settings: Settings, engine: Engine | None = None, *, announce_chan
                                     order_ttl=order_ttl, reads=reads, writes=writes)
     limits = Limits(settings.recharge_order_limit_per_user, settings.recharge_order_limit_per_ip,
                     settings.recharge_rate_window_seconds, settings.recharge_captcha_ttl_seconds)
+    orders = RateLimit(settings.order_limit_per_user, settings.order_limit_per_ip, settings.order_rate_window_seconds)
+    captchas = RateLimit(settings.captcha_limit_per_user, settings.captcha_limit_per_ip,
+                         settings.recharge_rate_window_seconds)
+    abuse = AbuseGuard(uow_factory, limits, png_captcha,
+                       rates={VIP_ORDER: orders, CHECK_IAP: orders, CHARGE_PAY: orders, CAPTCHA: captchas})
     recharges = RechargeService(uow_factory, RechargeCatalogProvider(uow_factory, settings.catalog_refresh_seconds),
-                                channels, memberships, AbuseGuard(uow_factory, limits, png_captcha),
-                                settings.public_base_url, order_ttl=order_ttl, reads=reads)
+                                channels, memberships, abuse, settings.public_base_url, order_ttl=order_ttl, reads=reads)
     openapi = build_openapi(uow_factory, memberships)
     settlement = SettlementService(
         uow_factory, channels, [memberships.order_book(), recharges.order_book()], close_after=order_ttl,
@@ -111,7 +116,7 @@ def build_app(settings: Settings, engine: Engine | None = None, *, announce_chan
     channels.on_refund = refunds.receive_statement  # refund notifications on any notify path
     settlement.refunds = refunds  # unknown refund outcomes are asked again by the same loop
     return App(settings, engine, uow_factory, channels, sandbox, iap, memberships, recharges, openapi, settlement,
-               UserProfiles(uow_factory), refunds)
+               UserProfiles(uow_factory), refunds, abuse)
 
 
 # The gRPC services, in registration order. Each module has register() (and may have background()).

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 from server.app import App, build_app, build_grpc_server
 from server.membership.catalog import demo_catalog
-from server.platform.auth import issue_token
+from server.platform.auth import TokenKey, issue_service_token, issue_token
 from server.platform.database import Base, make_engine
 from server.platform.envoy import Envoy
 from server.platform.grpc_server import GrpcServer
@@ -33,6 +33,7 @@ from server.platform.settings import ROOT, Settings
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 TEST_SECRET = "test-secret-" + uuid.uuid4().hex
+TEST_SERVICE_SECRET = "test-service-secret-" + uuid.uuid4().hex
 
 
 def free_port() -> int:
@@ -65,6 +66,7 @@ def settings(database_url) -> Settings:
     return Settings(
         database_url=database_url,
         jwt_secret=TEST_SECRET,
+        service_jwt_secret=TEST_SERVICE_SECRET,
         sandbox_secret=TEST_SECRET,
         catalog_refresh_seconds=0,
         public_base_url="http://gateway.invalid",
@@ -160,10 +162,14 @@ def gateway(grpc_server, tmp_path_factory) -> Iterator[Gateway]:
 
 @pytest.fixture
 def token(settings):
-    """token(user_id, role='user') -> a signed bearer token."""
+    """token(user_id, role='user') -> a signed bearer token: a user token, or for role
+    service/admin a short-lived service credential (SERVICE_JWT_SECRET)."""
 
     def make(user_id: int, role: str = "user") -> str:
-        return issue_token(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, user_id, role)
+        if role == "user":
+            return issue_token(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, user_id)
+        key = TokenKey(settings.service_jwt_secret, settings.service_jwt_issuer, settings.service_jwt_audience)
+        return issue_service_token(key, user_id, role)
 
     return make
 

@@ -68,7 +68,8 @@ ENVELOPES = {
 }
 
 # Envoy's own replies (malformed JSON, a wrong type, an unknown query parameter).
-# On the recharge families' paths the Lua filter turns them into the family envelope.
+# On every family's path the Lua filter turns them into the family envelope (001: 422;
+# docs/edge.md); only notification paths keep Envoy's text.
 ENVOY_400 = {"description": "Refused by the gateway (malformed JSON, wrong type, unknown query parameter).",
              "content": {"text/plain": {"schema": {"type": "string"}}}}
 
@@ -83,11 +84,11 @@ class Family:
     envoy_400_enveloped: bool = False   # the Lua filter rewrites Envoy's 400 into the envelope
 
 
-THINKSNS = Family("ThinksnsError", (401, 404, 409, 422, 429, 503))
+THINKSNS = Family("ThinksnsError", (401, 404, 409, 422, 429, 503), envoy_400_enveloped=True)
 CHARGE = Family("ChargeError", errors_in_200=True, envoy_400_enveloped=True)
 RECHARGE = Family("RechargeError", errors_in_200=True, envoy_400_enveloped=True)
 YOSHOP = Family("YoshopError", errors_in_200=True, envoy_400_enveloped=True)
-MERCHANT = Family("MerchantError", errors_in_200=True)
+MERCHANT = Family("MerchantError", errors_in_200=True, envoy_400_enveloped=True)
 NOTIFICATION = Family("NotificationError", (404, 500))
 NONE = Family("", ())
 

@@ -24,6 +24,7 @@ PAY_METHODS = (
     "Iap",
 )
 MAX_QUANTITY = 12
+MAX_REQUEST_ID = 64  # the vip_orders.request_id column
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,9 @@ def quote_order(
         v.add("pay_method", "The pay_method must be one of " + ", ".join(PAY_METHODS) + ".")
     if not 1 <= quantity <= MAX_QUANTITY:
         v.add("quantity", f"The quantity must be between 1 and {MAX_QUANTITY}.")
+    elif pay_method == "Iap" and quantity != 1:
+        # One App Store transaction buys one product: it must never pay for several.
+        v.add("quantity", "An in-app purchase order is for quantity 1.")
     v.raise_if_any()
 
     if not catalog.switch:

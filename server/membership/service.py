@@ -8,7 +8,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
 
 from sqlalchemy import and_, func, insert, select, update
@@ -40,7 +40,7 @@ from server.payments.settlement import OrderBook, receive_notification
 from server.platform import metrics
 from server.platform.cached_catalog import CatalogProvider
 from server.platform.errors import DomainError, Kind, Violations, not_found
-from server.platform.times import naive, utc
+from server.platform.times import day_start, naive, utc
 from server.platform.unit_of_work import UnitOfWork, session_reads, single_commits
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,10 @@ class MembershipService:
         openid: str = "",
         client_ip: str = "",
     ) -> CreatedOrder:
+        if len(request_id) > rules.MAX_REQUEST_ID or not request_id.isprintable():
+            v = Violations()  # NUL and over-long ids would fail in PostgreSQL (a 500 before)
+            v.add("request_id", f"The request_id must be at most {rules.MAX_REQUEST_ID} printable characters.")
+            v.raise_if_any()
         quote = rules.quote_order(
             self.catalog.get(),
             level=level,
@@ -243,12 +247,12 @@ class MembershipService:
                     v.add(field_name, f"The {field_name} must be a date YYYY-MM-DD.")
         v.raise_if_any()
         query = select(ORDER_COLUMNS).where(VipOrderRow.user_id == user_id, VipOrderRow.user_deleted_at.is_(None))
-        if "s" in bounds:
-            since = datetime.combine(bounds["s"], time.min, tzinfo=tz)
-            query = query.where(VipOrderRow.created_at >= naive(since))
-        if "d" in bounds:
-            until = datetime.combine(bounds["d"] + timedelta(days=1), time.min, tzinfo=tz)
-            query = query.where(VipOrderRow.created_at < naive(until))
+        since = day_start(bounds["s"], tz) if "s" in bounds else None
+        until = day_start(bounds["d"], tz, days_after=1) if "d" in bounds else None
+        if since is not None:
+            query = query.where(VipOrderRow.created_at >= since)
+        if until is not None:
+            query = query.where(VipOrderRow.created_at < until)
         # ix_vip_orders_user_id (user_id, id) gives this order without a sort.
         query = query.order_by(VipOrderRow.id.desc()).offset(offset).limit(limit + 1)
         with self._reads() as conn:
@@ -431,6 +435,12 @@ class MembershipService:
                 return order
             if purchase.product_id != order.vip_info.get("iap"):
                 raise DomainError("IAP_PRODUCT_MISMATCH", "The purchase is for another product.", Kind.FAILED_PRECONDITION)
+            if purchase.quantity != order.quantity:
+                # One transaction pays for what it bought, never for an order of several
+                # (orders of quantity > 1 from before Iap was limited to 1 included).
+                raise DomainError("ORDER_QUANTITY_MISMATCH", "The purchase is not for the order's quantity.",
+                                  Kind.FAILED_PRECONDITION,
+                                  metadata={"order_quantity": str(order.quantity), "quantity": str(purchase.quantity)})
             if purchase.app_account_token != self._iap.account_token(user_id):
                 raise DomainError("IAP_ACCOUNT_MISMATCH", "The purchase belongs to another account.", Kind.FAILED_PRECONDITION)
             # Locked first (the same row a REFUND/REVOKE notification locks): a refund that

@@ -16,6 +16,7 @@ from server.membership.service import MembershipService, MembershipView
 from server.membership.tables import VipOrderRow
 from server.payments.channels import PayData
 from server.platform import money
+from server.platform.abuse import CHECK_IAP, VIP_ORDER, AbuseGuard
 from server.platform.auth import require_role, require_user
 from server.platform.calls import BlockingRunner, current_call
 from server.platform.error_mapping import EnvelopeRegistry, thinksns_envelope
@@ -182,12 +183,13 @@ def status_message(view: MembershipView) -> pb.MembershipStatus:
 
 class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
     def __init__(self, service: MembershipService, run: BlockingRunner, save_catalog,
-                 refunded: Callable[[list[int]], dict[int, int]] = lambda ids: {}):
+                 refunded: Callable[[list[int]], dict[int, int]] = lambda ids: {}, *, abuse: AbuseGuard):
         self._svc = service
         self._run = run
         self._save_catalog = save_catalog
         self._refunded = refunded  # order id -> fen refunded (docs/refunds.md)
         self._configs: tuple[Catalog | None, pb.GetVipConfigsResponse | None] = (None, None)
+        self._abuse = abuse  # per-user / per-IP limits (docs/recharge.md: Limits)
 
     async def _order(self, row: VipOrderRow) -> pb.VipOrder:
         refunded = await self._run(self._refunded, [row.id])
@@ -213,6 +215,7 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
     async def CreateVipOrder(self, request, context):
         call = current_call.get()
         user_id = require_user(call.principal)
+        await self._run(self._abuse.limit, VIP_ORDER, user_id, call.client_ip)
         created = await self._run(
             self._svc.create_order,
             user_id,
@@ -223,6 +226,7 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
             timezone_name=request.timezone,
             request_id=request.request_id,
             openid=request.openid,
+            client_ip=call.client_ip,
         )
         call.set_http_status(201)
         return created_message(created.order, created.pay_data)
@@ -266,7 +270,9 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
         return pb.ExchangeVipResponse(converted_days=days, membership=status_message(view))
 
     async def CheckIapResult(self, request, context):
-        user_id = require_user(current_call.get().principal)
+        call = current_call.get()
+        user_id = require_user(call.principal)
+        await self._run(self._abuse.limit, CHECK_IAP, user_id, call.client_ip)
         order = await self._run(self._svc.check_iap, user_id, request.order_id, request.receipt)
         return await self._order(order)
 
@@ -315,7 +321,7 @@ def register(server, app, runner: BlockingRunner, envelopes: EnvelopeRegistry) -
     name = pb.DESCRIPTOR.services_by_name["MembershipService"].full_name
     membership_pb2_grpc.add_MembershipServiceServicer_to_server(
         MembershipServicer(app.memberships, runner, app.save_catalog,
-                           lambda ids: app.refunds.refunded_fen("vip_orders", ids)), server
+                           lambda ids: app.refunds.refunded_fen("vip_orders", ids), abuse=app.abuse), server
     )
     envelopes.register(f"/{name}/", thinksns_envelope)
     return name

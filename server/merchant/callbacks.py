@@ -6,15 +6,22 @@ of reach for a lease while they are sent, recording the attempt number in a
 unique (callback, attempt) row. So several replicas never send the same attempt,
 and a dispatcher that dies mid-send leaves the row to be retried once the lease
 ends. The merchant must answer `SUCCESS`; otherwise the next attempt follows the
-backoff schedule, and after the last one the report is marked undelivered."""
+backoff schedule, and after the last one the report is marked undelivered.
+
+Every attempt goes to an address the policy allows (addresses.py), checked right
+before it and connected to directly; it has one total deadline, reads at most a few
+KB of the answer and follows no redirect. Attempts run concurrently (bounded), each
+recorded as soon as it ends: a slow merchant holds one slot, never another's report."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,6 +32,7 @@ import httpx
 from sqlalchemy import func, select
 
 from server.merchant import rules
+from server.merchant.addresses import AddressPolicy, AddressRefused
 from server.merchant.signing import PlatformSigner
 from server.merchant.tables import MerchantCallbackAttemptRow, MerchantCallbackRow
 from server.platform.times import naive_now
@@ -38,8 +46,11 @@ class DispatchConfig:
     backoff: tuple[float, ...] = rules.DEFAULT_BACKOFF
     interval: float = 1.0  # seconds between polls
     lease: float = 60.0  # a claimed attempt is retried after this if its sender vanished
-    timeout: float = 10.0  # HTTP timeout per attempt
-    batch: int = 20
+    timeout: float = 10.0  # total deadline of one attempt (connect, send, read the answer)
+    batch: int = 20  # most reports claimed per poll
+    concurrency: int = 32  # most attempts in flight per dispatcher
+    per_business: int = 4  # ... and per businessId: one merchant's slow endpoint never fills every slot
+    max_reply_bytes: int = 4096  # of the merchant's answer; the rest is never read
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,10 @@ class Claimed:
     body: str
     business_id: str
 
+    @property
+    def merchant_id(self) -> str:
+        return str(json.loads(self.body).get("merchantId", ""))  # the report names its merchant
+
 
 @dataclass(eq=False)
 class CallbackDispatcher:
@@ -58,6 +73,7 @@ class CallbackDispatcher:
     config: DispatchConfig = field(default_factory=DispatchConfig)
     name: str = field(default_factory=lambda: f"{socket.gethostname()}-{secrets.token_hex(3)}")
     housekeeping: Callable[[], object] | None = None  # e.g. purging old nonces, once a minute
+    addresses: AddressPolicy = field(default_factory=AddressPolicy)
     _task: asyncio.Task | None = None
     _keyless_logged: bool = False
 
@@ -82,22 +98,50 @@ class CallbackDispatcher:
 
     async def _loop(self) -> None:
         last_housekeeping = 0.0
-        async with httpx.AsyncClient(timeout=self.config.timeout) as client:
-            while True:
-                try:
-                    await self.run_once(client)
-                    if self.housekeeping and time.monotonic() - last_housekeeping > 60:
-                        last_housekeeping = time.monotonic()
-                        await asyncio.to_thread(self.housekeeping)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # a database hiccup must not end the dispatcher
-                    log.exception("callback round failed")
-                await asyncio.sleep(self.config.interval)
+        inflight: dict[asyncio.Task, str] = {}  # task -> businessId
+        async with new_client() as client:
+            try:
+                while True:
+                    try:
+                        free = self.config.concurrency - len(inflight)
+                        busy = Counter(inflight.values())
+                        full = {b for b, n in busy.items() if n >= self.config.per_business}
+                        for c in await self._claim_ready(free, full) if free > 0 else []:
+                            task = asyncio.create_task(self._deliver(client, c))
+                            inflight[task] = c.business_id
+                            task.add_done_callback(inflight.pop)
+                        if self.housekeeping and time.monotonic() - last_housekeeping > 60:
+                            last_housekeeping = time.monotonic()
+                            await asyncio.to_thread(self.housekeeping)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:  # a database hiccup must not end the dispatcher
+                        log.exception("callback round failed")
+                    await asyncio.sleep(self.config.interval)
+            finally:
+                for task in inflight:  # their leases run out and another dispatcher retries
+                    task.cancel()
+                await asyncio.gather(*inflight, return_exceptions=True)
 
     # ---- one round -----------------------------------------------------------------
 
     async def run_once(self, client: httpx.AsyncClient | None = None) -> int:
+        """Claims what is due and delivers it (each attempt recorded as soon as it ends);
+        returns how many were claimed. The running loop does the same without waiting
+        for a round to finish."""
+        claimed = await self._claim_ready(self.config.batch)
+        if not claimed:
+            return 0
+        own = client is None
+        client = client or new_client()
+        try:
+            await asyncio.gather(*(self._deliver(client, c) for c in claimed))
+        finally:
+            if own:
+                await client.aclose()
+        return len(claimed)
+
+    async def _claim_ready(self, limit: int, skip: set[str] = frozenset()) -> list[Claimed]:
         try:
             self.signer()
         except (OSError, ValueError) as exc:
@@ -106,33 +150,38 @@ class CallbackDispatcher:
                 log.error("status callbacks wait in the outbox until the platform key is readable: %s "
                           "(run `python -m server keys` or set OPENAPI_PLATFORM_KEY_FILE)", exc)
                 self._keyless_logged = True
-            return 0
+            return []
         self._keyless_logged = False
-        claimed = await asyncio.to_thread(self.claim)
-        if not claimed:
-            return 0
-        own = client is None
-        client = client or httpx.AsyncClient(timeout=self.config.timeout)
-        try:
-            results = await asyncio.gather(*(self._send(client, c) for c in claimed))
-        finally:
-            if own:
-                await client.aclose()
-        for c, (ok, outcome) in zip(claimed, results):
-            await asyncio.to_thread(self.record, c, ok, outcome)
-        return len(claimed)
+        return await asyncio.to_thread(self.claim, min(limit, self.config.batch), skip)
 
-    def claim(self) -> list[Claimed]:
+    async def _deliver(self, client: httpx.AsyncClient, c: Claimed) -> None:
+        try:
+            ok, outcome = await self._send(client, c)
+            await asyncio.to_thread(self.record, c, ok, outcome)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # e.g. the database while recording: the lease ends and the attempt is retried
+            log.exception("callback %s attempt %s failed unexpectedly", c.id, c.attempt)
+
+    def claim(self, limit: int | None = None, skip: set[str] = frozenset()) -> list[Claimed]:
+        """Leases due reports: at most `limit`, none of the businessIds in `skip`, and at
+        most per_business of any one businessId."""
         now = naive_now()
         with self.uow_factory() as uow:
             q = (select(MerchantCallbackRow)
                  .where(MerchantCallbackRow.state == "pending", MerchantCallbackRow.next_attempt_at <= now)
-                 .order_by(MerchantCallbackRow.next_attempt_at).limit(self.config.batch))
+                 .order_by(MerchantCallbackRow.next_attempt_at).limit(limit or self.config.batch))
+            if skip:
+                q = q.where(MerchantCallbackRow.business_id.not_in(sorted(skip)))
             if uow.dialect == "postgresql":
                 q = q.with_for_update(skip_locked=True)
             rows = uow.session.execute(q).scalars().all()
+            taken: Counter[str] = Counter()
             out = []
             for row in rows:
+                taken[row.business_id] += 1
+                if taken[row.business_id] > self.config.per_business:
+                    continue  # left due: the next poll takes it when a slot of this merchant frees
                 row.attempts += 1
                 row.next_attempt_at = now + timedelta(seconds=self.config.lease)
                 row.updated_at = now
@@ -146,20 +195,29 @@ class CallbackDispatcher:
         body = c.body.encode()
         timestamp, nonce = str(int(time.time() * 1000)), secrets.token_hex(16)
         try:
-            sign = self.signer().sign(rules.callback_signing_string(c.business_id, timestamp, nonce, body))
+            sign = self.signer().sign(rules.callback_signing_string(c.merchant_id, c.business_id, timestamp, nonce,
+                                                                    body))
         except (OSError, ValueError) as exc:
             log.error("cannot sign callbacks: %s", exc)
             return False, f"platform key unavailable: {exc}"[:255]
-        headers = {"content-type": "application/json; charset=utf-8", "businessId": c.business_id,
-                   "nonce": nonce, "timestamp": timestamp, "signType": "SHA256-RSA", "sign": sign}
+        headers = {"content-type": "application/json; charset=utf-8", "merchantId": c.merchant_id,
+                   "businessId": c.business_id, "nonce": nonce, "timestamp": timestamp, "signType": "SHA256-RSA",
+                   "sign": sign, "accept-encoding": "identity"}
         try:
-            reply = await client.post(c.url, content=body, headers=headers, timeout=self.config.timeout)
+            async with asyncio.timeout(self.config.timeout):
+                # Checked again now (DNS may have changed since the charge), then connected
+                # to the checked address itself.
+                target = await asyncio.to_thread(self.addresses.check, c.url)
+                status, text = await post_to(client, target, body, headers, self.config.max_reply_bytes)
+        except AddressRefused as exc:
+            return False, f"refused: {exc}"[:255]
+        except TimeoutError:
+            return False, f"no answer within {self.config.timeout:g} s"
         except httpx.HTTPError as exc:
             return False, f"{type(exc).__name__}: {exc}"[:255]
-        text = reply.text.strip()
-        if reply.status_code == 200 and text.upper() == "SUCCESS":
+        if status == 200 and text.strip().upper() == "SUCCESS":
             return True, "SUCCESS"
-        return False, f"HTTP {reply.status_code}: {text[:200]}"
+        return False, f"HTTP {status}: {text.strip()[:200]}"
 
     def record(self, c: Claimed, ok: bool, outcome: str) -> None:
         now = naive_now()
@@ -193,6 +251,30 @@ def platform_signer_loader(path: str | Path) -> Callable[[], PlatformSigner]:
         return cache["signer"]
 
     return load
+
+
+def new_client() -> httpx.AsyncClient:
+    # No proxies from the environment (they would connect instead of us, to anything);
+    # no redirects (a 3xx could point anywhere): a 3xx is just a failed attempt.
+    return httpx.AsyncClient(trust_env=False, follow_redirects=False, timeout=None)
+
+
+async def post_to(client: httpx.AsyncClient, target, body: bytes, headers: dict[str, str],
+                  max_bytes: int) -> tuple[int, str]:
+    """POSTs to the checked address (Host and TLS name stay the URL's host); reads at
+    most `max_bytes` of the answer."""
+    url = httpx.URL(target.url).copy_with(host=target.address)
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    default = 443 if target.scheme == "https" else 80
+    headers = dict(headers, host=host if target.port == default else f"{host}:{target.port}")
+    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    async with client.stream("POST", url, content=body, headers=headers, extensions=extensions) as reply:
+        data = b""
+        async for chunk in reply.aiter_raw():
+            data += chunk
+            if len(data) >= max_bytes:
+                break
+    return reply.status_code, data[:max_bytes].decode("utf-8", "replace")
 
 
 def outbox_gauges(uow_factory: Callable[[], UnitOfWork]) -> tuple[int, float]:

@@ -9,17 +9,19 @@ captured request can never be replayed later, even one that was refused."""
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from server.membership.grants import MembershipGrants
 from server.merchant import rules
+from server.merchant.addresses import AddressPolicy, AddressRefused
 from server.merchant.signing import verify_md5, verify_rsa
 from server.merchant.tables import (
     MerchantBalanceEntryRow,
@@ -38,6 +40,9 @@ from server.platform.unit_of_work import UnitOfWork
 
 GRANT_TIMEZONE = "Asia/Shanghai"  # calendar months of a merchant product are counted here
 NONCE_RETENTION = timedelta(minutes=15)  # > 2 x the timestamp window
+NONCE_PURGE_EVERY = 60.0  # seconds between purges from the request path
+NONCE_PURGE_BATCH = 1000  # most nonces one such purge deletes
+log = logging.getLogger(__name__)
 
 CHARGE_PATH = "/v1/openapi/order/VIPCharge"
 QUERY_ORDER_PATH = "/v1/openapi/order/query"
@@ -61,10 +66,15 @@ class ChargeResult:
 
 class MerchantChargeService:
     def __init__(self, uow_factory: Callable[[], UnitOfWork], memberships: MembershipGrants,
-                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)):
+                 addresses: AddressPolicy | None = None, clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)):
         self._uow = uow_factory
         self._memberships = memberships
+        self._addresses = addresses or AddressPolicy()
         self._clock_ms = clock_ms
+        # Expired nonces are purged from the request path too (at most one bounded batch
+        # per interval per process), so they never pile up when no dispatcher runs.
+        self.nonce_purge_every = NONCE_PURGE_EVERY
+        self._next_purge = 0.0
 
     # ---- authentication -------------------------------------------------------------
 
@@ -108,13 +118,26 @@ class MerchantChargeService:
             uow.commit()
         if inserted is None:
             raise rules.refusal("OPENAPI_NONCE_REPLAYED")
+        if time.monotonic() >= self._next_purge:
+            self._next_purge = time.monotonic() + self.nonce_purge_every
+            try:
+                self.purge_nonces(limit=NONCE_PURGE_BATCH)
+            except SQLAlchemyError:  # housekeeping (e.g. a deadlock with a concurrent purge) never fails a request
+                log.warning("nonce purge failed", exc_info=True)
 
-    def purge_nonces(self) -> int:
-        """Nonces older than the window can never be replayed (their timestamp is refused)."""
+    def purge_nonces(self, limit: int | None = None) -> int:
+        """Nonces older than the window can never be replayed (their timestamp is refused).
+        At most `limit` of them (the oldest first) when given."""
+        expired = MerchantNonceRow.created_at < naive_now() - NONCE_RETENTION
         with self._uow() as uow:
-            count = uow.session.execute(
-                delete(MerchantNonceRow).where(MerchantNonceRow.created_at < naive_now() - NONCE_RETENTION)
-            ).rowcount
+            if limit is None:
+                stmt = delete(MerchantNonceRow).where(expired)
+            else:
+                batch = (select(MerchantNonceRow.business_id, MerchantNonceRow.nonce).where(expired)
+                         .order_by(MerchantNonceRow.created_at).limit(limit))
+                stmt = delete(MerchantNonceRow).where(tuple_(MerchantNonceRow.business_id, MerchantNonceRow.nonce)
+                                                      .in_(batch))
+            count = uow.session.execute(stmt).rowcount
             uow.commit()
         return count
 
@@ -124,6 +147,11 @@ class MerchantChargeService:
         caller = self.authenticate(metadata, CHARGE_PATH, raw, rules.CHARGE_FIELDS)
         body = caller.body
         rules.check_callback_url(body["callbackUrl"])
+        if body["callbackUrl"]:
+            try:
+                self._addresses.check(body["callbackUrl"])
+            except AddressRefused as exc:
+                raise rules.refusal("OPENAPI_INVALID_PARAMS", str(exc)) from None
         try:
             return self._charge(caller)
         except IntegrityError:

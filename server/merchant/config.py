@@ -17,5 +17,9 @@ class OpenApiSettings(BaseSettings):
     callback_backoff: str = "15,30,180,600,1200,1800,3600,10800,21600"
     dispatch_interval_seconds: float = 1.0
     callback_lease_seconds: float = 60.0
-    callback_timeout_seconds: float = 10.0
+    callback_timeout_seconds: float = 10.0  # total deadline of one attempt
+    callback_concurrency: int = 32  # attempts in flight per dispatcher
+    # Also allow loopback and private addresses as callback targets (local development
+    # and tests only; docs/openapi.md: Callback address policy). Off in every environment.
+    callback_allow_private_networks: bool = False
     dispatcher_enabled: bool = True

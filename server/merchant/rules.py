@@ -113,9 +113,12 @@ def signing_string(method: str, path: str, business_id: str, timestamp_ms: int |
     return head + body + b"\n"
 
 
-def callback_signing_string(business_id: str, timestamp_ms: int | str, nonce: str, body: bytes) -> bytes:
-    """What the platform signs for a status callback (the merchant verifies it)."""
-    return f"CALLBACK\n{business_id}\n{timestamp_ms}\n{nonce}\n".encode() + body + b"\n"
+def callback_signing_string(merchant_id: str, business_id: str, timestamp_ms: int | str, nonce: str,
+                            body: bytes) -> bytes:
+    """What the platform signs for a status callback. It names the merchant: every
+    merchant's callbacks share one platform key, so a merchant verifying with its own
+    merchantId can never be handed a report signed for another."""
+    return f"CALLBACK\n{merchant_id}\n{business_id}\n{timestamp_ms}\n{nonce}\n".encode() + body + b"\n"
 
 
 def _no_duplicates(pairs):
@@ -130,13 +133,14 @@ def parse_body(raw: bytes, fields: dict[str, bool]) -> dict[str, str]:
     what we act on is exactly what was signed, read one way."""
     try:
         body = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested ~1000 deep
         raise refusal("OPENAPI_INVALID_PARAMS", "body must be a JSON object (UTF-8, no duplicate keys)") from None
     if not isinstance(body, dict):
         raise refusal("OPENAPI_INVALID_PARAMS", "body must be a JSON object")
     unknown = sorted(set(body) - set(fields))
-    if unknown:
-        raise refusal("OPENAPI_INVALID_PARAMS", "unknown field " + ", ".join(unknown))
+    if unknown:  # names quoted short: the message travels in a response header
+        shown = ", ".join(name[:32] + ("..." if len(name) > 32 else "") for name in unknown[:3])
+        raise refusal("OPENAPI_INVALID_PARAMS", "unknown field " + shown + (" ..." if len(unknown) > 3 else ""))
     out: dict[str, str] = {}
     for name, required in fields.items():
         value = body.get(name)
@@ -149,6 +153,8 @@ def parse_body(raw: bytes, fields: dict[str, bool]) -> dict[str, str]:
             raise refusal("OPENAPI_INVALID_PARAMS", f"{name} must be a string")
         if len(value) > 512 or (name != "callbackUrl" and len(value) > 64):
             raise refusal("OPENAPI_INVALID_PARAMS", f"{name} is too long")
+        if not value.isprintable():  # NUL, controls, lone surrogates: no database stores them
+            raise refusal("OPENAPI_INVALID_PARAMS", f"{name} has characters that are not allowed")
         out[name] = value
     return out
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from server.membership.grants import MembershipGrants
 from server.merchant import rules
+from server.merchant.addresses import AddressPolicy
 from server.merchant.callbacks import CallbackDispatcher, DispatchConfig, platform_signer_loader
 from server.merchant.charges import MerchantChargeService
 from server.merchant.config import OpenApiSettings
@@ -24,17 +25,20 @@ class OpenApi:
     signer: Callable[[], PlatformSigner]
     dispatcher_enabled: bool
     uow_factory: Callable[[], UnitOfWork]
+    addresses: AddressPolicy  # shared by charge-time and send-time checks (mutable: tests allow local receivers)
 
     def dispatcher(self, name: str | None = None) -> CallbackDispatcher:
         extra = {"name": name} if name else {}
         return CallbackDispatcher(self.uow_factory, lambda: self.signer(), self.dispatch,
-                                  housekeeping=self.charges.purge_nonces, **extra)
+                                  housekeeping=self.charges.purge_nonces, addresses=self.addresses, **extra)
 
 
 def build_openapi(uow_factory: Callable[[], UnitOfWork], memberships: MembershipGrants,
                   settings: OpenApiSettings | None = None) -> OpenApi:
     s = settings or OpenApiSettings()
     dispatch = DispatchConfig(backoff=rules.parse_backoff(s.callback_backoff), interval=s.dispatch_interval_seconds,
-                              lease=s.callback_lease_seconds, timeout=s.callback_timeout_seconds)
-    return OpenApi(MerchantChargeService(uow_factory, memberships), MerchantRegistry(uow_factory), dispatch,
-                   platform_signer_loader(s.platform_key_file), s.dispatcher_enabled, uow_factory)
+                              lease=s.callback_lease_seconds, timeout=s.callback_timeout_seconds,
+                              concurrency=max(s.callback_concurrency, 1))
+    addresses = AddressPolicy(allow_private=s.callback_allow_private_networks)
+    return OpenApi(MerchantChargeService(uow_factory, memberships, addresses), MerchantRegistry(uow_factory), dispatch,
+                   platform_signer_loader(s.platform_key_file), s.dispatcher_enabled, uow_factory, addresses)

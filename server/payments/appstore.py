@@ -102,6 +102,7 @@ class AppStoreVerifier:
             app_account_token=txn.appAccountToken or "",
             original_transaction_id=txn.originalTransactionId or "",
             environment=txn.rawEnvironment or "",
+            quantity=txn.quantity or 1,
         )
 
     def _legacy_transaction_id(self, receipt: str) -> str:

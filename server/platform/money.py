@@ -2,6 +2,8 @@
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+MAX_YUAN_DIGITS = 15  # no amount has more than 16 digits of whole yuan
+
 
 def yuan_number(fen: int) -> float:
     """001/000/004 JSON numbers: 5400 fen -> 54.0 (printed `54`), 990 -> 9.9."""
@@ -29,7 +31,12 @@ def parse_yuan(text: str | float | int) -> int:
         raise ValueError(f"not an amount: {text!r}") from exc
     if not value.is_finite():
         raise ValueError(f"not an amount: {text!r}")
-    fen = value * 100
-    if fen != fen.to_integral_value():
-        raise ValueError(f"more than two decimals: {text!r}")
-    return int(fen.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    if value.adjusted() > MAX_YUAN_DIGITS:  # 1e30, 24 nines: beyond any amount and Decimal's precision
+        raise ValueError(f"amount out of range: {text!r}")
+    try:
+        fen = value * 100
+        if fen != fen.to_integral_value():
+            raise ValueError(f"more than two decimals: {text!r}")
+        return int(fen.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    except ArithmeticError as exc:  # decimal.InvalidOperation / Overflow on extreme exponents
+        raise ValueError(f"not an amount: {text!r}") from exc

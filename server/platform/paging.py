@@ -11,10 +11,13 @@ def page_token(offset: int) -> str:
     return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
 
 
+MAX_OFFSET = 2**31 - 1  # what the int32 `offset` parameter can say; the database takes int64
+
+
 def offset_from_token(token: str) -> int:
     try:
         prefix, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        if prefix == "o":
+        if prefix == "o" and value.isdigit() and int(value) <= MAX_OFFSET:
             return int(value)
     except ValueError:
         pass

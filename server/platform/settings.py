@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     jwt_secret: str = ""
     jwt_issuer: str = "vipay"
     jwt_audience: str = "vipay-clients"
+    # Service/admin credentials: their own key, issuer and audience, short-lived
+    # (server/platform/auth.py, docs/edge.md). Generated at set-up.
+    service_jwt_secret: str = ""
+    service_jwt_issuer: str = "vipay-internal"
+    service_jwt_audience: str = "vipay-services"
 
     # Signs and verifies sandbox payments and receipts (generated at set-up).
     sandbox_secret: str = ""
@@ -52,6 +57,15 @@ class Settings(BaseSettings):
     recharge_order_limit_per_ip: int = 60
     recharge_rate_window_seconds: int = 60
     recharge_captcha_ttl_seconds: int = 300
+    # The other order-creating paths (001 POST /api/v2/vip/orders and check-iap-result,
+    # 000 POST /charge/pay) and captcha images: attempts per user and per client IP
+    # in each fixed window, each path counted apart; over it, 429 in the family's
+    # envelope (docs/recharge.md: Limits).
+    order_limit_per_user: int = 30
+    order_limit_per_ip: int = 300
+    order_rate_window_seconds: int = 60
+    captcha_limit_per_user: int = 20
+    captcha_limit_per_ip: int = 200
 
     # ---- real payment channels (docs/channels.md). A channel is real once its
     # required ids and keys are set; otherwise its pay methods fall back to the

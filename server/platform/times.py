@@ -3,7 +3,7 @@ works with aware datetimes. These convert at the boundary."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 
 def naive(aware: datetime) -> datetime:
@@ -18,3 +18,13 @@ def utc(stored: datetime | None) -> datetime | None:
 
 def naive_now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def day_start(day: date, tz: tzinfo, days_after: int = 0) -> datetime | None:
+    """Naive UTC of local midnight `days_after` days after `day` in `tz`; None when
+    that lies outside what datetime can hold (0001-01-01 east of UTC, 9999-12-31 + 1):
+    a bound that far out bounds nothing."""
+    try:
+        return naive(datetime.combine(day + timedelta(days=days_after), time.min, tzinfo=tz))
+    except OverflowError:
+        return None

@@ -77,6 +77,11 @@ def yoshop_envelope(err: DomainError) -> tuple[int, dict]:
     return 200, {"status": status, "message": _message(err), "data": []}
 
 
+NOTIFICATION_STATUS = {Kind.INVALID: 400, Kind.UNAUTHENTICATED: 401, Kind.PERMISSION_DENIED: 403,
+                       Kind.NOT_FOUND: 404}
+
+
 def notification_envelope(err: DomainError) -> tuple[int, dict]:
-    """Payment notifications: providers only look at the status."""
-    return (404 if err.kind is Kind.NOT_FOUND else 500), {"message": err.message}
+    """Payment notifications: providers only look at the status. The caller's own faults
+    (e.g. a bad bearer token sent along) are 4xx, never 500."""
+    return NOTIFICATION_STATUS.get(err.kind, 500), {"message": err.message}

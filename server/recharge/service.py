@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -30,7 +30,7 @@ from server.payments.settlement import OrderBook, receive_notification
 from server.platform import metrics
 from server.platform.abuse import AbuseGuard
 from server.platform.errors import DomainError, Kind, Violations
-from server.platform.times import naive, utc
+from server.platform.times import day_start, naive, utc
 from server.platform.unit_of_work import UnitOfWork, session_reads
 from server.recharge import ledger, rules
 from server.recharge.catalog import RechargeCatalogProvider
@@ -129,12 +129,12 @@ class RechargeService:
             v.add("orderState", "The orderState must be one of " + ", ".join(rules.STATES) + ".")
         v.raise_if_any()
         where = [RechargeOrderRow.user_id == user_id, RechargeOrderRow.store_id == 0]
-        if "startDate" in bounds:
-            where.append(RechargeOrderRow.created_at >= naive(datetime.combine(bounds["startDate"], time.min,
-                                                                                   tzinfo=rules.ZONE)))
-        if "endDate" in bounds:
-            until = datetime.combine(bounds["endDate"] + timedelta(days=1), time.min, tzinfo=rules.ZONE)
-            where.append(RechargeOrderRow.created_at < naive(until))
+        since = day_start(bounds["startDate"], rules.ZONE) if "startDate" in bounds else None
+        until = day_start(bounds["endDate"], rules.ZONE, days_after=1) if "endDate" in bounds else None
+        if since is not None:
+            where.append(RechargeOrderRow.created_at >= since)
+        if until is not None:
+            where.append(RechargeOrderRow.created_at < until)
         if state:
             where.append(RechargeOrderRow.state == state)
         # One snapshot for the count and the page; ix_recharge_orders_user_store_id

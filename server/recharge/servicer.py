@@ -15,6 +15,7 @@ from vipay.recharge.v1 import recharge_pb2_grpc
 from server.payments.channels import PayData
 from server.platform import money
 from server.platform.auth import require_user
+from server.platform.abuse import CAPTCHA, CHARGE_PAY
 from server.platform.calls import BlockingRunner, current_call
 from server.platform.error_mapping import EnvelopeRegistry
 from server.platform.errors import DomainError, Kind, Violations
@@ -41,13 +42,6 @@ def nullable(value) -> struct_pb2.Value:
     if isinstance(value, (int, float)):
         return struct_pb2.Value(number_value=value)
     return struct_pb2.Value(string_value=str(value))
-
-
-def client_ip(metadata: dict[str, str]) -> str:
-    """The address Envoy saw: it appends the peer to x-forwarded-for
-    (use_remote_address), so the last entry is the one a client cannot forge."""
-    forwarded = metadata.get("x-forwarded-for", "")
-    return forwarded.rsplit(",", 1)[-1].strip() if forwarded else ""
 
 
 def call_pay_info(pay: PayData) -> str:
@@ -109,7 +103,8 @@ def personal(user_id: int, profile, totals: StoreTotals, platform_header: str) -
 
 def store_id_from(metadata: dict[str, str]) -> int:
     text = metadata.get("storeid", "").strip()
-    if not text.isdigit() or int(text) <= 0:
+    # Store ids are positive BIGINTs: a larger number overflowed the database (a 500 before).
+    if not text.isdigit() or not 0 < int(text) < 2**63:
         raise DomainError("STORE_REQUIRED", "The storeId header is required.", Kind.INVALID,
                           metadata={"header": "storeId"})
     return int(text)
@@ -139,7 +134,9 @@ class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
         ))
 
     async def CreateChargePayment(self, request, context):
-        user_id = require_user(current_call.get().principal)
+        call = current_call.get()
+        user_id = require_user(call.principal)
+        await self._run(self._svc.abuse.limit, CHARGE_PAY, user_id, call.client_ip)
         created = await self._run(self._svc.order_package, user_id, package_id=request.id, pay_type=request.pay_type)
         return pb.CreateChargePaymentResponse(c=0, m=NULL, d=pb.ChargePayment(
             pay_order_id=nullable(created.order.order_number), out_pay_order_id=NULL,
@@ -166,7 +163,7 @@ class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
         created = await self._run(
             self._svc.order_recharge, user_id, plan_id=request.id, price=request.price,
             pay_mode_id=request.pay_mode_id, goods_id=request.goods_id if request.HasField("goods_id") else None,
-            verify_code=request.verify_code, client_ip=client_ip(call.metadata), openid=request.openid,
+            verify_code=request.verify_code, client_ip=call.client_ip, openid=request.openid,
         )
         return pb.CreateRechargeOrderResponse(message="ok", success=True, code=0,
                                               data=payment_request(created.pay_data, created.order.order_number))
@@ -182,7 +179,9 @@ class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
             total=total, rows=[record(r, refunded.get(r.id, 0)) for r in rows]))
 
     async def GetRechargeCaptcha(self, request, context):
-        user_id = require_user(current_call.get().principal)
+        call = current_call.get()
+        user_id = require_user(call.principal)
+        await self._run(self._svc.abuse.limit, CAPTCHA, user_id, call.client_ip)
         png = await self._run(self._svc.abuse.issue, user_id)
         return httpbody_pb2.HttpBody(content_type="image/png", data=png)
 

@@ -8,6 +8,7 @@ from vipay.recharge.v1 import wallet_pb2_grpc
 from server.platform.auth import require_role
 from server.platform.calls import BlockingRunner, current_call
 from server.platform.error_mapping import EnvelopeRegistry
+from server.platform.errors import Violations
 from server.platform.paging import offset_from_token, page_token
 from server.platform.timestamps import timestamp_message
 from server.recharge.service import RechargeService
@@ -29,6 +30,10 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
     async def GetWallet(self, request, context):
         require_role(current_call.get().principal, "service")
         offset = offset_from_token(request.page_token) if request.page_token else 0
+        if request.page_size < 0:  # PostgreSQL refuses a negative LIMIT (a 500 before)
+            v = Violations()
+            v.add("page_size", "The page_size must not be negative.")
+            v.raise_if_any()
         limit = min(request.page_size or 20, 100)
         balance, rows, more = await self._run(self._svc.wallet_entries, request.user_id, request.store_id, offset,
                                               limit)

@@ -142,7 +142,10 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver():
+def receiver(app):
+    """A merchant endpoint on loopback: only reachable with the address policy's
+    private networks allowed (OPENAPI_CALLBACK_ALLOW_PRIVATE_NETWORKS), as in development."""
+    app.openapi.addresses.allow_private = True
     state = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
@@ -169,6 +172,7 @@ def receiver():
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}/notify"
     yield state
+    app.openapi.addresses.allow_private = False
     server.shutdown()
     server.server_close()
 

@@ -55,8 +55,8 @@ def test_final_state_is_pushed_signed_and_verifiable(app, merchant, client_for, 
     client = client_for(merchant)
     created = client.vip_charge("87103", ACCOUNT, "cb-1", callback_url=receiver.url)["data"]
     (headers, body), = receiver.wait_for(1)
-    assert verify_callback(platform_key[1], headers, body)
-    assert not verify_callback(platform_key[1], headers, body.replace(b"success", b"failed"))
+    assert client.verify_callback(platform_key[1], headers, body)
+    assert not client.verify_callback(platform_key[1], headers, body.replace(b"success", b"failed"))
     report = callback_json((headers, body))
     assert report["orderCode"] == created["orderCode"] and report["bizCode"] == "cb-1"
     assert (report["state"], report["status"], report["settlementPrice"]) == ("success", 200, 4.51)
@@ -70,7 +70,7 @@ def test_failed_order_reports_failed_to_the_merchant_default_url(app, client_for
     m = make_merchant(app, "301", ["301"], callback_url=receiver.url)
     client_for(m).vip_charge("87103", "unknown-account", "cb-f")
     (headers, body), = receiver.wait_for(1)
-    assert verify_callback(platform_key[1], headers, body)
+    assert verify_callback(platform_key[1], headers, body, merchant_id="301")
     assert callback_json((headers, body))["state"] == "failed"
 
 
@@ -186,7 +186,7 @@ def test_grpc_server_restarted_mid_schedule_still_delivers(app, merchant, client
         loop.close()
     row, = callback_rows(app)
     assert row.attempts == 2 and len(receiver.received) == 2
-    assert all(verify_callback(platform_key[1], h, b) for h, b in receiver.received)
+    assert all(verify_callback(platform_key[1], h, b, merchant_id=merchant.merchant_id) for h, b in receiver.received)
 
 
 def test_unreadable_platform_key_spends_no_attempt(app, merchant, client_for, receiver, dispatchers_paused):

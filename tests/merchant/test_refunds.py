@@ -11,7 +11,6 @@ import pytest
 from vipay.payments.v1 import refunds_pb2 as pb
 from vipay.payments.v1 import refunds_pb2_grpc
 
-from clients.merchant_client import verify_callback
 from tests.conftest import auth
 
 from .conftest import ACCOUNT, PRICE_FEN, USER_ID, callback_json
@@ -51,7 +50,7 @@ def test_admin_refund_of_a_merchant_order(app, channel, token, merchant, client_
     assert balance(app) == before + PRICE_FEN
     assert app.memberships.status(USER_ID).current_level == ""
     (_, first), (headers, body) = receiver.wait_for(2)
-    assert verify_callback(platform_key[1], headers, body)
+    assert client.verify_callback(platform_key[1], headers, body)
     report = callback_json((headers, body))
     assert (report["state"], report["status"], report["message"], report["orderCode"]) == (
         "refunded", 200, "refunded", created["orderCode"])

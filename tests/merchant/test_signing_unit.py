@@ -38,8 +38,8 @@ def test_rsa_client_signature_verifies_on_the_server_only_for_the_same_bytes():
 
 
 def test_callback_strings_agree():
-    assert rules.callback_signing_string("166", 1, "n", b"{}") == merchant_client.callback_signing_string(
-        "166", "1", "n", b"{}") == b"CALLBACK\n166\n1\nn\n{}\n"
+    assert rules.callback_signing_string("16", "166", 1, "n", b"{}") == merchant_client.callback_signing_string(
+        "16", "166", "1", "n", b"{}") == b"CALLBACK\n16\n166\n1\nn\n{}\n"
 
 
 def reason(fn, *args) -> str:

@@ -61,3 +61,19 @@ def test_gateway_headers_are_ascii_json_and_registry_picks_the_longest_prefix():
     assert registry.for_method("/a.B/Special") is special
     assert registry.for_method("/a.B/Other") is thinksns_envelope
     assert registry.for_method("/c.D/X") is thinksns_envelope  # the default
+
+
+def test_error_details_copied_into_headers_are_bounded():
+    """Any input echoed in an error (a 100 KB field name...) must not make a header
+    Envoy refuses: that drops the upstream connection other clients share."""
+    from server.platform.error_mapping import bounded
+
+    huge = "x" * 100_000
+    err = DomainError("OPENAPI_INVALID_PARAMS", "unknown field " + huge, Kind.INVALID, metadata={"f": huge},
+                      violations=[FieldViolation(huge, huge)] * 50)
+    short = bounded(err)
+    headers = dict(gateway_error_headers(short, thinksns_envelope))
+    assert len(headers["x-http-body"]) < 20_000 and len(rich_status(short).SerializeToString()) < 20_000
+    assert short.message.startswith("unknown field xxx") and short.reason == err.reason and short.kind is err.kind
+    ok = invalid([FieldViolation("level", "bad")])
+    assert bounded(ok) is ok

@@ -14,8 +14,11 @@ export function signingString(method: string, path: string, businessId: string, 
   return Buffer.concat([Buffer.from([method, path, businessId, timestamp, nonce].join("\n") + "\n"), body, Buffer.from("\n")]);
 }
 
-export function callbackSigningString(businessId: string, timestamp: string, nonce: string, body: Buffer): Buffer {
-  return Buffer.concat([Buffer.from(["CALLBACK", businessId, timestamp, nonce].join("\n") + "\n"), body, Buffer.from("\n")]);
+/** CALLBACK, merchantId, businessId, timestamp, nonce, body: the merchantId line binds a report to its merchant. */
+export function callbackSigningString(merchantId: string, businessId: string, timestamp: string, nonce: string,
+                                      body: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(["CALLBACK", merchantId, businessId, timestamp, nonce].join("\n") + "\n"), body,
+                        Buffer.from("\n")]);
 }
 
 /** SHA256-RSA (PKCS#1 v1.5) with the merchant's private key, base64. */
@@ -23,18 +26,21 @@ export const signRsa = (privateKeyPem: string, message: Buffer) => sign("sha256"
 /** MD5: HMAC-MD5 with the merchant's secret, hex. */
 export const signMd5 = (secret: string, message: Buffer) => createHmac("md5", secret).update(message).digest("hex");
 
-/** True when a status callback really comes from the platform and is fresh. Header names in any case;
- * remember the nonces you accepted to refuse replays. */
+/** True when a status callback really comes from the platform, is fresh and is for YOUR merchantId (pass your
+ * own, never one read from the request: one platform key signs every merchant's reports, and this is what
+ * refuses another merchant's report replayed to you). Header names in any case; remember the nonces you
+ * accepted to refuse replays. */
 export function verifyCallback(platformPublicKeyPem: string, headers: Record<string, string | string[] | undefined>,
-                               body: Buffer, maxSkewMs = 5 * 60 * 1000): boolean {
+                               body: Buffer, merchantId: string, maxSkewMs = 5 * 60 * 1000): boolean {
   const h: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers)) if (typeof v === "string") h[k.toLowerCase()] = v;
   const { timestamp, nonce, businessid, sign: signature } = h;
   if (!timestamp || !nonce || !businessid || !signature || !/^[0-9]+$/.test(timestamp)) return false;
   if (Math.abs(Date.now() - Number(timestamp)) > maxSkewMs) return false;
   try {
-    return verify("sha256", callbackSigningString(businessid, timestamp, nonce, body), createPublicKey(platformPublicKeyPem),
-                  Buffer.from(signature, "base64"));
+    return verify("sha256", callbackSigningString(merchantId, businessid, timestamp, nonce, body),
+                  createPublicKey(platformPublicKeyPem), Buffer.from(signature, "base64"))
+      && JSON.parse(body.toString("utf8")).merchantId === merchantId;
   } catch {
     return false;
   }

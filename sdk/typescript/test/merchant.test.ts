@@ -32,9 +32,12 @@ test("a signed VIPCharge succeeds and its status callback verifies", async () =>
     const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no callback in 20 s")), 20000).unref());
     const callback = await Promise.race([arrived, timeout]);
     const headers = callback.headers as Record<string, string>;
-    assert.ok(verifyCallback(platformKey(), headers, callback.body), "the platform's signature verifies");
+    const me = env("VIPAY_MERCHANT_ID");
+    assert.ok(verifyCallback(platformKey(), headers, callback.body, me), "the platform's signature verifies");
     assert.ok(callback.body.toString().includes(reply.data!.orderCode));
-    assert.ok(!verifyCallback(platformKey(), headers, Buffer.concat([callback.body, Buffer.from(" ")])), "tampered body");
+    assert.ok(!verifyCallback(platformKey(), headers, Buffer.concat([callback.body, Buffer.from(" ")]), me), "tampered body");
+    assert.ok(!verifyCallback(platformKey(), { ...headers, merchantid: "other" }, callback.body, "other"),
+              "another merchant cannot accept it");
     const order = await client.queryOrder({ orderCode: reply.data!.orderCode });
     assert.equal(order.data?.state, "success");
   } finally {

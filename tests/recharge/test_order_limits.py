@@ -1,0 +1,108 @@
+"""Per-user and per-IP limits on every order-creating path and on captcha images,
+through the real Envoy, each family answering in its own envelope (issue 9 §1)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import delete
+
+from server.platform.abuse import RateCounterRow
+from server.platform.abuse import CAPTCHA, CHARGE_PAY, CHECK_IAP, VIP_ORDER, RateLimit
+
+ORDER = {"timezone": "Asia/Shanghai", "duration": 3, "level": "middle", "pay_method": "Alipay_AopApp"}
+
+
+@pytest.fixture
+def rates(app):
+    """rates(action, per_user=..., per_ip=...): a tight limit for this test only (a day
+    long, so a test never straddles a window boundary)."""
+    saved = dict(app.abuse.rates)
+
+    def tighten(action: str, per_user: int = 1000, per_ip: int = 1000):
+        app.abuse.rates[action] = RateLimit(per_user, per_ip, 86400)
+
+    yield tighten
+    app.abuse.rates.clear()
+    app.abuse.rates.update(saved)
+
+
+def vip_order(c):
+    return c.post("/api/v2/vip/orders", json=ORDER)
+
+
+def charge_pay(c):
+    return c.post("/charge/pay", json={"id": 1, "payType": "ALIPAYCASH"})
+
+
+def test_vip_orders_per_user_answer_429_in_the_001_envelope(app, gateway, token, rates):
+    rates(VIP_ORDER, per_user=2)
+    with gateway.client(token(1)) as c:
+        assert [vip_order(c).status_code for _ in range(2)] == [201, 201]
+        limited = vip_order(c)
+        assert limited.status_code == 429, limited.text
+        assert limited.json() == {"message": "Too many requests; please retry later.", "errors": {}}
+        assert len(c.get("/api/v2/vip/orders").json()) == 2  # the refused one made nothing
+    with gateway.client(token(2)) as other:  # another user has their own budget
+        assert vip_order(other).status_code == 201
+    with app.uow_factory() as uow:  # the next window starts afresh
+        uow.session.execute(delete(RateCounterRow))
+        uow.commit()
+    with gateway.client(token(1)) as c:
+        assert vip_order(c).status_code == 201
+
+
+def test_vip_orders_per_ip_span_users(gateway, token, rates):
+    rates(VIP_ORDER, per_ip=3)
+    codes = []
+    for user in (11, 12, 13, 14):
+        with gateway.client(token(user), **{"X-Forwarded-For": f"10.0.0.{user}"}) as c:  # forged: ignored
+            codes.append(vip_order(c).status_code)
+    assert codes == [201, 201, 201, 429]
+
+
+def test_check_iap_is_limited_per_user_in_the_001_envelope(app, gateway, token, rates):
+    rates(CHECK_IAP, per_user=2)
+    with gateway.client(token(1)) as c:
+        order = c.post("/api/v2/vip/orders", json=dict(ORDER, pay_method="Iap")).json()
+        codes = [c.post(f"/api/v2/vip/check-iap-result/{order['id']}", json={"receipt": "garbage"}).status_code
+                 for _ in range(3)]
+        last = c.post(f"/api/v2/vip/check-iap-result/{order['id']}", json={"receipt": "garbage"})
+    assert codes[:2] == [500, 500] and codes[2] == 429  # 001 answers a rejected receipt with 500
+    assert last.status_code == 429 and set(last.json()) == {"message", "errors"}
+
+
+def test_charge_pay_is_limited_in_the_000_envelope(gateway, token, rates):
+    rates(CHARGE_PAY, per_user=1)
+    with gateway.client(token(5)) as c:
+        assert charge_pay(c).json()["c"] == 0
+        limited = charge_pay(c)
+    assert limited.status_code == 200
+    assert limited.json() == {"c": 429, "m": "Too many requests; please retry later.", "d": None}
+
+
+def test_charge_pay_per_ip(gateway, token, rates):
+    rates(CHARGE_PAY, per_ip=2)
+    codes = []
+    for user in (21, 22, 23):
+        with gateway.client(token(user)) as c:
+            codes.append(charge_pay(c).json()["c"])
+    assert codes == [0, 0, 429]
+
+
+def test_captcha_images_are_limited_in_the_002_envelope(gateway, token, rates):
+    rates(CAPTCHA, per_user=2)
+    with gateway.client(token(7)) as c:
+        images = [c.get("/api/recharge/captcha") for _ in range(2)]
+        limited = c.get("/api/recharge/captcha")
+    assert [i.headers["content-type"] for i in images] == ["image/png"] * 2
+    assert limited.status_code == 200
+    assert limited.json() == {"message": "Too many requests; please retry later.", "success": False, "code": 429,
+                              "data": None}
+
+
+def test_defaults_limit_every_path(app, settings):
+    """Sane defaults are on (tests above only tighten them)."""
+    assert set(app.abuse.rates) == {VIP_ORDER, CHECK_IAP, CHARGE_PAY, CAPTCHA}
+    assert app.abuse.rates[VIP_ORDER] == RateLimit(settings.order_limit_per_user, settings.order_limit_per_ip,
+                                                   settings.order_rate_window_seconds)
+    assert 0 < settings.order_limit_per_user <= settings.order_limit_per_ip
