@@ -95,7 +95,7 @@ def build_app(settings: Settings, engine: Engine | None = None, *, announce_chan
     orders = RateLimit(settings.order_limit_per_user, settings.order_limit_per_ip, settings.order_rate_window_seconds)
     captchas = RateLimit(settings.captcha_limit_per_user, settings.captcha_limit_per_ip,
                          settings.recharge_rate_window_seconds)
-    abuse = AbuseGuard(uow_factory, limits, png_captcha,
+    abuse = AbuseGuard(uow_factory, limits, png_captcha, writes=writes,
                        rates={VIP_ORDER: orders, CHECK_IAP: orders, CHARGE_PAY: orders, CAPTCHA: captchas})
     recharges = RechargeService(uow_factory, RechargeCatalogProvider(uow_factory, settings.catalog_refresh_seconds),
                                 channels, memberships, abuse, settings.public_base_url, order_ttl=order_ttl, reads=reads)
