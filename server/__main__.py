@@ -12,7 +12,7 @@
   sandbox-receipt ORDER_ID print a sandbox App Store receipt for an Iap order
   catalog show|set-price   inspect or edit the VIP catalog (server/membership/cli.py)
   merchant ...             merchant OpenAPI registry and callbacks (server/merchant/cli.py)
-  ledger-check, recharge-catalog, recharge-sandbox-pay, user-profile   see server/recharge/cli.py
+  ledger-check, recharge-catalog, user-profile   see server/recharge/cli.py
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
   ledger-check                      every wallet balance == the sum of its entries (exit 1 if not)
   recharge-catalog show             print the recharge catalog document (JSON, fen)
   recharge-catalog load FILE        replace it with FILE (validated; replicas reload)
-  recharge-sandbox-pay ORDER_NUMBER send a signed sandbox notification for a recharge order
   user-profile show USER_ID --store-id N         a user's profile in a store (003 `personal`)
   user-profile set USER_ID --store-id N --FIELD VALUE ...   create or change it
 """
@@ -78,21 +77,6 @@ def sandbox_order(app, number: str) -> tuple[str, str, int] | None:
     return f"/api/recharge/orders/{order.id}/sandbox-callback", order.channel, order.amount
 
 
-def cmd_recharge_sandbox_pay(args) -> None:
-    from sqlalchemy import select
-
-    from server.payments.sandbox_tools import send_sandbox_notification
-    from server.recharge.tables import RechargeOrderRow
-
-    app = args.app()
-    with app.uow_factory() as uow:
-        order = uow.session.scalar(select(RechargeOrderRow).where(RechargeOrderRow.order_number == args.order_number))
-    if order is None:
-        sys.exit(f"no recharge order {args.order_number}")
-    send_sandbox_notification(app, f"/api/recharge/orders/{order.id}/sandbox-callback", order.order_number,
-                              order.amount, args.status)
-
-
 def cmd_user_profile(args) -> None:
     from server.platform.errors import DomainError
     from server.recharge.profiles import DEFAULTS
@@ -118,10 +102,6 @@ def add_commands(sub) -> None:
     p.add_argument("action", choices=["show", "load"])
     p.add_argument("file", nargs="?")
     p.set_defaults(fn=cmd_recharge_catalog)
-    p = sub.add_parser("recharge-sandbox-pay")
-    p.add_argument("order_number")
-    p.add_argument("--status", default="PAID", choices=["PAID", "CLOSED"])
-    p.set_defaults(fn=cmd_recharge_sandbox_pay)
     p = sub.add_parser("user-profile")
     p.add_argument("action", choices=["show", "set"])
     p.add_argument("user_id", type=int)
