@@ -248,6 +248,8 @@ def responses(b: Builder, method, op: gateway.Op) -> dict:
     out: dict[str, dict] = {}
     if method.output_type == HTTP_BODY:
         content = {ct: {"schema": raw_schema(ct)} for ct in op.produces}
+        if op.family.errors_in_200:  # a refusal is the family's JSON envelope, still HTTP 200
+            content["application/json"] = {"schema": error_ref(op.family)}
     elif op.success == 204:
         content = None
     else:
