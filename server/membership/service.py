@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError
 
@@ -35,7 +35,7 @@ from server.payments.channels import (
     Reply,
 )
 from server.payments.iap import IapVerifier, ReceiptRejected
-from server.payments.refunds import OrderFacts, RefundBook
+from server.payments.refunds import OrderFacts, RefundBook, refunded_sql
 from server.payments.settlement import OrderBook, receive_notification
 from server.platform import metrics
 from server.platform.cached_catalog import CatalogProvider
@@ -55,7 +55,9 @@ NEXT_ORDER_ID = {
 # (platform/unit_of_work.py Reads.one).
 OWN_ORDER = "FROM vip_orders WHERE id = :id AND user_id = :user_id AND user_deleted_at IS NULL"
 OWN_ORDER_STATUS_SQL = f"SELECT pay_status {OWN_ORDER}"
-OWN_ORDER_SQL = f"SELECT {', '.join(c.name for c in VipOrderRow.__table__.columns)} {OWN_ORDER}"
+# The order and the fen refunded of it, in one statement.
+OWN_ORDER_SQL = (f"SELECT {', '.join(c.name for c in VipOrderRow.__table__.columns)}, "
+                 f"{refunded_sql('vip_orders', 'vip_orders.id')} {OWN_ORDER}")
 JSON_COLUMNS = {c.name for c in VipOrderRow.__table__.columns if c.type._type_affinity.__name__ == "JSON"}
 ORDER_KEYS = tuple(c.key for c in VipOrderRow.__table__.columns)
 TIME_COLUMNS = {c.name for c in VipOrderRow.__table__.columns if c.type._type_affinity.__name__ == "DateTime"}
@@ -140,7 +142,11 @@ class MembershipService:
         request_id: str = "",
         openid: str = "",
         client_ip: str = "",
+        attempt: Callable[[Connection], DomainError | None] | None = None,
     ) -> CreatedOrder:
+        """`attempt`: a write job counting this attempt against the caller's order
+        limits (AbuseGuard.attempt); it runs in the order's own transaction, so the
+        count costs no commit of its own, and a refusal it answers is raised here."""
         if len(request_id) > rules.MAX_REQUEST_ID or not request_id.isprintable():
             v = Violations()  # NUL and over-long ids would fail in PostgreSQL (a 500 before)
             v.add("request_id", f"The request_id must be at most {rules.MAX_REQUEST_ID} printable characters.")
@@ -177,7 +183,10 @@ class MembershipService:
             "updated_at": naive(now),
         }
 
-        def write(conn) -> dict:
+        def write(conn) -> dict | DomainError:
+            refusal = attempt(conn) if attempt else None
+            if refusal is not None:
+                return refusal  # the count commits; no order
             # One INSERT per order: the id is taken first (under SQLite's writer lock,
             # or from the PostgreSQL sequence) so the trade_no goes in with the row.
             order_id = conn.execute(NEXT_ORDER_ID[conn.dialect.name]).scalar_one()
@@ -186,7 +195,10 @@ class MembershipService:
             return row
 
         try:
-            order = VipOrderRow(**self._writes(write))  # once the order is durably committed
+            written = self._writes(write)  # answered once the order is durably committed
+            if isinstance(written, DomainError):
+                raise written
+            order = VipOrderRow(**written)
             metrics.ORDERS_CREATED.labels("membership").inc()
         except IntegrityError:  # a concurrent twin with the same request_id won
             existing = self._order_by_request(user_id, request_id)
@@ -259,12 +271,12 @@ class MembershipService:
             rows = list(conn.execute(query))
         return rows[:limit], len(rows) > limit
 
-    def get_order(self, user_id: int, order_id: int) -> VipOrderRow:
-        """The caller's order (detached, read-only)."""
+    def get_order(self, user_id: int, order_id: int) -> tuple[VipOrderRow, int]:
+        """The caller's order (detached, read-only) and the fen refunded of it."""
         values = self._reads.one(OWN_ORDER_SQL, {"id": order_id, "user_id": user_id})
         if values is None:
             raise not_found("order", order_id)
-        return _order_from(values)
+        return _order_from(values[:-1]), int(values[-1])
 
     def _own_order(self, uow: UnitOfWork, user_id: int, order_id: int, lock: bool = False) -> VipOrderRow:
         query = select(VipOrderRow).where(

@@ -186,13 +186,14 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
                  refunded: Callable[[list[int]], dict[int, int]] = lambda ids: {}, *, abuse: AbuseGuard):
         self._svc = service
         self._run = run
+        self._read = run.read  # hot reads: their own threads (BlockingRunner)
         self._save_catalog = save_catalog
         self._refunded = refunded  # order id -> fen refunded (docs/refunds.md)
         self._configs: tuple[Catalog | None, pb.GetVipConfigsResponse | None] = (None, None)
         self._abuse = abuse  # per-user / per-IP limits (docs/recharge.md: Limits)
 
     async def _order(self, row: VipOrderRow) -> pb.VipOrder:
-        refunded = await self._run(self._refunded, [row.id])
+        refunded = await self._read(self._refunded, [row.id])
         return order_message(row, refunded.get(row.id, 0))
 
     async def _catalog(self) -> Catalog:
@@ -215,7 +216,6 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
     async def CreateVipOrder(self, request, context):
         call = current_call.get()
         user_id = require_user(call.principal)
-        await self._run(self._abuse.limit, VIP_ORDER, user_id, call.client_ip)
         created = await self._run(
             self._svc.create_order,
             user_id,
@@ -227,6 +227,7 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
             request_id=request.request_id,
             openid=request.openid,
             client_ip=call.client_ip,
+            attempt=self._abuse.attempt(VIP_ORDER, user_id, call.client_ip),
         )
         call.set_http_status(201)
         return created_message(created.order, created.pay_data)
@@ -236,12 +237,12 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
         user_id = require_user(call.principal)
         offset = offset_from_token(request.page_token) if request.page_token else request.offset
         limit = request.page_size or request.limit or 15
-        rows, more = await self._run(
+        rows, more = await self._read(
             self._svc.list_orders, user_id, offset=offset, limit=limit, start=request.s, end=request.d,
             timezone_name=request.timezone or "Asia/Shanghai",
         )
         call.unwrap_json_field("vip_orders")
-        refunded = await self._run(self._refunded, [r.id for r in rows])
+        refunded = await self._read(self._refunded, [r.id for r in rows])
         return pb.ListVipOrdersResponse(
             vip_orders=[order_message(r, refunded.get(r.id, 0)) for r in rows],
             next_page_token=page_token(offset + limit) if more else "",
@@ -249,13 +250,8 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
 
     async def GetVipOrder(self, request, context):
         user_id = require_user(current_call.get().principal)
-
-        def read():  # the order and its refunds in one thread-pool hop
-            row = self._svc.get_order(user_id, request.order)
-            return row, self._refunded([row.id])
-
-        row, refunded = await self._run(read)
-        return order_message(row, refunded.get(row.id, 0))
+        row, refunded = await self._read(self._svc.get_order, user_id, request.order)
+        return order_message(row, refunded)
 
     async def DeleteVipOrder(self, request, context):
         call = current_call.get()
@@ -282,7 +278,7 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
 
     async def CheckVipOrder(self, request, context):
         user_id = require_user(current_call.get().principal)
-        return pb.CheckVipOrderResponse(status=await self._run(self._svc.is_paid, user_id, request.order_id))
+        return pb.CheckVipOrderResponse(status=await self._read(self._svc.is_paid, user_id, request.order_id))
 
     async def GetMyMembership(self, request, context):
         user_id = require_user(current_call.get().principal)

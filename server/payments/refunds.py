@@ -104,6 +104,15 @@ def default_refund_no(order_number: str, amount_fen: int | None) -> str:
     return f"R{order_number}-{amount_fen if amount_fen is not None else 'ALL'}"
 
 
+def refunded_sql(book: str, order_id: str) -> str:
+    """A scalar subquery: the fen refunded (succeeded) of the `book` order whose id is
+    the SQL expression `order_id`. An area puts it in its own order read, so one
+    order's view is one statement (on PostgreSQL one round trip, not two)."""
+    assert re.fullmatch(r"[a-z_]+", book) and re.fullmatch(r"[a-z_.]+", order_id)  # SQL text, never input
+    return (f"(SELECT coalesce(sum(amount_fen), 0) FROM refunds WHERE book = '{book}' "
+            f"AND order_id = {order_id} AND state = '{REFUND_SUCCEEDED}')")
+
+
 REFUNDED_ONE_SQL = ("SELECT sum(amount_fen) FROM refunds WHERE book = :book AND order_id = :order_id "
                     "AND state = :state")
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String, delete, select, update
+from sqlalchemy import BigInteger, Connection, DateTime, Index, Integer, String, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -103,26 +103,10 @@ class AbuseGuard:
         return self.hit_all([key], window_seconds)[key]
 
     def hit_all(self, keys: list[str], window_seconds: int | None = None) -> dict[str, int]:
-        """hit() for several keys in one transaction (one commit per request, not per key;
-        keys in sorted order, so concurrent requests lock their rows in one order)."""
+        """hit() for several keys in one transaction (one commit per request, not per key)."""
         size = window_seconds or self.limits.window_seconds
         window = int(self._clock()) // size * size
-
-        def count(conn) -> dict[str, int]:  # re-runnable: a failed batch is rolled back first
-            counts = {}
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            for key in sorted(set(keys)):
-                stmt = dialect.insert(RateCounterRow).values(key=key, window_start=window, count=1)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["key", "window_start"], set_={"count": RateCounterRow.count + 1}
-                ).returning(RateCounterRow.count)
-                counts[key] = conn.execute(stmt).scalar_one()
-                if counts[key] == 1:  # first hit of a window: forget the key's older windows
-                    conn.execute(delete(RateCounterRow).where(RateCounterRow.key == key,
-                                                              RateCounterRow.window_start < window))
-            return counts
-
-        return self._writes(count)
+        return self._writes(lambda conn: _count(conn, keys, window))  # re-runnable: a failed batch rolls back first
 
     def check(self, user_id: int, client_ip: str, verify_code: str) -> None:
         """Counts the attempt; over either limit it needs a valid captcha code."""
@@ -134,16 +118,33 @@ class AbuseGuard:
             raise captcha_required()
         self.redeem(user_id, verify_code)
 
-    def limit(self, action: str, user_id: int, client_ip: str) -> None:
-        """Counts one attempt at `action`; over the user's or the IP's limit it is
-        refused (RESOURCE_EXHAUSTED: 429 or code 429 in the family's envelope)."""
+    def attempt(self, action: str, user_id: int, client_ip: str) -> Callable[[Connection], DomainError | None]:
+        """A write job (a function of a Connection) that counts one attempt at `action`
+        and answers its refusal, or None. An order path runs it inside its own write
+        job, so the count shares the order's transaction and commit; a refused
+        attempt's count commits too (the refusal is returned, not raised)."""
         rate = self.rates.get(action)
         if rate is None:
-            return
+            return lambda conn: None
+        now = int(self._clock())
+        window = now // rate.window_seconds * rate.window_seconds
         user_key, ip_key = f"{action}:user:{user_id}", f"{action}:ip:{client_ip}"
-        counts = self.hit_all([user_key, ip_key] if client_ip else [user_key], rate.window_seconds)
-        if counts[user_key] > rate.per_user or counts.get(ip_key, 0) > rate.per_ip:
-            raise rate_limited(rate.window_seconds - int(self._clock()) % rate.window_seconds)
+
+        def count(conn: Connection) -> DomainError | None:
+            counts = _count(conn, [user_key, ip_key] if client_ip else [user_key], window)
+            if counts[user_key] > rate.per_user or counts.get(ip_key, 0) > rate.per_ip:
+                return rate_limited(rate.window_seconds - now % rate.window_seconds)
+            return None
+
+        return count
+
+    def limit(self, action: str, user_id: int, client_ip: str) -> None:
+        """Counts one attempt at `action` in a transaction of its own; over the user's
+        or the IP's limit it is refused (RESOURCE_EXHAUSTED: 429 or code 429 in the
+        family's envelope)."""
+        refusal = self._writes(self.attempt(action, user_id, client_ip))
+        if refusal is not None:
+            raise refusal
 
     def issue(self, user_id: int) -> bytes:
         """A new captcha for the user (older unused ones stop counting); the PNG."""
@@ -171,6 +172,29 @@ class AbuseGuard:
             uow.commit()
         if won != 1 or row.expires_at < now or not secrets.compare_digest(row.code, verify_code.strip().upper()):
             raise captcha_invalid()
+
+
+# Built once: constructing (and cache-keying) the upsert per request cost more than running it.
+_UPSERT = {
+    name: dialect.insert(RateCounterRow)
+    .values(key=bindparam("key"), window_start=bindparam("window"), count=1)
+    .on_conflict_do_update(index_elements=["key", "window_start"], set_={"count": RateCounterRow.count + 1})
+    .returning(RateCounterRow.count)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_FORGET_OLDER = delete(RateCounterRow).where(RateCounterRow.key == bindparam("key"),
+                                             RateCounterRow.window_start < bindparam("window"))
+
+
+def _count(conn: Connection, keys: list[str], window: int) -> dict[str, int]:
+    """Counts one hit for each key in `window`; keys in sorted order, so concurrent
+    requests lock their rows in one order."""
+    counts = {}
+    for key in sorted(set(keys)):
+        counts[key] = conn.execute(_UPSERT[conn.dialect.name], {"key": key, "window": window}).scalar_one()
+        if counts[key] == 1:  # first hit of a window: forget the key's older windows
+            conn.execute(_FORGET_OLDER, {"key": key, "window": window})
+    return counts
 
 
 def png_captcha(code: str) -> bytes:

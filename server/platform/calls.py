@@ -71,17 +71,32 @@ current_call: contextvars.ContextVar[Call] = contextvars.ContextVar("current_cal
 
 class BlockingRunner:
     """Runs synchronous service-layer code (SQLAlchemy) off the event loop, keeping
-    the call context."""
+    the call context.
 
-    def __init__(self, workers: int):
+    `await runner(fn, ...)`: anything (writes, provider calls). `await runner.read(fn, ...)`:
+    only reads through `Reads` (read-only, never behind the SQLite writer lock, no
+    provider call), on threads of their own. A bulkhead: a write holds its thread
+    while it waits for its group commit, so with one pool a write load took every
+    thread and order-status reads queued behind it (issue 11)."""
+
+    def __init__(self, workers: int, read_workers: int):
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
+        self._reads = ThreadPoolExecutor(max_workers=read_workers, thread_name_prefix="db-read")
 
     async def __call__(self, fn, *args, **kwargs):
+        return await self._in(self._pool, fn, args, kwargs)
+
+    async def read(self, fn, *args, **kwargs):
+        return await self._in(self._reads, fn, args, kwargs)
+
+    @staticmethod
+    async def _in(pool: ThreadPoolExecutor, fn, args, kwargs):
         ctx = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: ctx.run(fn, *args, **kwargs))
+        return await asyncio.get_running_loop().run_in_executor(pool, lambda: ctx.run(fn, *args, **kwargs))
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
+        self._reads.shutdown(wait=True)
 
 
 # A request the protobuf runtime cannot decode (e.g. a string that is not UTF-8, which

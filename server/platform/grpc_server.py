@@ -34,7 +34,7 @@ class GrpcServer:
     def __init__(self, app, services: Sequence[ModuleType], host: str = "127.0.0.1", port: int = 0):
         s = app.settings
         self.app = app
-        self.runner = BlockingRunner(s.grpc_workers)
+        self.runner = BlockingRunner(s.grpc_workers, s.read_workers)
         verifier = TokenVerifier(*token_keys(s))
         envelopes = EnvelopeRegistry()
         self.server = grpc.aio.server(interceptors=[CallInterceptor(verifier, envelopes)], options=SERVER_OPTIONS)

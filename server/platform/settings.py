@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     http_port: int = 8080
     envoy_admin_port: int = 9901
     grpc_workers: int = 16  # threads running blocking database work
+    # Threads of their own for the hot reads (order status, history): a write waiting for
+    # its commit or a provider call holds a GRPC_WORKERS thread, never one of these.
+    read_workers: int = 8
     # Prometheus metrics (server/platform/metrics.py) on 127.0.0.1:METRICS_PORT; unset: off, 0: a free port.
     metrics_port: int | None = None
 

@@ -125,12 +125,16 @@ class GroupCommit:
     CreateVipOrder at the fsync rate, with threads queueing for the lock. On
     PostgreSQL a batch also saves the per-order round trips of BEGIN and COMMIT.
     The cost: one batch's orders wait for the slowest job in it, and a job must not
-    call out (no provider calls inside; those happen after the commit)."""
+    call out (no provider calls inside; those happen after the commit).
+
+    The writer thread keeps one Core connection (no ORM session, no pool checkout and
+    reset per batch); a connection that failed is replaced."""
 
     MAX_BATCH = 64
 
-    def __init__(self, session_factory: sessionmaker):
-        self._session_factory = session_factory
+    def __init__(self, engine: Engine):
+        self._engine = engine
+        self._conn: Connection | None = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -159,30 +163,45 @@ class GroupCommit:
     def _commit(self, batch) -> None:
         try:
             try:
-                outcomes = self._attempt(batch, savepoints=False)
-            except Exception:
-                outcomes = self._attempt(batch, savepoints=True)
-        except BaseException as exc:  # the commit failed: nobody's rows were stored
+                outcomes = self._run_jobs(batch, savepoints=False)
+            except _JobFailed:
+                outcomes = self._run_jobs(batch, savepoints=True)
+        except BaseException as exc:  # the commit failed: each caller gets the error, nothing is re-run
             for _job, done in batch:
                 done.set_exception(exc)
             return
         for (_job, done), (ok, value) in zip(batch, outcomes):
             done.set_result(value) if ok else done.set_exception(value)
 
-    def _attempt(self, batch, savepoints: bool) -> list[tuple[bool, object]]:
-        outcomes: list[tuple[bool, object]] = []
-        with self._session_factory() as session, session.begin():
-            conn = session.connection()
+    def _run_jobs(self, batch, savepoints: bool) -> list[tuple[bool, object]]:
+        if self._conn is None or self._conn.invalidated or self._conn.closed:
+            self._conn = self._engine.connect()  # first batch, or the last one broke the connection
+        conn, outcomes = self._conn, []
+        tx = conn.begin()
+        try:
             for job, _done in batch:
                 if not savepoints:
-                    outcomes.append((True, job(conn)))  # any failure: rolled back, re-run with savepoints
+                    try:
+                        outcomes.append((True, job(conn)))
+                    except Exception as exc:  # rolled back below; the batch re-runs with savepoints
+                        raise _JobFailed from exc
                     continue
                 try:
                     with conn.begin_nested():
                         outcomes.append((True, job(conn)))
                 except Exception as exc:  # this job only: its savepoint is rolled back
                     outcomes.append((False, exc))
+        except BaseException:
+            tx.rollback()
+            raise
+        # Not retried when it fails: the COMMIT may have happened (a job run again
+        # could store its rows twice).
+        tx.commit()
         return outcomes
+
+
+class _JobFailed(Exception):
+    """A job raised in a batch without savepoints."""
 
 
 def single_commits(uow_factory):

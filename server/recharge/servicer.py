@@ -116,6 +116,7 @@ class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
         self._svc = service
         self._profiles = profiles
         self._run = run
+        self._read = run.read  # hot reads: their own threads (BlockingRunner)
         self._refunded = refunded  # order id -> fen refunded (docs/refunds.md)
 
     # ---- 000 ----------------------------------------------------------------
@@ -170,11 +171,11 @@ class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
 
     async def GetRechargeHistory(self, request, context):
         user_id = require_user(current_call.get().principal)
-        total, rows = await self._run(
+        total, rows = await self._read(
             self._svc.history, user_id, page=request.page or 1, rows=request.rows or 10,
             start=request.start_date, end=request.end_date, state=request.order_state,
         )
-        refunded = await self._run(self._refunded, [r.id for r in rows])
+        refunded = await self._read(self._refunded, [r.id for r in rows])
         return pb.GetRechargeHistoryResponse(message="ok", success=True, code=0, data=pb.RechargeHistory(
             total=total, rows=[record(r, refunded.get(r.id, 0)) for r in rows]))
 

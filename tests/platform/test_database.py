@@ -50,7 +50,7 @@ def insert_counter(key: str, fail: bool = False):
 def test_group_commit_batches_waiting_writers_and_a_failing_one_fails_alone(sqlite_engine):
     commits = []
     event.listen(sqlite_engine, "commit", lambda conn: commits.append(1))
-    group = GroupCommit(make_session_factory(sqlite_engine))
+    group = GroupCommit(sqlite_engine)
     started, release = threading.Event(), threading.Event()
 
     def blocker(conn):
