@@ -9,8 +9,9 @@ import ipaddress
 import json
 import logging
 import os
+import queue
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import grpc
@@ -80,23 +81,63 @@ class BlockingRunner:
     thread and order-status reads queued behind it (issue 11)."""
 
     def __init__(self, workers: int, read_workers: int):
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
-        self._reads = ThreadPoolExecutor(max_workers=read_workers, thread_name_prefix="db-read")
+        self._pool = _Threads(workers, "db")
+        self._reads = _Threads(read_workers, "db-read")
 
-    async def __call__(self, fn, *args, **kwargs):
-        return await self._in(self._pool, fn, args, kwargs)
+    def __call__(self, fn, *args, **kwargs) -> asyncio.Future:
+        return self._pool.submit(fn, args, kwargs)
 
-    async def read(self, fn, *args, **kwargs):
-        return await self._in(self._reads, fn, args, kwargs)
-
-    @staticmethod
-    async def _in(pool: ThreadPoolExecutor, fn, args, kwargs):
-        ctx = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(pool, lambda: ctx.run(fn, *args, **kwargs))
+    def read(self, fn, *args, **kwargs) -> asyncio.Future:
+        return self._reads.submit(fn, args, kwargs)
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=True)
-        self._reads.shutdown(wait=True)
+        self._pool.shutdown()
+        self._reads.shutdown()
+
+
+class _Threads:
+    """A fixed set of threads answering asyncio futures directly. Lighter than
+    run_in_executor, which chains a concurrent.futures.Future to an asyncio one
+    (~10 % of a one-row read's CPU)."""
+
+    def __init__(self, size: int, name: str):
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._work, name=f"{name}_{i}", daemon=True) for i in range(size)]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, fn, args, kwargs) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put((loop, future, contextvars.copy_context(), fn, args, kwargs))
+        return future
+
+    def _work(self) -> None:
+        while (job := self._queue.get()) is not None:
+            loop, future, ctx, fn, args, kwargs = job
+            try:
+                result, error = ctx.run(fn, *args, **kwargs), None
+            except BaseException as exc:  # handed to the awaiting call, which maps it
+                result, error = None, exc
+            try:
+                loop.call_soon_threadsafe(_settle, future, result, error)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            t.join()
+
+
+def _settle(future: asyncio.Future, result, error: BaseException | None) -> None:
+    if future.cancelled():  # the call was cancelled while its work ran
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 # A request the protobuf runtime cannot decode (e.g. a string that is not UTF-8, which
@@ -168,11 +209,12 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             headers = {"x-request-id": call.request_id}
             try:
                 if error is None:
-                    if not call.via_gateway:
-                        # Direct gRPC callers get x-request-id with the status (trailing
-                        # metadata): sending initial metadata on its own is a separate
-                        # batch in gRPC's core, ~15% of a cheap call. The gateway needs
-                        # its x-http-code / x-json-unwrap as response headers.
+                    if not call.response_headers:
+                        # x-request-id goes with the status (trailing metadata): sending
+                        # initial metadata on its own is a separate batch in gRPC's core,
+                        # ~15% of a cheap call. Gateway clients get x-request-id from Envoy
+                        # (always_set_request_id_in_response); only x-http-code /
+                        # x-json-unwrap must be response headers.
                         context.set_trailing_metadata(tuple(headers.items()))
                         return response
                     headers.update(call.response_headers)

@@ -2,6 +2,8 @@
 gRPC and the /package.Service/Method forms are refused there; gRPC/Envoy headers never
 reach HTTP clients (docs/edge.md)."""
 
+import json
+
 import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -80,3 +82,18 @@ def test_responses_carry_no_grpc_or_envoy_headers(gateway, token):
     assert [a.status_code for a in answers] == [200, 200, 201, 422, 404, 422, 200, 200]
     for answer in answers:
         assert not set(INTERNAL_HEADERS) & set(answer.headers), (answer.request.url, dict(answer.headers))
+
+
+def test_every_answer_carries_the_request_id_the_server_logged(gateway, token, caplog):
+    # Envoy makes the id, passes it to the server and answers it (always_set_request_id_in_response):
+    # the server sends no response headers for a plain answer (issue 11), clients still get the id.
+    caplog.set_level("INFO", logger="vipay.rpc")
+    with gateway.client(token(1)) as c:
+        answers = [c.get("/ping"), c.get("/api/v2/vip/configs"), c.get("/api/v2/vip/orders/999"),
+                   c.post("/api/v2/vip/orders", json={"timezone": "Asia/Shanghai", "duration": 3, "level": "middle",
+                                                      "pay_method": "Alipay_AopApp"})]
+    assert [a.status_code for a in answers] == [200, 200, 404, 201]
+    logged = {json.loads(r.getMessage())["request_id"] for r in caplog.records if r.name == "vipay.rpc"}
+    for answer in answers:
+        ids = answer.headers.get_list("x-request-id")
+        assert len(ids) == 1 and ids[0] in logged, (answer.request.url, ids)
