@@ -4,6 +4,7 @@ fails alone), and reads never wait for the writer lock."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -99,3 +100,21 @@ def test_reads_do_not_wait_for_the_writer(sqlite_engine):
             assert pool.submit(snapshot).result(timeout=2) == 0
         uow.commit()
     assert reads.one("SELECT count(*) FROM rate_counters", {}) == (1,)
+
+
+def test_a_kept_read_connection_holds_no_snapshot_between_reads(sqlite_engine):
+    """Reads.one keeps its connection and cursor per thread; an open read snapshot would
+    pin the WAL (no checkpoint could reset it) and grow it without bound."""
+    reads = Reads(make_read_engine(sqlite_engine))
+    with UnitOfWork(make_session_factory(sqlite_engine)) as uow:
+        uow.session.execute(text("INSERT INTO rate_counters (key, window_start, count) VALUES ('a', 0, 1), ('b', 0, 1)"))
+        uow.commit()
+    assert reads.one("SELECT key FROM rate_counters ORDER BY key", {}) == ("a",)  # a statement with more rows
+    # A TRUNCATE checkpoint completes only if no reader holds a snapshot (busy = 0).
+    outside = sqlite3.connect(sqlite_engine.url.database, isolation_level=None)
+    try:
+        outside.execute("PRAGMA busy_timeout=0")
+        busy, _log, _done = outside.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        outside.close()
+    assert busy == 0
