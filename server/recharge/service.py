@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from server.membership.grants import MembershipGrants
@@ -177,8 +177,11 @@ class RechargeService:
             quote = rules.quote_plan(catalog, plan_id, amount)
         return self._create(user_id, "recharge", quote, mode.pay_method, client_ip=client_ip, openid=openid)
 
-    def order_package(self, user_id: int, *, package_id: int, pay_type: str) -> CreatedOrder:
-        """000: a charge package paid through one of the app's pay types."""
+    def order_package(self, user_id: int, *, package_id: int, pay_type: str,
+                      attempt: Callable[[Connection], DomainError | None] | None = None) -> CreatedOrder:
+        """000: a charge package paid through one of the app's pay types. `attempt`: counts
+        this attempt against the order limits in the order's own transaction
+        (AbuseGuard.attempt); a refusal it answers is raised, its count kept."""
         catalog = self.catalog.get()
         kind = catalog.charge_pay_type(pay_type)
         if kind is None:
@@ -187,13 +190,19 @@ class RechargeService:
                   + ".")
             v.raise_if_any()
         assert kind is not None
-        return self._create(user_id, "charge", rules.quote_package(catalog, package_id), kind.pay_method)
+        return self._create(user_id, "charge", rules.quote_package(catalog, package_id), kind.pay_method,
+                            attempt=attempt)
 
     def _create(self, user_id: int, family: str, quote: rules.Quote, pay_method: str, store_id: int = 0,
-                *, client_ip: str = "", openid: str = "") -> CreatedOrder:
+                *, client_ip: str = "", openid: str = "",
+                attempt: Callable[[Connection], DomainError | None] | None = None) -> CreatedOrder:
         channel = self._channels.for_method(pay_method)
         now = self._clock()
         with self._uow() as uow:
+            refusal = attempt(uow.session.connection()) if attempt else None
+            if refusal is not None:
+                uow.commit()  # the attempt counts; no order
+                raise refusal
             order = RechargeOrderRow(
                 user_id=user_id, store_id=store_id, family=family, kind=quote.kind, plan_id=quote.plan_id,
                 package_id=quote.package_id, amount=quote.amount_fen, gift_amount=quote.gift_fen,

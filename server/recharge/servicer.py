@@ -137,8 +137,8 @@ class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
     async def CreateChargePayment(self, request, context):
         call = current_call.get()
         user_id = require_user(call.principal)
-        await self._run(self._svc.abuse.limit, CHARGE_PAY, user_id, call.client_ip)
-        created = await self._run(self._svc.order_package, user_id, package_id=request.id, pay_type=request.pay_type)
+        created = await self._run(self._svc.order_package, user_id, package_id=request.id, pay_type=request.pay_type,
+                                  attempt=self._svc.abuse.attempt(CHARGE_PAY, user_id, call.client_ip))
         return pb.CreateChargePaymentResponse(c=0, m=NULL, d=pb.ChargePayment(
             pay_order_id=nullable(created.order.order_number), out_pay_order_id=NULL,
             call_pay_info=call_pay_info(created.pay_data), pay_callback_info=NULL,

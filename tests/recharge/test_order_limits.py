@@ -106,3 +106,34 @@ def test_defaults_limit_every_path(app, settings):
     assert app.abuse.rates[VIP_ORDER] == RateLimit(settings.order_limit_per_user, settings.order_limit_per_ip,
                                                    settings.order_rate_window_seconds)
     assert 0 < settings.order_limit_per_user <= settings.order_limit_per_ip
+
+
+@pytest.mark.parametrize("path", ["vip", "charge"])
+def test_an_order_counts_its_attempt_in_its_own_commit_and_a_refusal_keeps_the_count(app, gateway, token, rates,
+                                                                                      path):
+    """The attempt count runs inside the order's transaction (AbuseGuard.attempt): one
+    commit per order; a refused attempt stores no order but its count (issue 11)."""
+    from sqlalchemy import event, func, select
+
+    from server.membership.tables import VipOrderRow
+    from server.recharge.tables import RechargeOrderRow
+
+    action, send, table = {"vip": (VIP_ORDER, vip_order, VipOrderRow),
+                           "charge": (CHARGE_PAY, charge_pay, RechargeOrderRow)}[path]
+    rates(action, per_user=1)
+    commits = []
+    listener = lambda conn: commits.append(1)  # noqa: E731
+    with gateway.client(token(31)) as c:
+        event.listen(app.engine, "commit", listener)
+        try:
+            first = send(c)
+        finally:
+            event.remove(app.engine, "commit", listener)
+        refused = send(c)
+    assert first.status_code in (200, 201) and refused.status_code in (200, 429)
+    assert len(commits) == 1
+    with app.uow_factory() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(table)) == 1
+        counts = dict(uow.session.execute(select(RateCounterRow.key, RateCounterRow.count)
+                                          .where(RateCounterRow.key.like(f"{action}:user:%"))).all())
+    assert counts == {f"{action}:user:31": 2}
