@@ -43,6 +43,7 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
 WARMUP = float(os.environ.get("BENCH_WARMUP", "1"))
 HISTORY_ORDERS = int(os.environ.get("BENCH_HISTORY_ORDERS", "1000000"))
 SMALL_HISTORY = 10_000
+HISTORY_RUNS = 3  # per history row: the median of three p50s
 GRPC_LOAD = {"connections": 16, "streams": 16}
 HTTP_CONNECTIONS = 32
 WRITER_LOAD = {"connections": 4, "streams": 4}  # CreateVipOrder load beside the read-under-write row
@@ -274,9 +275,12 @@ def run_backend(name: str, database_url: str, workdir: Path, bare_port: int, err
                 n = len(sample(req).vip_orders) if call == "ListVipOrders" else len(sample(req).data.rows)
                 if n == 0:
                     errors.append(f"{name} {call}: the history user has no orders")
-                r = h2load(grpc_base + path, grpc_frame(req), dict(history_md), seconds=SECONDS / 2, warmup=WARMUP,
-                           connections=1, streams=1)
-                rows[f"grpc {call} @{label}"] = r.as_dict()
+                # One call in flight is sensitive to a slow moment of the (shared) host:
+                # three short runs, the one with the median p50 is the row.
+                runs = sorted((h2load(grpc_base + path, grpc_frame(req), dict(history_md), seconds=SECONDS / 2,
+                                      warmup=WARMUP if i == 0 else 0, connections=1, streams=1).as_dict()
+                               for i in range(HISTORY_RUNS)), key=lambda r: r["p50_ms"])
+                rows[f"grpc {call} @{label}"] = dict(runs[len(runs) // 2], p50_runs_ms=[r["p50_ms"] for r in runs])
 
         history("10k")
         plans = {}
