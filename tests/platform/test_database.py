@@ -118,3 +118,34 @@ def test_a_kept_read_connection_holds_no_snapshot_between_reads(sqlite_engine):
     finally:
         outside.close()
     assert busy == 0
+
+
+def test_group_commit_waits_for_concurrent_writers_but_not_for_a_lone_one(sqlite_engine):
+    commits = []
+    event.listen(sqlite_engine, "commit", lambda conn: commits.append(1))
+    group = GroupCommit(sqlite_engine, delay=0.5)
+    started = time.monotonic()
+    assert group(insert_counter("alone")) == "alone"
+    assert time.monotonic() - started < 0.3  # no sign of concurrent writers: committed at once
+    # Two writers queue behind a third's batch and share the next one: now writers are
+    # concurrent, so the batch after waits up to the delay and a writer 0.1 s late joins it.
+    release = threading.Event()
+
+    def blocker(conn):
+        release.wait(10)
+        return insert_counter("first")(conn)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        first = pool.submit(group, blocker)
+        time.sleep(0.05)
+        queued = [pool.submit(group, insert_counter(k)) for k in ("second", "third")]
+        while group._queue.qsize() != 2:
+            time.sleep(0.01)
+        release.set()
+        assert [f.result(10) for f in (first, *queued)] == ["first", "second", "third"]
+        before = len(commits)
+        early = pool.submit(group, insert_counter("early"))
+        time.sleep(0.1)
+        late = pool.submit(group, insert_counter("late"))
+        assert (early.result(10), late.result(10)) == ("early", "late")
+    assert len(commits) - before == 1  # one COMMIT for both
