@@ -1,5 +1,9 @@
 """Composes the application: settings -> engine -> payment channels -> the areas, and
-registers the areas' gRPC services with the platform's server."""
+registers the areas' gRPC services with the platform's server.
+
+The composition root: every object gets what it uses through its constructor (or,
+for a gRPC service, through its register()); nothing is set onto an object after it
+is built. Each area's settings are read here and handed in."""
 
 from __future__ import annotations
 
@@ -20,8 +24,10 @@ from server.membership.service import MembershipService
 from server.membership.tables import VipCatalogRow
 from server.merchant import servicer as merchant_servicer
 from server.merchant.callbacks import outbox_gauges
+from server.merchant.config import OpenApiSettings
 from server.merchant.service import OpenApi, build_openapi
-from server.payments.channels import ChannelRegistry
+from server.membership.limits import CHECK_IAP, VIP_ORDER
+from server.payments.channels import ChannelRegistry, PaymentChannel, RefundStatement, Reply
 from server.payments import refund_servicer
 from server.payments.configure import build_channels, build_iap_verifier
 from server.payments.iap import IapVerifier, SandboxIapVerifier
@@ -31,17 +37,20 @@ from server.payments.settlement import SettlementService
 from server.payments.settlement_worker import settle_forever
 from server.platform import diagnostics
 from server.platform.metrics import DatabaseGauges, MetricsEndpoint
-from server.platform.abuse import CAPTCHA, CHARGE_PAY, CHECK_IAP, VIP_ORDER, AbuseGuard, Limits, RateLimit, png_captcha
 from server.platform.cached_catalog import CatalogProvider
 from server.platform.database import make_engine, make_read_engine, make_session_factory
-from server.platform.grpc_server import GrpcServer
+from server.platform.auth import TokenVerifier, token_keys
+from server.platform.grpc_server import GrpcServer, Registration
+from server.platform.rate_limits import RateLimit, RateLimiter
 from server.platform.settings import Settings
 from server.platform.unit_of_work import GroupCommit, Reads, UnitOfWork
 from server.recharge import servicer as recharge_servicer
 from server.recharge import wallet_servicer
+from server.recharge.captchas import CAPTCHA, CHARGE_PAY, CaptchaGuard, Limits, png_captcha
 from server.recharge.catalog import RechargeCatalogProvider
 from server.recharge.profiles import UserProfiles
 from server.recharge.service import RechargeService
+from server.recharge.settings import RechargeSettings
 
 log = logging.getLogger("vipay.server")
 
@@ -60,7 +69,7 @@ class App:
     settlement: SettlementService  # re-query / close unpaid orders (payments/settlement_worker.py)
     profiles: UserProfiles  # per-store user profiles for 003's `personal` (docs/recharge.md)
     refunds: RefundService  # operator and provider-console refunds (docs/refunds.md)
-    abuse: AbuseGuard  # per-user / per-IP limits of every order-creating path (docs/recharge.md: Limits)
+    abuse: RateLimiter  # per-user / per-IP limits of every order-creating path (docs/recharge.md: Limits)
 
     def save_catalog(self, catalog) -> int:
         with self.uow_factory() as uow:
@@ -69,9 +78,13 @@ class App:
         return version
 
 
-def build_app(settings: Settings, engine: Engine | None = None, *, announce_channels: bool = True) -> App:
+def build_app(settings: Settings, engine: Engine | None = None, *, announce_channels: bool = True,
+              recharge_settings: RechargeSettings | None = None, openapi_settings: OpenApiSettings | None = None) -> App:
     """announce_channels=False: no provider set-up warnings (CLI commands that never
-    talk to a payment provider)."""
+    talk to a payment provider). The areas' own settings: from the environment
+    (and var/dev.env) unless given."""
+    recharge_settings = recharge_settings or RechargeSettings()
+    openapi_settings = openapi_settings or OpenApiSettings()
     engine = engine or make_engine(settings.sqlalchemy_url)
     session_factory = make_session_factory(engine)
     uow_factory = partial(UnitOfWork, session_factory)
@@ -82,7 +95,13 @@ def build_app(settings: Settings, engine: Engine | None = None, *, announce_chan
     # Real providers where configured, the sandbox elsewhere (refused in production
     # unless ALLOW_SANDBOX): see payments/configure.py and docs/channels.md.
     channel_setup = build_channels(settings, sandbox, announce_channels)
-    channels = channel_setup.registry()
+    # The refund service is built from the areas' refund books, which need the channels;
+    # the channels reach it for refund statements on any notify path through this
+    # function, which looks `refunds` up when a statement arrives (it is bound below).
+    def refund_statement(channel: PaymentChannel, statement: RefundStatement) -> Reply:
+        return refunds.receive_statement(channel, statement)
+
+    channels = channel_setup.registry(on_refund=refund_statement)
     assert set(PAY_METHODS) <= set(channel_setup.routes)
     iap = build_iap_verifier(settings, SandboxIapVerifier(settings.sandbox_secret), announce_channels)
     order_ttl = timedelta(minutes=settings.order_close_minutes)
@@ -90,41 +109,53 @@ def build_app(settings: Settings, engine: Engine | None = None, *, announce_chan
     catalog = CatalogProvider(uow_factory, settings.catalog_refresh_seconds, VipCatalogRow, catalog_from_row)
     memberships = MembershipService(uow_factory, catalog, channels, iap, settings.public_base_url,
                                     order_ttl=order_ttl, reads=reads, writes=writes)
-    limits = Limits(settings.recharge_order_limit_per_user, settings.recharge_order_limit_per_ip,
-                    settings.recharge_rate_window_seconds, settings.recharge_captcha_ttl_seconds)
     orders = RateLimit(settings.order_limit_per_user, settings.order_limit_per_ip, settings.order_rate_window_seconds)
-    captchas = RateLimit(settings.captcha_limit_per_user, settings.captcha_limit_per_ip,
-                         settings.recharge_rate_window_seconds)
-    abuse = AbuseGuard(uow_factory, limits, png_captcha, writes=writes,
-                       rates={VIP_ORDER: orders, CHECK_IAP: orders, CHARGE_PAY: orders, CAPTCHA: captchas})
+    r = recharge_settings
+    captcha_images = RateLimit(r.captcha_limit_per_user, r.captcha_limit_per_ip, r.recharge_rate_window_seconds)
+    abuse = RateLimiter(uow_factory, writes=writes,
+                        rates={VIP_ORDER: orders, CHECK_IAP: orders, CHARGE_PAY: orders, CAPTCHA: captcha_images})
+    captchas = CaptchaGuard(uow_factory, abuse, Limits(r.recharge_order_limit_per_user, r.recharge_order_limit_per_ip,
+                                                       r.recharge_rate_window_seconds, r.recharge_captcha_ttl_seconds),
+                            png_captcha)
     recharges = RechargeService(uow_factory, RechargeCatalogProvider(uow_factory, settings.catalog_refresh_seconds),
-                                channels, memberships, abuse, settings.public_base_url, order_ttl=order_ttl, reads=reads)
-    openapi = build_openapi(uow_factory, memberships)
-    settlement = SettlementService(
-        uow_factory, channels, [memberships.order_book(), recharges.order_book()], close_after=order_ttl,
-        requery_after=timedelta(seconds=settings.settle_requery_after_seconds),
-        requery_every=timedelta(seconds=max(settings.settle_interval_seconds, 1)),
-        batch_size=settings.settle_batch_size,
-    )
+                                channels, memberships, captchas, settings.public_base_url, order_ttl=order_ttl,
+                                reads=reads)
+    openapi = build_openapi(uow_factory, memberships, openapi_settings)
+    requery_after = timedelta(seconds=settings.settle_requery_after_seconds)
+    requery_every = timedelta(seconds=max(settings.settle_interval_seconds, 1))
     refunds = RefundService(
         uow_factory, channels,
         [memberships.refund_book(), recharges.refund_book(), openapi.charges.refund_book()],
-        settings.public_base_url, requery_after=timedelta(seconds=settings.settle_requery_after_seconds),
-        requery_every=timedelta(seconds=max(settings.settle_interval_seconds, 1)),
+        settings.public_base_url, requery_after=requery_after, requery_every=requery_every,
         batch_size=settings.settle_batch_size, reads=reads,
     )
-    channels.on_refund = refunds.receive_statement  # refund notifications on any notify path
-    settlement.refunds = refunds  # unknown refund outcomes are asked again by the same loop
+    settlement = SettlementService(
+        uow_factory, channels, [memberships.order_book(), recharges.order_book()], close_after=order_ttl,
+        requery_after=requery_after, requery_every=requery_every, batch_size=settings.settle_batch_size,
+        refunds=refunds,  # unknown refund outcomes are asked again by the same loop
+    )
     return App(settings, engine, uow_factory, channels, sandbox, iap, memberships, recharges, openapi, settlement,
                UserProfiles(uow_factory), refunds, abuse)
 
 
-# The gRPC services, in registration order. Each module has register() (and may have background()).
-SERVICES = (diagnostics, membership_servicer, recharge_servicer, wallet_servicer, merchant_servicer, refund_servicer)
+def services(app: App) -> list[Registration]:
+    """The gRPC services, in registration order, each bound to what it uses."""
+    return [
+        diagnostics.register,
+        partial(membership_servicer.register, memberships=app.memberships, save_catalog=app.save_catalog,
+                refunded=partial(app.refunds.refunded_fen, "vip_orders"), limiter=app.abuse),
+        partial(recharge_servicer.register, recharges=app.recharges, profiles=app.profiles,
+                refunded=partial(app.refunds.refunded_fen, "recharge_orders"), limiter=app.abuse),
+        partial(wallet_servicer.register, recharges=app.recharges),
+        partial(merchant_servicer.register, charges=app.openapi.charges),
+        partial(refund_servicer.register, refunds=app.refunds),
+    ]
 
 
 def build_grpc_server(app: App, host: str = "127.0.0.1", port: int = 0) -> GrpcServer:
-    return GrpcServer(app, SERVICES, host, port)
+    s = app.settings
+    return GrpcServer(services(app), merchant_servicer.background(app.openapi), verifier=TokenVerifier(*token_keys(s)),
+                      workers=s.grpc_workers, read_workers=s.read_workers, host=host, port=port)
 
 
 def database_gauges(app: App) -> DatabaseGauges:
@@ -158,7 +189,7 @@ async def serve_forever(app: App) -> None:
     server = build_grpc_server(app, app.settings.grpc_host, app.settings.grpc_port)
     await server.start()
     metrics_endpoint = start_metrics(app)
-    settling = asyncio.create_task(settle_forever(app))  # re-query / close unpaid orders
+    settling = asyncio.create_task(settle_forever(app.settlement, app.settings.settle_interval_seconds))  # re-query / close unpaid orders
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -16,9 +16,10 @@ from server.membership.service import MembershipService, MembershipView
 from server.membership.tables import VipOrderRow
 from server.payments.channels import PayData
 from server.platform import money
-from server.platform.abuse import CHECK_IAP, VIP_ORDER, AbuseGuard
+from server.membership.limits import CHECK_IAP, VIP_ORDER
 from server.platform.auth import require_role, require_user
 from server.platform.calls import BlockingRunner, current_call
+from server.platform.rate_limits import RateLimiter
 from server.platform.error_mapping import EnvelopeRegistry, thinksns_envelope
 from server.platform.errors import Violations
 from server.platform.paging import offset_from_token, page_token
@@ -183,7 +184,7 @@ def status_message(view: MembershipView) -> pb.MembershipStatus:
 
 class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
     def __init__(self, service: MembershipService, run: BlockingRunner, save_catalog,
-                 refunded: Callable[[list[int]], dict[int, int]] = lambda ids: {}, *, abuse: AbuseGuard):
+                 refunded: Callable[[list[int]], dict[int, int]] = lambda ids: {}, *, abuse: RateLimiter):
         self._svc = service
         self._run = run
         self._read = run.read  # hot reads: their own threads (BlockingRunner)
@@ -313,11 +314,14 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
         return pb.UpdateVipCatalogResponse(version=version)
 
 
-def register(server, app, runner: BlockingRunner, envelopes: EnvelopeRegistry) -> str:
+def register(server, runner: BlockingRunner, envelopes: EnvelopeRegistry, *, memberships: MembershipService,
+             save_catalog: Callable[[Catalog], int], refunded: Callable[[list[int]], dict[int, int]],
+             limiter: RateLimiter) -> str:
+    """`refunded`: order id -> fen refunded (the refund service); `limiter` counts
+    VIP_ORDER and CHECK_IAP attempts."""
     name = pb.DESCRIPTOR.services_by_name["MembershipService"].full_name
     membership_pb2_grpc.add_MembershipServiceServicer_to_server(
-        MembershipServicer(app.memberships, runner, app.save_catalog,
-                           lambda ids: app.refunds.refunded_fen("vip_orders", ids), abuse=app.abuse), server
+        MembershipServicer(memberships, runner, save_catalog, refunded, abuse=limiter), server
     )
     envelopes.register(f"/{name}/", thinksns_envelope)
     return name

@@ -34,8 +34,8 @@ class OpenApi:
 
 
 def build_openapi(uow_factory: Callable[[], UnitOfWork], memberships: MembershipGrants,
-                  settings: OpenApiSettings | None = None) -> OpenApi:
-    s = settings or OpenApiSettings()
+                  s: OpenApiSettings) -> OpenApi:
+    """`s`: read by the composition root (server/app.py), never here."""
     dispatch = DispatchConfig(backoff=rules.parse_backoff(s.callback_backoff), interval=s.dispatch_interval_seconds,
                               lease=s.callback_lease_seconds, timeout=s.callback_timeout_seconds,
                               concurrency=max(s.callback_concurrency, 1))

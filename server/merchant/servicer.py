@@ -10,6 +10,7 @@ from vipay.openapi.v1 import openapi_charge_pb2_grpc
 
 from server.merchant import rules
 from server.merchant.charges import MerchantChargeService, shanghai
+from server.merchant.service import OpenApi
 from server.merchant.tables import MerchantOrderRow
 from server.platform import money
 from server.platform.calls import BlockingRunner, current_call
@@ -61,15 +62,13 @@ class OpenApiChargeServicer(openapi_charge_pb2_grpc.OpenApiChargeServiceServicer
             merchant_id=merchant_id, balance=money.yuan_number(balance)))
 
 
-def register(server, app, runner: BlockingRunner, envelopes: EnvelopeRegistry) -> str:
+def register(server, runner: BlockingRunner, envelopes: EnvelopeRegistry, *, charges: MerchantChargeService) -> str:
     name = pb.DESCRIPTOR.services_by_name["OpenApiChargeService"].full_name
-    openapi_charge_pb2_grpc.add_OpenApiChargeServiceServicer_to_server(
-        OpenApiChargeServicer(app.openapi.charges, runner), server
-    )
+    openapi_charge_pb2_grpc.add_OpenApiChargeServiceServicer_to_server(OpenApiChargeServicer(charges, runner), server)
     envelopes.register(f"/{name}/", openapi_envelope)
     return name
 
 
-def background(app) -> list:
+def background(openapi: OpenApi) -> list:
     """Started and stopped with the gRPC server: the status callback dispatcher."""
-    return [app.openapi.dispatcher()] if app.openapi.dispatcher_enabled else []
+    return [openapi.dispatcher()] if openapi.dispatcher_enabled else []

@@ -5,7 +5,7 @@ provider's notification into a verified `Notification`; it never touches the dat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -129,17 +129,22 @@ class PaymentChannel(Protocol):
     # def query_refund(self, refund_no: str, trade_no: str) -> RefundStatement: ...
 
 
+# The refund service's inbox as the notify paths see it: a verified refund statement
+# of `channel` in, the provider's reply out (payments/refunds.py receive_statement).
+RefundStatements = Callable[[PaymentChannel, RefundStatement], Reply]
+
+
 class ChannelRegistry:
     """Which channel serves which pay method, and the channels by name (the
     notify path names the channel: `/…/{id}/{name}-callback`)."""
 
-    def __init__(self, channels: list[PaymentChannel], routes: Mapping[str, str]):
+    def __init__(self, channels: list[PaymentChannel], routes: Mapping[str, str],
+                 on_refund: RefundStatements | None = None):
         self._by_name = {c.name: c for c in channels}
         self._routes = dict(routes)
-        # Set by the composition root: where verified refund statements go (the refund
-        # service), so any notify path can carry one (Alipay sends refunds to the
-        # payment's notify_url).
-        self.on_refund = None
+        # Where verified refund statements go (the refund service), so any notify path
+        # can carry one (Alipay sends refunds to the payment's notify_url).
+        self.on_refund = on_refund
 
     def name_for(self, pay_method: str) -> str:
         """The channel an order of this pay method belongs to (its `channel` column).

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from server.payments.channels import ChannelRegistry, PaymentChannel
+from server.payments.channels import ChannelRegistry, PaymentChannel, RefundStatements
 from server.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,8 @@ class ChannelSetup:
     routes: dict[str, str] = field(default_factory=dict)
     sandboxed: list[str] = field(default_factory=list)  # providers left on the sandbox
 
-    def registry(self) -> ChannelRegistry:
-        return ChannelRegistry(self.channels, self.routes)
+    def registry(self, on_refund: RefundStatements | None = None) -> ChannelRegistry:
+        return ChannelRegistry(self.channels, self.routes, on_refund)
 
 
 def alipay_configured(s: Settings) -> bool:

@@ -61,6 +61,6 @@ class RefundServicer(refunds_pb2_grpc.RefundServiceServicer):
         return httpbody_pb2.HttpBody(content_type=reply.content_type, data=reply.body)
 
 
-def register(server, app, runner: BlockingRunner, envelopes: EnvelopeRegistry) -> str:
-    refunds_pb2_grpc.add_RefundServiceServicer_to_server(RefundServicer(app.refunds, runner), server)
+def register(server, runner: BlockingRunner, envelopes: EnvelopeRegistry, *, refunds: RefundService) -> str:
+    refunds_pb2_grpc.add_RefundServiceServicer_to_server(RefundServicer(refunds, runner), server)
     return pb.DESCRIPTOR.services_by_name["RefundService"].full_name

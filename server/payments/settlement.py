@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, or_, select, update
 
@@ -73,6 +73,12 @@ class OrderBook:
     settle: Callable[[int, PaymentChannel, Notification], Reply]
 
 
+class RefundRequeries(Protocol):
+    """The refund service as settlement sees it: one pass over refunds of unknown outcome."""
+
+    def run_once(self) -> Any: ...  # a report with `queried` and `finished`
+
+
 @dataclass
 class SettleReport:
     queried: int = 0
@@ -86,7 +92,7 @@ class SettleReport:
 class SettlementService:
     def __init__(self, uow_factory: Callable[[], UnitOfWork], channels: ChannelRegistry,
                  books: list[OrderBook], *, close_after: timedelta, requery_after: timedelta,
-                 requery_every: timedelta, batch_size: int = 50,
+                 requery_every: timedelta, batch_size: int = 50, refunds: RefundRequeries | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self._uow = uow_factory
         self._channels = channels
@@ -96,7 +102,7 @@ class SettlementService:
         self._requery_every = requery_every
         self._batch = batch_size
         self._clock = clock
-        self.refunds = None  # the refund service (set by bootstrap): its unknown outcomes are asked again here
+        self._refunds = refunds  # the refund service: its unknown outcomes are asked again by the same loop
 
     def _claim(self, book: OrderBook, now: datetime) -> list[tuple[int, str, str, datetime]]:
         """Open orders old enough to ask about and not asked recently."""
@@ -143,8 +149,8 @@ class SettlementService:
         for book in self.books:
             for order_id, number, channel_name, created_at in self._claim(book, now):
                 self._settle_one(book, order_id, number, channel_name, created_at, now, report)
-        if self.refunds is not None:
-            refunds = self.refunds.run_once()
+        if self._refunds is not None:
+            refunds = self._refunds.run_once()
             report.refunds_queried, report.refunds_finished = refunds.queried, refunds.finished
         return report
 

@@ -6,16 +6,18 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from server.payments.settlement import SettlementService
+
 log = logging.getLogger("vipay.settlement")
 
 
-async def settle_forever(app, interval: float | None = None) -> None:
-    interval = app.settings.settle_interval_seconds if interval is None else interval
+async def settle_forever(settlement: SettlementService, interval: float) -> None:
+    """One pass every `interval` seconds (SETTLE_INTERVAL_SECONDS); off when <= 0."""
     if interval <= 0:
         return
     while True:
         try:
-            report = await asyncio.to_thread(app.settlement.run_once)
+            report = await asyncio.to_thread(settlement.run_once)
             if report.queried or report.closed:
                 log.info("settlement pass: %s", report)
         except asyncio.CancelledError:

@@ -179,7 +179,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap(self, method: str, handler):
         if handler.unary_unary is None:
-            return handler
+            return _refused(method, handler)
         behavior = handler.unary_unary
 
         async def wrapper(request, context: grpc.aio.ServicerContext):
@@ -237,6 +237,27 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
+
+
+STREAMING_REFUSED = ("Streaming RPCs are not served: authentication, logging and error mapping "
+                     "(platform/calls.py) wrap unary calls only.")
+
+
+def _refused(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """Fails closed: any handler but unary-unary would skip authentication, the call log
+    and error mapping, so its calls are refused (UNIMPLEMENTED) and logged instead of run."""
+    log.error(json.dumps({"msg": "streaming handler refused", "method": method}))
+
+    async def refuse(request_or_iterator, context: grpc.aio.ServicerContext):
+        metrics.observe_rpc(method, "STREAMING_REFUSED", 0.0)
+        log.warning(json.dumps({"msg": "rpc", "method": method, "outcome": "STREAMING_REFUSED"}))
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, STREAMING_REFUSED)
+
+    make = (grpc.unary_stream_rpc_method_handler if handler.unary_stream is not None else
+            grpc.stream_unary_rpc_method_handler if handler.stream_unary is not None else
+            grpc.stream_stream_rpc_method_handler)
+    return make(refuse, request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
 
 
 def _log_call(call: Call, outcome: str, error: DomainError | None, seconds: float) -> None:

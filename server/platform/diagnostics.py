@@ -9,6 +9,6 @@ class DiagnosticsServicer(diagnostics_pb2_grpc.DiagnosticsServiceServicer):
         return pb.PingResponse(ok=True)
 
 
-def register(server, app, runner, envelopes) -> str:
+def register(server, runner, envelopes) -> str:
     diagnostics_pb2_grpc.add_DiagnosticsServiceServicer_to_server(DiagnosticsServicer(), server)
     return pb.DESCRIPTOR.services_by_name["DiagnosticsService"].full_name

@@ -1,18 +1,18 @@
 """The grpc.aio server: services, health, reflection, interceptors, graceful stop.
 
-It knows no area: server/app.py hands it the service modules to register."""
+It knows no area: server/app.py hands it the services to register, each bound to what it uses."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from types import ModuleType
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from server.platform.auth import TokenVerifier, token_keys
+from server.platform.auth import TokenVerifier
 from server.platform.calls import BlockingRunner, CallInterceptor
 from server.platform.error_mapping import EnvelopeRegistry
 
@@ -27,20 +27,32 @@ SERVER_OPTIONS = (("grpc.max_metadata_size", MAX_METADATA_BYTES),
                   ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES))
 
 
-class GrpcServer:
-    """`services`: modules with `register(server, app, runner, envelopes) -> service full name`
-    and optionally `background(app) -> [objects with async start()/stop()]`, run with the server."""
+# One gRPC service's registration: adds its servicer to the server, registers its
+# error envelopes and answers the service's full name. The composition root binds
+# what each service uses (functools.partial), so the platform never sees the app.
+Registration = Callable[[Any, BlockingRunner, EnvelopeRegistry], str]
 
-    def __init__(self, app, services: Sequence[ModuleType], host: str = "127.0.0.1", port: int = 0):
-        s = app.settings
-        self.app = app
-        self.runner = BlockingRunner(s.grpc_workers, s.read_workers)
-        verifier = TokenVerifier(*token_keys(s))
+
+class Background(Protocol):
+    """A job run with the server (e.g. the merchant callback dispatcher)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class GrpcServer:
+    """`services`: registrations, in order; `background`: jobs started after the server
+    and stopped after it."""
+
+    def __init__(self, services: Sequence[Registration], background: Sequence[Background], *,
+                 verifier: TokenVerifier, workers: int, read_workers: int, host: str = "127.0.0.1", port: int = 0):
+        self.runner = BlockingRunner(workers, read_workers)
         envelopes = EnvelopeRegistry()
         self.server = grpc.aio.server(interceptors=[CallInterceptor(verifier, envelopes)], options=SERVER_OPTIONS)
         arrival_order = _ArrivalOrder(self.server)
-        self.service_names = tuple(area.register(arrival_order, app, self.runner, envelopes) for area in services)
-        self.background = [job for area in services if hasattr(area, "background") for job in area.background(app)]
+        self.service_names = tuple(register(arrival_order, self.runner, envelopes) for register in services)
+        self.background = list(background)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

@@ -54,21 +54,13 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    # Recharge abuse control (docs/recharge.md): POST /api/recharge/order attempts
-    # per user and per client IP in each fixed window before a captcha is required.
-    recharge_order_limit_per_user: int = 10
-    recharge_order_limit_per_ip: int = 60
-    recharge_rate_window_seconds: int = 60
-    recharge_captcha_ttl_seconds: int = 300
-    # The other order-creating paths (001 POST /api/v2/vip/orders and check-iap-result,
-    # 000 POST /charge/pay) and captcha images: attempts per user and per client IP
-    # in each fixed window, each path counted apart; over it, 429 in the family's
-    # envelope (docs/recharge.md: Limits).
+    # The order-creating paths (001 POST /api/v2/vip/orders and check-iap-result,
+    # 000 POST /charge/pay): attempts per user and per client IP in each fixed window,
+    # each path counted apart; over it, 429 in the family's envelope (docs/recharge.md:
+    # Limits). 002's own limits and captchas: server/recharge/settings.py.
     order_limit_per_user: int = 30
     order_limit_per_ip: int = 300
     order_rate_window_seconds: int = 60
-    captcha_limit_per_user: int = 20
-    captcha_limit_per_ip: int = 200
 
     # ---- real payment channels (docs/channels.md). A channel is real once its
     # required ids and keys are set; otherwise its pay methods fall back to the

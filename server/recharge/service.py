@@ -28,11 +28,11 @@ from server.payments.channels import (
 from server.payments.refunds import OrderFacts, RefundBook
 from server.payments.settlement import OrderBook, receive_notification
 from server.platform import metrics
-from server.platform.abuse import AbuseGuard
 from server.platform.errors import DomainError, Kind, Violations
 from server.platform.times import day_start, naive, utc
 from server.platform.unit_of_work import UnitOfWork, session_reads
 from server.recharge import ledger, rules
+from server.recharge.captchas import CaptchaGuard
 from server.recharge.catalog import RechargeCatalogProvider
 from server.recharge.tables import RechargeOrderRow, WalletEntryRow, WalletRow
 
@@ -77,7 +77,7 @@ class RechargeService:
         catalog: RechargeCatalogProvider,
         channels: ChannelRegistry,
         memberships: MembershipGrants,
-        abuse: AbuseGuard,
+        captchas: CaptchaGuard,
         public_base_url: str,
         order_ttl: timedelta | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
@@ -88,7 +88,7 @@ class RechargeService:
         self.catalog = catalog
         self._channels = channels
         self._memberships = memberships
-        self.abuse = abuse
+        self.captchas = captchas  # 002's limit and captchas (docs/recharge.md: Limits)
         self._base_url = public_base_url.rstrip("/")
         self._order_ttl = order_ttl  # unpaid orders fail after this (settlement.py)
         self._clock = clock
@@ -156,7 +156,7 @@ class RechargeService:
     def order_recharge(self, user_id: int, *, plan_id: int, price: str, pay_mode_id: int, goods_id: int | None,
                        verify_code: str, client_ip: str, openid: str = "") -> CreatedOrder:
         """002: a plan, a custom amount (plan_id 0) or a VIP-giving package (goods_id)."""
-        self.abuse.check(user_id, client_ip, verify_code)
+        self.captchas.check(user_id, client_ip, verify_code)
         v = Violations()
         if plan_id < 0:
             v.add("id", "The id must be a recharge amount id, or 0 for a custom amount.")

@@ -15,10 +15,11 @@ from vipay.recharge.v1 import recharge_pb2_grpc
 from server.payments.channels import PayData
 from server.platform import money
 from server.platform.auth import require_user
-from server.platform.abuse import CAPTCHA, CHARGE_PAY
 from server.platform.calls import BlockingRunner, current_call
 from server.platform.error_mapping import EnvelopeRegistry
 from server.platform.errors import DomainError, Kind, Violations
+from server.platform.rate_limits import RateLimiter
+from server.recharge.captchas import CAPTCHA, CHARGE_PAY
 from server.recharge.envelopes import (
     charge_envelope,
     notification_envelope,
@@ -112,8 +113,9 @@ def store_id_from(metadata: dict[str, str]) -> int:
 
 class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
     def __init__(self, service: RechargeService, profiles: UserProfiles, run: BlockingRunner,
-                 refunded: Callable[[list[int]], dict[int, int]] = lambda ids: {}):
+                 refunded: Callable[[list[int]], dict[int, int]] = lambda ids: {}, *, limiter: RateLimiter):
         self._svc = service
+        self._limiter = limiter  # counts CHARGE_PAY and CAPTCHA attempts (docs/recharge.md: Limits)
         self._profiles = profiles
         self._run = run
         self._read = run.read  # hot reads: their own threads (BlockingRunner)
@@ -138,7 +140,7 @@ class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
         call = current_call.get()
         user_id = require_user(call.principal)
         created = await self._run(self._svc.order_package, user_id, package_id=request.id, pay_type=request.pay_type,
-                                  attempt=self._svc.abuse.attempt(CHARGE_PAY, user_id, call.client_ip))
+                                  attempt=self._limiter.attempt(CHARGE_PAY, user_id, call.client_ip))
         return pb.CreateChargePaymentResponse(c=0, m=NULL, d=pb.ChargePayment(
             pay_order_id=nullable(created.order.order_number), out_pay_order_id=NULL,
             call_pay_info=call_pay_info(created.pay_data), pay_callback_info=NULL,
@@ -182,8 +184,8 @@ class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
     async def GetRechargeCaptcha(self, request, context):
         call = current_call.get()
         user_id = require_user(call.principal)
-        await self._run(self._svc.abuse.limit, CAPTCHA, user_id, call.client_ip)
-        png = await self._run(self._svc.abuse.issue, user_id)
+        await self._run(self._limiter.limit, CAPTCHA, user_id, call.client_ip)
+        png = await self._run(self._svc.captchas.issue, user_id)
         return httpbody_pb2.HttpBody(content_type="image/png", data=png)
 
     # ---- 003 ----------------------------------------------------------------
@@ -238,10 +240,11 @@ FAMILIES = {
 }
 
 
-def register(server, app, runner: BlockingRunner, envelopes: EnvelopeRegistry) -> str:
+def register(server, runner: BlockingRunner, envelopes: EnvelopeRegistry, *, recharges: RechargeService,
+             profiles: UserProfiles, refunded: Callable[[list[int]], dict[int, int]], limiter: RateLimiter) -> str:
+    """`refunded`: order id -> fen refunded (the refund service)."""
     name = pb.DESCRIPTOR.services_by_name["RechargeService"].full_name
-    servicer = RechargeServicer(app.recharges, app.profiles, runner,
-                                lambda ids: app.refunds.refunded_fen("recharge_orders", ids))
+    servicer = RechargeServicer(recharges, profiles, runner, refunded, limiter=limiter)
     recharge_pb2_grpc.add_RechargeServiceServicer_to_server(servicer, server)
     for method, envelope in FAMILIES.items():
         envelopes.register(f"/{name}/{method}", envelope)

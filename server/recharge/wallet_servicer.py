@@ -53,6 +53,6 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
         return wpb.CreditWalletResponse(entry=entry_message(change.entry), balance_fen=change.balance)
 
 
-def register(server, app, runner: BlockingRunner, envelopes: EnvelopeRegistry) -> str:
-    wallet_pb2_grpc.add_WalletServiceServicer_to_server(WalletServicer(app.recharges, runner), server)
+def register(server, runner: BlockingRunner, envelopes: EnvelopeRegistry, *, recharges: RechargeService) -> str:
+    wallet_pb2_grpc.add_WalletServiceServicer_to_server(WalletServicer(recharges, runner), server)
     return wpb.DESCRIPTOR.services_by_name["WalletService"].full_name

@@ -14,7 +14,7 @@ from vipay.membership.v1 import membership_pb2 as pb
 from vipay.membership.v1 import membership_pb2_grpc
 
 from server.membership.tables import VipOrderRow
-from server.platform.abuse import RateCounterRow
+from server.platform.rate_limits import RateCounterRow
 from tests.conftest import auth
 
 ORDER = dict(timezone="Asia/Shanghai", duration=3, level="middle", pay_method="Alipay_AopApp")

@@ -109,7 +109,7 @@ def test_background_loop_settles_without_being_asked(real_gateway, token, provid
         providers.alipay.trades[order["trade_no"]] = AlipayTrade(order["trade_no"], "54.00", "TRADE_SUCCESS")
 
         async def run_briefly():
-            task = asyncio.create_task(settle_forever(real_app, interval=0.05))
+            task = asyncio.create_task(settle_forever(real_app.settlement, interval=0.05))
             for _ in range(100):
                 await asyncio.sleep(0.05)
                 if real_app.memberships.is_paid(1, order["id"]):

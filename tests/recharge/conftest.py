@@ -15,9 +15,9 @@ def _recharge_catalog(request):
         return
     app = request.getfixturevalue("app")
     app.recharges.catalog.save(demo_catalog())
-    limits = app.recharges.abuse.limits
+    limits = app.recharges.captchas.limits
     yield
-    app.recharges.abuse.limits = limits
+    app.recharges.captchas.limits = limits
 
 
 @pytest.fixture
@@ -28,6 +28,6 @@ def limits(app):
 
     def set_limits(**changes):
         changes.setdefault("window_seconds", 86400)
-        app.recharges.abuse.limits = replace(app.recharges.abuse.limits, **changes)
+        app.recharges.captchas.limits = replace(app.recharges.captchas.limits, **changes)
 
     return set_limits

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete
 
-from server.platform.abuse import RateCounterRow
-from server.platform.abuse import CAPTCHA, CHARGE_PAY, CHECK_IAP, VIP_ORDER, RateLimit
+from server.membership.limits import CHECK_IAP, VIP_ORDER
+from server.platform.rate_limits import RateCounterRow, RateLimit
+from server.recharge.captchas import CAPTCHA, CHARGE_PAY
 
 ORDER = {"timezone": "Asia/Shanghai", "duration": 3, "level": "middle", "pay_method": "Alipay_AopApp"}
 

@@ -11,7 +11,7 @@ from PIL import Image
 from sqlalchemy import select, update
 
 from server.membership.tables import MembershipGrantRow
-from server.platform.abuse import CaptchaRow
+from server.recharge.captchas import CaptchaRow
 from server.recharge.tables import RechargeOrderRow, WalletEntryRow
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")

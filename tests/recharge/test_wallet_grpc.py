@@ -150,11 +150,12 @@ def test_rate_counters_are_shared_by_replicas(app):
     """Two guards on one database (two server replicas) count one window together."""
     from dataclasses import replace
 
-    from server.platform.abuse import AbuseGuard, png_captcha
+    from server.platform.rate_limits import RateLimiter
+    from server.recharge.captchas import CaptchaGuard, png_captcha
     from server.platform.errors import DomainError
 
-    limits = replace(app.recharges.abuse.limits, per_user=3, per_ip=1000, window_seconds=86400)
-    replicas = [AbuseGuard(app.uow_factory, limits, png_captcha) for _ in range(2)]
+    limits = replace(app.recharges.captchas.limits, per_user=3, per_ip=1000, window_seconds=86400)
+    replicas = [CaptchaGuard(app.uow_factory, RateLimiter(app.uow_factory), limits, png_captcha) for _ in range(2)]
     for i in range(3):
         replicas[i % 2].check(77, "203.0.113.9", "")
     with pytest.raises(DomainError) as exc:
