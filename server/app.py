@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -24,6 +25,7 @@ from server.membership.service import MembershipService
 from server.membership.tables import VipCatalogRow
 from server.merchant import servicer as merchant_servicer
 from server.merchant.callbacks import outbox_gauges
+from server.merchant.addresses import system_resolver
 from server.merchant.config import OpenApiSettings
 from server.merchant.service import OpenApi, build_openapi
 from server.membership.limits import CHECK_IAP, VIP_ORDER
@@ -79,10 +81,12 @@ class App:
 
 
 def build_app(settings: Settings, engine: Engine | None = None, *, announce_channels: bool = True,
-              recharge_settings: RechargeSettings | None = None, openapi_settings: OpenApiSettings | None = None) -> App:
+              recharge_settings: RechargeSettings | None = None, openapi_settings: OpenApiSettings | None = None,
+              callback_resolver: Callable[[str, int], list[str]] = system_resolver) -> App:
     """announce_channels=False: no provider set-up warnings (CLI commands that never
     talk to a payment provider). The areas' own settings: from the environment
-    (and var/dev.env) unless given."""
+    (and var/dev.env) unless given. `callback_resolver`: how merchants' callback host
+    names resolve (tests name their local receivers)."""
     recharge_settings = recharge_settings or RechargeSettings()
     openapi_settings = openapi_settings or OpenApiSettings()
     engine = engine or make_engine(settings.sqlalchemy_url)
@@ -120,7 +124,7 @@ def build_app(settings: Settings, engine: Engine | None = None, *, announce_chan
     recharges = RechargeService(uow_factory, RechargeCatalogProvider(uow_factory, settings.catalog_refresh_seconds),
                                 channels, memberships, captchas, settings.public_base_url, order_ttl=order_ttl,
                                 reads=reads)
-    openapi = build_openapi(uow_factory, memberships, openapi_settings)
+    openapi = build_openapi(uow_factory, memberships, openapi_settings, callback_resolver)
     requery_after = timedelta(seconds=settings.settle_requery_after_seconds)
     requery_every = timedelta(seconds=max(settings.settle_interval_seconds, 1))
     refunds = RefundService(

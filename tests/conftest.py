@@ -23,6 +23,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from server.app import App, build_app, build_grpc_server
+from server.merchant.addresses import system_resolver
+from server.merchant.config import OpenApiSettings
+from server.merchant.signing import generate_rsa_keypair
 from server.membership.catalog import demo_catalog
 from server.platform.auth import TokenKey, issue_service_token, issue_token
 from server.platform.database import Base, make_engine
@@ -74,9 +77,35 @@ def settings(database_url) -> Settings:
     )
 
 
+# Host names of the tests' local callback receivers (only these resolve differently).
+TEST_HOSTS = {"merchant.test": ["127.0.0.1"]}
+
+
+def local_resolver(host: str, port: int) -> list[str]:
+    return TEST_HOSTS[host] if host in TEST_HOSTS else system_resolver(host, port)
+
+
 @pytest.fixture(scope="session")
-def app(settings) -> Iterator[App]:
-    application = build_app(settings, make_engine(settings.sqlalchemy_url))
+def platform_key() -> tuple[str, str]:
+    """(private, public) PEM: the OpenAPI callback signing key of this session."""
+    return generate_rsa_keypair()
+
+
+@pytest.fixture(scope="session")
+def openapi_settings(platform_key, tmp_path_factory) -> OpenApiSettings:
+    """The merchant area as in development: callbacks may go to local receivers (the
+    production policy has its own stack in tests/merchant/test_callback_addresses.py),
+    signed with this session's key."""
+    key_file = tmp_path_factory.mktemp("openapi") / "platform_key.pem"
+    key_file.write_text(platform_key[0])
+    key_file.chmod(0o600)
+    return OpenApiSettings(platform_key_file=str(key_file), callback_allow_private_networks=True, _env_file=None)
+
+
+@pytest.fixture(scope="session")
+def app(settings, openapi_settings) -> Iterator[App]:
+    application = build_app(settings, make_engine(settings.sqlalchemy_url), openapi_settings=openapi_settings,
+                            callback_resolver=local_resolver)
     yield application
     application.engine.dispose()
 

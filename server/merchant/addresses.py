@@ -87,9 +87,12 @@ class Target:
     address: str  # the checked IP
 
 
-@dataclass
+@dataclass(frozen=True)
 class AddressPolicy:
-    allow_private: bool = False  # mutable: tests with local receivers turn it on
+    """Configuration, fixed when built: OPENAPI_CALLBACK_ALLOW_PRIVATE_NETWORKS, and how
+    host names resolve (the system's resolver unless the composition root injects one)."""
+
+    allow_private: bool = False
     resolver: Callable[[str, int], list[str]] = field(default=system_resolver)
 
     def check(self, url: str) -> Target:

@@ -41,7 +41,7 @@ from server.platform.unit_of_work import UnitOfWork
 log = logging.getLogger("vipay.openapi.callbacks")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DispatchConfig:
     backoff: tuple[float, ...] = rules.DEFAULT_BACKOFF
     interval: float = 1.0  # seconds between polls

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from server.membership.grants import MembershipGrants
 from server.merchant import rules
-from server.merchant.addresses import AddressPolicy
+from server.merchant.addresses import AddressPolicy, system_resolver
 from server.merchant.callbacks import CallbackDispatcher, DispatchConfig, platform_signer_loader
 from server.merchant.charges import MerchantChargeService
 from server.merchant.config import OpenApiSettings
@@ -17,15 +17,18 @@ from server.merchant.signing import PlatformSigner
 from server.platform.unit_of_work import UnitOfWork
 
 
-@dataclass
+@dataclass(frozen=True)
 class OpenApi:
+    """Fixed once built; a differently configured copy (dataclasses.replace) shares the
+    rest, e.g. a dispatcher with another schedule."""
+
     charges: MerchantChargeService
     registry: MerchantRegistry
-    dispatch: DispatchConfig  # mutable: tests shorten the schedule here
+    dispatch: DispatchConfig
     signer: Callable[[], PlatformSigner]
     dispatcher_enabled: bool
     uow_factory: Callable[[], UnitOfWork]
-    addresses: AddressPolicy  # shared by charge-time and send-time checks (mutable: tests allow local receivers)
+    addresses: AddressPolicy  # shared by charge-time and send-time checks
 
     def dispatcher(self, name: str | None = None) -> CallbackDispatcher:
         extra = {"name": name} if name else {}
@@ -33,12 +36,13 @@ class OpenApi:
                                   housekeeping=self.charges.purge_nonces, addresses=self.addresses, **extra)
 
 
-def build_openapi(uow_factory: Callable[[], UnitOfWork], memberships: MembershipGrants,
-                  s: OpenApiSettings) -> OpenApi:
-    """`s`: read by the composition root (server/app.py), never here."""
+def build_openapi(uow_factory: Callable[[], UnitOfWork], memberships: MembershipGrants, s: OpenApiSettings,
+                  resolver: Callable[[str, int], list[str]] = system_resolver) -> OpenApi:
+    """`s`: read by the composition root (server/app.py), never here; `resolver`: how
+    callback host names resolve."""
     dispatch = DispatchConfig(backoff=rules.parse_backoff(s.callback_backoff), interval=s.dispatch_interval_seconds,
                               lease=s.callback_lease_seconds, timeout=s.callback_timeout_seconds,
                               concurrency=max(s.callback_concurrency, 1))
-    addresses = AddressPolicy(allow_private=s.callback_allow_private_networks)
+    addresses = AddressPolicy(allow_private=s.callback_allow_private_networks, resolver=resolver)
     return OpenApi(MerchantChargeService(uow_factory, memberships, addresses), MerchantRegistry(uow_factory), dispatch,
                    platform_signer_loader(s.platform_key_file), s.dispatcher_enabled, uow_factory, addresses)

@@ -8,7 +8,7 @@ import asyncio
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from clients.merchant_client import MerchantClient
 from server.membership.tables import MembershipGrantRow
 from server.merchant.callbacks import CallbackDispatcher
-from server.merchant.signing import PlatformSigner, generate_rsa_keypair
+from server.merchant.service import OpenApi
 from server.merchant.tables import (
     MerchantCallbackRow,
     MerchantNonceRow,
@@ -28,25 +28,6 @@ from server.merchant.tables import (
 PRICE_FEN = 451  # product 87103: 3 months of `middle`, settlement price 4.51 yuan
 USER_ID = 42
 ACCOUNT = "w23b52"
-
-
-@pytest.fixture(scope="session")
-def platform_key() -> tuple[str, str]:
-    return generate_rsa_keypair()
-
-
-@pytest.fixture(autouse=True)
-def _platform_signer(request, platform_key):
-    """The dispatcher signs with a per-session key here instead of var/'s dev key."""
-    if "app" not in request.fixturenames:
-        yield
-        return
-    app = request.getfixturevalue("app")
-    signer = PlatformSigner(platform_key[0])
-    original = app.openapi.signer
-    app.openapi.signer = lambda: signer
-    yield
-    app.openapi.signer = original
 
 
 @dataclass
@@ -144,8 +125,9 @@ class Receiver:
 @pytest.fixture
 def receiver(app):
     """A merchant endpoint on loopback: only reachable with the address policy's
-    private networks allowed (OPENAPI_CALLBACK_ALLOW_PRIVATE_NETWORKS), as in development."""
-    app.openapi.addresses.allow_private = True
+    private networks allowed (OPENAPI_CALLBACK_ALLOW_PRIVATE_NETWORKS), as in development
+    (and in the session's app: tests/conftest.py openapi_settings)."""
+    assert app.openapi.addresses.allow_private
     state = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
@@ -172,7 +154,6 @@ def receiver(app):
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}/notify"
     yield state
-    app.openapi.addresses.allow_private = False
     server.shutdown()
     server.server_close()
 
@@ -216,9 +197,11 @@ def only_server_dispatcher(grpc_server):
 
 @pytest.fixture
 def short_schedule(app):
-    """The backoff shortened by config (the dispatcher reads it on every failure)."""
-    cfg = app.openapi.dispatch
-    saved = (cfg.backoff, cfg.interval, cfg.lease)
-    cfg.backoff, cfg.interval, cfg.lease = (0.2, 0.2, 0.2), 0.1, 2.0
-    yield cfg
-    cfg.backoff, cfg.interval, cfg.lease = saved
+    """A shortened backoff, as configuration for the dispatchers a test builds
+    (scheduled(app, short_schedule))."""
+    return replace(app.openapi.dispatch, backoff=(0.2, 0.2, 0.2), interval=0.1, lease=2.0)
+
+
+def scheduled(app, dispatch) -> OpenApi:
+    """The app's merchant area with another dispatch configuration (nothing shared is changed)."""
+    return replace(app.openapi, dispatch=dispatch)

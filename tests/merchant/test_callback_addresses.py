@@ -5,12 +5,18 @@ again before every attempt."""
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 
 import httpx
 import pytest
 
-from clients.merchant_client import CHARGE_PATH
+from clients.merchant_client import CHARGE_PATH, MerchantClient
+from server.app import build_app
 from server.merchant.addresses import AddressPolicy, AddressRefused, refusal_reason
+from server.merchant.config import OpenApiSettings
+from server.platform.database import make_engine
+from server.platform.envoy import Envoy
+from tests.conftest import TEST_HOSTS, Gateway, _Loop, _make_server, free_port
 
 from .conftest import ACCOUNT, snapshot
 from .test_callbacks import callback_rows, run_rounds
@@ -67,14 +73,52 @@ def charge(client, callback_url: str, biz_code: str = "cb") -> dict:
     return reply.json()
 
 
+@pytest.fixture(scope="module")
+def production_gateway(settings, grpc_server, tmp_path_factory):
+    """A second server and Envoy on the same database, configured as in production:
+    OPENAPI_CALLBACK_ALLOW_PRIVATE_NETWORKS off (the default), no dispatcher. The
+    session's own stack allows local receivers (tests/conftest.py openapi_settings)."""
+    strict = build_app(settings, make_engine(settings.sqlalchemy_url),
+                       openapi_settings=OpenApiSettings(dispatcher_enabled=False, _env_file=None))
+    assert strict.openapi.addresses.allow_private is False
+    loop = _Loop()
+    server = loop.run(_make_server(strict))
+    envoy = Envoy(free_port(), free_port(), server.port, tmp_path_factory.mktemp("envoy-production"),
+                  log_path=tmp_path_factory.getbasetemp() / "envoy-production.log")
+    envoy.start()
+    try:
+        yield Gateway(f"http://127.0.0.1:{envoy.http_port}", envoy)
+    finally:
+        envoy.stop()
+        loop.run(server.stop(0))
+        loop.close()
+        strict.engine.dispose()
+
+
+@pytest.fixture
+def production_client_for(production_gateway):
+    clients = []
+
+    def make(m) -> MerchantClient:
+        clients.append(MerchantClient(production_gateway.url, m.merchant_id, m.business_id,
+                                      private_key_pem=m.private_key))
+        return clients[-1]
+
+    yield make
+    for c in clients:
+        c.http.close()
+
+
 @pytest.mark.parametrize("url", ["http://127.0.0.1:{admin}/quitquitquit", "http://localhost:{admin}/quitquitquit",
                                  "http://169.254.169.254/latest/meta-data/", "http://10.0.0.5/notify",
                                  "http://[::1]:{admin}/quitquitquit", "http://[::ffff:127.0.0.1]:{admin}/quitquitquit",
                                  "http://0.0.0.0:{admin}/quitquitquit", "http://2130706433:{admin}/quitquitquit",
                                  "http://no-such-host.invalid/notify"])
-def test_charge_with_a_non_public_callback_url_is_4001_and_envoy_lives(app, merchant, client_for, gateway, url):
+def test_charge_with_a_non_public_callback_url_is_4001_and_envoy_lives(app, merchant, production_client_for,
+                                                                      production_gateway, url):
+    gateway = production_gateway
     url = url.format(admin=gateway.envoy.admin_port)
-    client = client_for(merchant)
+    client = production_client_for(merchant)
     before = snapshot(app)
     reply = charge(client, url)
     assert reply["status"] == 4001 and "callbackUrl" in reply["message"], reply
@@ -84,19 +128,17 @@ def test_charge_with_a_non_public_callback_url_is_4001_and_envoy_lives(app, merc
 
 def test_the_setting_allows_loopback_but_never_link_local(app, merchant, client_for, dispatchers_paused):
     client = client_for(merchant)
-    app.openapi.addresses.allow_private = True
-    try:
-        assert charge(client, "http://127.0.0.1:9/notify", "ok-1")["status"] == 200
-        assert charge(client, "http://169.254.169.254/", "no-1")["status"] == 4001
-    finally:
-        app.openapi.addresses.allow_private = False
+    assert app.openapi.addresses.allow_private  # the session's configuration (tests/conftest.py)
+    assert charge(client, "http://127.0.0.1:9/notify", "ok-1")["status"] == 200
+    assert charge(client, "http://169.254.169.254/", "no-1")["status"] == 4001
 
 
 def test_the_address_is_checked_again_before_each_attempt(app, merchant, client_for, receiver, dispatchers_paused):
     """Allowed at charge time, refused at send time: the report is not sent."""
     client_for(merchant).vip_charge("87103", ACCOUNT, "cb-later", callback_url=receiver.url)
-    app.openapi.addresses.allow_private = False  # e.g. the DNS answer changed since
-    run_rounds(app.openapi.dispatcher("recheck"), 1)
+    # e.g. the DNS answer changed since: the sender's policy now refuses the address
+    production = replace(app.openapi, addresses=replace(app.openapi.addresses, allow_private=False))
+    run_rounds(production.dispatcher("recheck"), 1)
     row, = callback_rows(app)
     assert receiver.received == [] and row.attempts == 1 and row.state == "pending"
     assert row.last_error == "refused: callbackUrl resolves to a loopback address"
@@ -106,14 +148,9 @@ def test_the_attempt_connects_to_the_checked_address(app, merchant, client_for, 
     """A name only our resolver knows reaches the receiver: the attempt connects to the
     address the policy resolved and checked (no second lookup), Host stays the name."""
     port = httpx.URL(receiver.url).port
-    policy = app.openapi.addresses
-    saved = policy.resolver
-    policy.resolver = lambda host, p: {"merchant.test": ["127.0.0.1"]}[host]
-    try:
-        client_for(merchant).vip_charge("87103", ACCOUNT, "cb-name", callback_url=f"http://merchant.test:{port}/n")
-        run_rounds(app.openapi.dispatcher("by-address"), 1)
-    finally:
-        policy.resolver = saved
+    assert TEST_HOSTS["merchant.test"] == ["127.0.0.1"]  # the session's resolver (tests/conftest.py)
+    client_for(merchant).vip_charge("87103", ACCOUNT, "cb-name", callback_url=f"http://merchant.test:{port}/n")
+    run_rounds(app.openapi.dispatcher("by-address"), 1)
     (headers, _), = receiver.wait_for(1)
     assert {k.lower(): v for k, v in headers.items()}["host"] == f"merchant.test:{port}"
     assert callback_rows(app)[0].state == "delivered"

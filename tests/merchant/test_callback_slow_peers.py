@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -18,7 +19,7 @@ from server.merchant.tables import MerchantCallbackRow, MerchantNonceRow
 from server.platform.times import naive_now
 from tests.conftest import _Loop
 
-from .conftest import ACCOUNT, callback_json, make_merchant, nonce_count
+from .conftest import ACCOUNT, callback_json, make_merchant, nonce_count, scheduled
 from .test_callbacks import callback_rows, run_rounds, wait_until
 
 
@@ -70,25 +71,21 @@ class Peer:
 @pytest.fixture
 def peers(app):
     made = []
-    app.openapi.addresses.allow_private = True
+    assert app.openapi.addresses.allow_private  # local peers (tests/conftest.py openapi_settings)
 
     def make(mode):
         made.append(Peer(mode))
         return made[-1]
 
     yield make
-    app.openapi.addresses.allow_private = False
     for p in made:
         p.close()
 
 
 @pytest.fixture
 def deadline(app):
-    cfg = app.openapi.dispatch
-    saved = (cfg.timeout, cfg.interval, cfg.backoff)
-    cfg.timeout, cfg.interval, cfg.backoff = 3.0, 0.05, (60.0,)
-    yield cfg
-    cfg.timeout, cfg.interval, cfg.backoff = saved
+    """A 3 s attempt deadline, as configuration for the dispatchers a test builds."""
+    return replace(app.openapi.dispatch, timeout=3.0, interval=0.05, backoff=(60.0,))
 
 
 def row_of(app, order_code: str) -> MerchantCallbackRow:
@@ -102,7 +99,7 @@ def test_an_endless_answer_is_cut_after_a_few_kb_at_once(app, merchant, client_f
     peer = peers("endless")
     client_for(merchant).vip_charge("87103", ACCOUNT, "cb-endless", callback_url=peer.url)
     started = time.monotonic()
-    run_rounds(app.openapi.dispatcher("endless"), 1)
+    run_rounds(scheduled(app, deadline).dispatcher("endless"), 1)
     took = time.monotonic() - started
     row, = callback_rows(app)
     assert took < deadline.timeout  # it stopped reading; it did not wait for the deadline
@@ -117,7 +114,7 @@ def test_a_slow_loris_merchant_ends_at_the_deadline_and_never_delays_another(app
     app.openapi.registry.link_account("acct-177", 77)
     slow_code = client_for(merchant).vip_charge("87103", ACCOUNT, "cb-slow", callback_url=slow.url)["data"]["orderCode"]
     loop = _Loop()
-    dispatcher = app.openapi.dispatcher("one-of-each")
+    dispatcher = scheduled(app, deadline).dispatcher("one-of-each")
     try:
         loop.run(dispatcher.start())
         wait_until(lambda: slow.sent > 0)  # the slow attempt is in flight
@@ -139,30 +136,27 @@ def test_a_slow_loris_merchant_ends_at_the_deadline_and_never_delays_another(app
 def test_many_reports_to_one_slow_merchant_never_fill_every_slot(app, merchant, client_for, peers, receiver,
                                                                   deadline, dispatchers_paused):
     slow = peers("slowloris")
-    deadline.concurrency, deadline.per_business = 4, 2
+    fair = replace(deadline, concurrency=4, per_business=2)
+    other = make_merchant(app, "177", ["177"], callback_url=receiver.url)
+    app.openapi.registry.link_account("acct-177", 77)
+    client = client_for(merchant)
+    for i in range(6):  # more slow reports than there are slots
+        client.vip_charge("87103", ACCOUNT, f"cb-slow-{i}", callback_url=slow.url)
+    loop = _Loop()
+    dispatcher = scheduled(app, fair).dispatcher("fair")
     try:
-        other = make_merchant(app, "177", ["177"], callback_url=receiver.url)
-        app.openapi.registry.link_account("acct-177", 77)
-        client = client_for(merchant)
-        for i in range(6):  # more slow reports than there are slots
-            client.vip_charge("87103", ACCOUNT, f"cb-slow-{i}", callback_url=slow.url)
-        loop = _Loop()
-        dispatcher = app.openapi.dispatcher("fair")
-        try:
-            loop.run(dispatcher.start())
-            wait_until(lambda: slow.sent > 0)
-            started = time.monotonic()
-            fast_code = client_for(other).vip_charge("87103", "acct-177", "cb-fast")["data"]["orderCode"]
-            wait_until(lambda: row_of(app, fast_code).state == "delivered", timeout=deadline.timeout)
-            fast_took = time.monotonic() - started
-            with app.uow_factory() as uow:
-                in_flight = [r for r in uow.session.scalars(select(MerchantCallbackRow))
-                             if r.business_id == "166" and r.attempts == 1 and r.last_error is None]
-        finally:
-            loop.run(dispatcher.stop())
-            loop.close()
+        loop.run(dispatcher.start())
+        wait_until(lambda: slow.sent > 0)
+        started = time.monotonic()
+        fast_code = client_for(other).vip_charge("87103", "acct-177", "cb-fast")["data"]["orderCode"]
+        wait_until(lambda: row_of(app, fast_code).state == "delivered", timeout=deadline.timeout)
+        fast_took = time.monotonic() - started
+        with app.uow_factory() as uow:
+            in_flight = [r for r in uow.session.scalars(select(MerchantCallbackRow))
+                         if r.business_id == "166" and r.attempts == 1 and r.last_error is None]
     finally:
-        deadline.concurrency, deadline.per_business = 32, 4
+        loop.run(dispatcher.stop())
+        loop.close()
     assert fast_took < 1.5, fast_took
     assert len(in_flight) == 2  # the slow merchant held its two slots, not all four
 

@@ -5,6 +5,7 @@ dispatcher restart, never sent twice by competing dispatchers, re-sent by an ope
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 import json
 import time
 
@@ -17,7 +18,7 @@ from server.merchant.callbacks import CallbackDispatcher
 from server.merchant.tables import MerchantCallbackAttemptRow, MerchantCallbackRow
 from server.platform.errors import DomainError
 
-from .conftest import ACCOUNT, callback_json, make_merchant
+from .conftest import ACCOUNT, callback_json, make_merchant, scheduled
 
 
 def callback_rows(app) -> list[MerchantCallbackRow]:
@@ -78,7 +79,7 @@ def test_receiver_failing_then_recovering_is_retried(app, merchant, client_for, 
                                                      dispatchers_paused):
     receiver.script = [(500, "oops"), (200, "FAIL")]  # then SUCCESS
     client_for(merchant).vip_charge("87103", ACCOUNT, "cb-r", callback_url=receiver.url)
-    dispatcher = app.openapi.dispatcher("test-a")
+    dispatcher = scheduled(app, short_schedule).dispatcher("test-a")
     run_rounds(dispatcher, 12, pause=0.1)
     received = receiver.wait_for(3)
     assert len(received) == 3 and len({b for _, b in received}) == 1  # the same report each time
@@ -90,7 +91,7 @@ def test_receiver_failing_then_recovering_is_retried(app, merchant, client_for, 
 def test_undelivered_after_the_last_retry(app, merchant, client_for, receiver, short_schedule, dispatchers_paused):
     receiver.script = [(503, "busy")] * 10
     client_for(merchant).vip_charge("87103", ACCOUNT, "cb-u", callback_url=receiver.url)
-    run_rounds(app.openapi.dispatcher("test-u"), 12, pause=0.1)
+    run_rounds(scheduled(app, short_schedule).dispatcher("test-u"), 12, pause=0.1)
     row, = callback_rows(app)
     assert (row.state, row.attempts) == ("undelivered", 1 + len(short_schedule.backoff))
     assert row.last_error.startswith("HTTP 503")
@@ -98,7 +99,7 @@ def test_undelivered_after_the_last_retry(app, merchant, client_for, receiver, s
     # an operator re-sends it once the merchant is fixed
     app.openapi.registry.resend(row.id)
     receiver.script = []
-    run_rounds(app.openapi.dispatcher("test-u2"), 1)
+    run_rounds(scheduled(app, short_schedule).dispatcher("test-u2"), 1)
     assert callback_rows(app)[0].state == "delivered" and len(receiver.received) == 5
     assert [c["state"] for c in app.openapi.registry.callbacks()] == ["delivered"]
 
@@ -118,12 +119,12 @@ def test_dispatcher_restarted_mid_schedule_still_delivers(app, merchant, client_
                                                          dispatchers_paused):
     receiver.script = [(500, "down")]
     client_for(merchant).vip_charge("87103", ACCOUNT, "cb-x", callback_url=receiver.url)
-    first = app.openapi.dispatcher("before-restart")
+    first = scheduled(app, short_schedule).dispatcher("before-restart")
     run_rounds(first, 1)
     assert callback_rows(app)[0].attempts == 1
     del first  # the process is gone; the schedule is in the database
     time.sleep(0.3)
-    run_rounds(app.openapi.dispatcher("after-restart"), 1)
+    run_rounds(scheduled(app, short_schedule).dispatcher("after-restart"), 1)
     row, = callback_rows(app)
     assert (row.state, row.attempts) == ("delivered", 2)
     assert len(receiver.received) == 2
@@ -132,9 +133,9 @@ def test_dispatcher_restarted_mid_schedule_still_delivers(app, merchant, client_
 def test_attempt_of_a_dispatcher_that_died_mid_send_is_retried_after_its_lease(
         app, merchant, client_for, receiver, short_schedule, dispatchers_paused):
     client_for(merchant).vip_charge("87103", ACCOUNT, "cb-d", callback_url=receiver.url)
-    crashed = app.openapi.dispatcher("crashed")
+    crashed = scheduled(app, short_schedule).dispatcher("crashed")
     assert len(crashed.claim()) == 1  # claimed, then died before sending
-    survivor = app.openapi.dispatcher("survivor")
+    survivor = scheduled(app, short_schedule).dispatcher("survivor")
     run_rounds(survivor, 1)
     assert receiver.received == []  # still leased to the crashed one
     time.sleep(short_schedule.lease + 0.1)
@@ -173,11 +174,11 @@ def test_grpc_server_restarted_mid_schedule_still_delivers(app, merchant, client
     client_for(merchant).vip_charge("87103", ACCOUNT, "cb-srv", callback_url=receiver.url)
     loop = _Loop()
     try:
-        first = loop.run(_make_server(app))
+        first = loop.run(_make_server(replace(app, openapi=scheduled(app, short_schedule))))
         wait_until(lambda: callback_rows(app)[0].attempts == 1 and callback_rows(app)[0].last_error)
         loop.run(first.stop(0))
         assert callback_rows(app)[0].state == "pending"
-        second = loop.run(_make_server(app))
+        second = loop.run(_make_server(replace(app, openapi=scheduled(app, short_schedule))))
         try:
             wait_until(lambda: callback_rows(app)[0].state == "delivered")
         finally:
@@ -222,11 +223,11 @@ def test_operator_lists_and_resends_an_undelivered_report_with_the_cli(app, sett
 
     receiver.script = [(503, "busy")] * 4
     code = client_for(merchant).vip_charge("87103", ACCOUNT, "cb-op", callback_url=receiver.url)["data"]["orderCode"]
-    run_rounds(app.openapi.dispatcher("test-op"), 8, pause=0.1)
+    run_rounds(scheduled(app, short_schedule).dispatcher("test-op"), 8, pause=0.1)
     listed = json.loads(cli(settings, "callbacks", "--state", "undelivered").stdout)
     assert [(c["orderCode"], c["state"], c["attempts"]) for c in listed] == [(code, "undelivered", 4)]
     assert cli(settings, "resend", str(listed[0]["id"])).stdout.strip() == f"callback {listed[0]['id']} queued"
-    run_rounds(app.openapi.dispatcher("test-op2"), 1)
+    run_rounds(scheduled(app, short_schedule).dispatcher("test-op2"), 1)
     assert json.loads(cli(settings, "callbacks", "--state", "undelivered").stdout) == []
     assert callback_rows(app)[0].state == "delivered" and len(receiver.received) == 5
     assert cli(settings, "resend", "999999", check=False).returncode != 0

@@ -8,7 +8,6 @@ import asyncio
 import logging
 
 import grpc
-import pytest
 
 from server.platform.auth import TokenKey, TokenVerifier
 from server.platform.calls import STREAMING_REFUSED
