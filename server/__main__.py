@@ -169,8 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(fn=cmd_sandbox_pay)
     for area in AREA_CLIS:
         area.add_commands(sub)
+    parser.set_defaults(app=_app_factory())
     args = parser.parse_args(argv)
-    args.app = _app_factory()
     args.fn(args)
 
 
