@@ -66,3 +66,50 @@ def test_area_words_are_words_not_substrings_and_skip_prose():
     assert area_words_in(source, words, set()) == []
     assert area_words_in('x = f"/api/{a}/recharge"\n', words, set()) == [(1, "/api/{a}/recharge", "recharge")]
     assert area_words_in("chargeLimit = 1\n", words, {"chargeLimit"}) == []
+
+
+# Attribute assignments that are not wiring: DB-API connection modes set the driver's
+# documented way; the interceptor's own per-call record, filled in once the caller is
+# known; thread-local state; a function of the same module given its companion
+# (unit_of_work.py, moving with the hot reads, issue 17).
+NOT_WIRING = {
+    ("server/platform/database.py", "dbapi_conn.isolation_level"),
+    ("server/platform/unit_of_work.py", "conn.dbapi_connection.autocommit"),
+    ("server/platform/calls.py", "call.principal"),
+    ("server/platform/unit_of_work.py", "local.conn"),
+    ("server/platform/unit_of_work.py", "local.cursor"),
+    ("server/platform/unit_of_work.py", "reads.one"),
+}
+
+
+def attribute_assignments(path: Path) -> list[tuple[int, str]]:
+    """`x.attr = ...` (and `+=`) whose object is not the method's own (self / cls)."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+        for target in targets:
+            for t in (target.elts if isinstance(target, ast.Tuple) else [target]):
+                if isinstance(t, ast.Attribute) and not (isinstance(t.value, ast.Name) and t.value.id in ("self", "cls")):
+                    found.append((t.lineno, ast.unparse(t)))
+    return found
+
+
+def wiring_violations(root: Path) -> list[str]:
+    files = sorted((root / "server" / "platform").glob("*.py")) + [root / "server" / "app.py",
+                                                                   root / "server" / "__main__.py"]
+    return [f"{f.relative_to(root)}:{line}: {text}" for f in files for line, text in attribute_assignments(f)
+            if (str(f.relative_to(root)), text) not in NOT_WIRING]
+
+
+def test_the_composition_root_and_platform_set_nothing_onto_built_objects(tree):
+    """Wiring is by constructor: nothing in app.py, __main__.py or platform/ assigns onto
+    another object's attribute after it is built (issue 16 §3)."""
+    assert wiring_violations(ROOT) == []
+    app = tree / "server" / "app.py"
+    app.write_text(app.read_text().replace("    return App(", "    channels.on_refund = refund_statement\n    return App(", 1))
+    assert wiring_violations(tree) == ["server/app.py:" + str(next(
+        i for i, line in enumerate(app.read_text().splitlines(), 1) if "channels.on_refund =" in line))
+        + ": channels.on_refund"]
