@@ -161,9 +161,14 @@ def _tolerant(deserialize):
 
 
 class CallInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, verifier: TokenVerifier, envelopes: EnvelopeRegistry):
+    """`open_streams`: full names of the server's own streaming services (health Watch,
+    reflection) that carry no caller's data and so pass unwrapped; any other streaming
+    handler is refused (fails closed)."""
+
+    def __init__(self, verifier: TokenVerifier, envelopes: EnvelopeRegistry, open_streams: frozenset[str] = frozenset()):
         self._verifier = verifier
         self._envelopes = envelopes
+        self._open_streams = open_streams
         self._handlers: dict[str, grpc.RpcMethodHandler | None] = {}  # method -> wrapped handler
 
     async def intercept_service(self, continuation, details):
@@ -179,7 +184,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap(self, method: str, handler):
         if handler.unary_unary is None:
-            return _refused(method, handler)
+            service = method.lstrip("/").rsplit("/", 1)[0]
+            return handler if service in self._open_streams else _refused(method, handler)
         behavior = handler.unary_unary
 
         async def wrapper(request, context: grpc.aio.ServicerContext):

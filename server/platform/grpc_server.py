@@ -49,7 +49,10 @@ class GrpcServer:
                  verifier: TokenVerifier, workers: int, read_workers: int, host: str = "127.0.0.1", port: int = 0):
         self.runner = BlockingRunner(workers, read_workers)
         envelopes = EnvelopeRegistry()
-        self.server = grpc.aio.server(interceptors=[CallInterceptor(verifier, envelopes)], options=SERVER_OPTIONS)
+        # Health (Watch) and reflection stream by design and hold no caller's data: they
+        # pass unwrapped, as they did before; any other streaming handler is refused.
+        interceptor = CallInterceptor(verifier, envelopes, frozenset({health.SERVICE_NAME, reflection.SERVICE_NAME}))
+        self.server = grpc.aio.server(interceptors=[interceptor], options=SERVER_OPTIONS)
         arrival_order = _ArrivalOrder(self.server)
         self.service_names = tuple(register(arrival_order, self.runner, envelopes) for register in services)
         self.background = list(background)

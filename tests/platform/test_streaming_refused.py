@@ -8,6 +8,7 @@ import asyncio
 import logging
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.platform.auth import TokenKey, TokenVerifier
 from server.platform.calls import STREAMING_REFUSED
@@ -76,6 +77,10 @@ async def _scenario(ran: list[str]) -> dict[str, object]:
                 "ClientStream": lambda: ch.stream_unary(f"/{SERVICE}/ClientStream", **kw)(requests(), timeout=10),
                 "Bidi": lambda: _drain(ch.stream_stream(f"/{SERVICE}/Bidi", **kw)(requests(), timeout=10)),
             }
+            # The server's own streaming services (health Watch, reflection) still stream.
+            watch = health_pb2_grpc.HealthStub(ch).Watch(health_pb2.HealthCheckRequest(service=""), timeout=10)
+            outcomes["Watch"] = (await watch.read()).status
+            watch.cancel()
             for name, call in calls.items():
                 try:
                     outcomes[name] = await call()
@@ -97,6 +102,7 @@ def test_a_streaming_handler_is_refused_and_logged(caplog):
     assert outcomes["Unary"] == b"unary:x"  # unary calls are served (through the interceptor)
     for name in ("ServerStream", "ClientStream", "Bidi"):
         assert outcomes[name] == (grpc.StatusCode.UNIMPLEMENTED, STREAMING_REFUSED), (name, outcomes[name])
+    assert outcomes["Watch"] == health_pb2.HealthCheckResponse.SERVING
     assert ran == ["unary"]  # no streaming handler ever ran
     refused = [r.getMessage() for r in caplog.records if "STREAMING_REFUSED" in r.getMessage()]
     assert len(refused) == 3 and all(f"/{SERVICE}/" in m for m in refused)
