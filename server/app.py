@@ -87,8 +87,8 @@ def build_app(settings: Settings, engine: Engine | None = None, *, announce_chan
     talk to a payment provider). The areas' own settings: from the environment
     (and var/dev.env) unless given. `callback_resolver`: how merchants' callback host
     names resolve (tests name their local receivers)."""
-    recharge_settings = recharge_settings or RechargeSettings()
-    openapi_settings = openapi_settings or OpenApiSettings()
+    recharge_settings = RechargeSettings() if recharge_settings is None else recharge_settings
+    openapi_settings = OpenApiSettings() if openapi_settings is None else openapi_settings
     engine = engine or make_engine(settings.sqlalchemy_url)
     session_factory = make_session_factory(engine)
     uow_factory = partial(UnitOfWork, session_factory)

@@ -138,3 +138,28 @@ def test_an_order_counts_its_attempt_in_its_own_commit_and_a_refusal_keeps_the_c
         counts = dict(uow.session.execute(select(RateCounterRow.key, RateCounterRow.count)
                                           .where(RateCounterRow.key.like(f"{action}:user:%"))).all())
     assert counts == {f"{action}:user:31": 2}
+
+
+def test_the_area_settings_keep_their_variables_and_are_handed_in_by_the_composition_root(monkeypatch, settings):
+    """RECHARGE_* and CAPTCHA_LIMIT_* live in the recharge area now (not the platform's
+    Settings), read from the same environment variables operators already set, and
+    build_app hands them to the area (issue 16 §4)."""
+    from server.app import build_app
+    from server.merchant.config import OpenApiSettings
+    from server.platform.settings import Settings
+    from server.recharge.settings import RechargeSettings
+
+    assert not [f for f in Settings.model_fields if f.startswith(("recharge_", "captcha_"))]
+    monkeypatch.setenv("RECHARGE_ORDER_LIMIT_PER_USER", "7")
+    monkeypatch.setenv("CAPTCHA_LIMIT_PER_IP", "9")
+    assert (RechargeSettings(_env_file=None).recharge_order_limit_per_user,
+            RechargeSettings(_env_file=None).captcha_limit_per_ip) == (7, 9)
+    built = build_app(settings, openapi_settings=OpenApiSettings(dispatcher_enabled=False, _env_file=None))
+    try:
+        assert built.recharges.captchas.limits.per_user == 7 and built.abuse.rates[CAPTCHA].per_ip == 9
+        given = build_app(settings, recharge_settings=RechargeSettings(recharge_order_limit_per_user=4, _env_file=None),
+                          openapi_settings=OpenApiSettings(dispatcher_enabled=False, _env_file=None))
+        assert given.recharges.captchas.limits.per_user == 4
+        given.engine.dispose()
+    finally:
+        built.engine.dispose()
