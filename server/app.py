@@ -193,7 +193,8 @@ async def serve_forever(app: App) -> None:
     server = build_grpc_server(app, app.settings.grpc_host, app.settings.grpc_port)
     await server.start()
     metrics_endpoint = start_metrics(app)
-    settling = asyncio.create_task(settle_forever(app.settlement, app.settings.settle_interval_seconds))  # re-query / close unpaid orders
+    # Re-query / close unpaid orders.
+    settling = asyncio.create_task(settle_forever(app.settlement, app.settings.settle_interval_seconds))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

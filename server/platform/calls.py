@@ -165,7 +165,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
     reflection) that carry no caller's data and so pass unwrapped; any other streaming
     handler is refused (fails closed)."""
 
-    def __init__(self, verifier: TokenVerifier, envelopes: EnvelopeRegistry, open_streams: frozenset[str] = frozenset()):
+    def __init__(self, verifier: TokenVerifier, envelopes: EnvelopeRegistry,
+                 open_streams: frozenset[str] = frozenset()):
         self._verifier = verifier
         self._envelopes = envelopes
         self._open_streams = open_streams
