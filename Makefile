@@ -68,7 +68,7 @@ bench: protos keys
 lint: protos
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf format --diff --exit-code
-	$(VENV)/bin/ruff check --quiet --select F server tests bench clients migrations sdk
+	$(VENV)/bin/ruff check --quiet --select F server tests bench clients migrations sdk lint
 	$(VENV)/bin/lint-imports --no-cache
 
 # Compares the contracts with the committed baseline image (WIRE_JSON: what
