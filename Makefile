@@ -10,6 +10,7 @@ PROTOS := $(shell find protos -name '*.proto')
 THIRD_PARTY := .build/third_party
 DESCRIPTOR := gateway/api.binpb
 GEN_STAMP := gen/.stamp
+LUA_TABLE := gateway/legacy_operations.lua
 
 .PHONY: run test bench lint breaking baseline format protos migrate seed keys clean spec sdk sdk-test sdk-ts sdk-go tools docs
 
@@ -38,7 +39,11 @@ $(GEN_STAMP): $(PROTOS) $(THIRD_PARTY)/.stamp
 	  --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
 	touch $@
 
-protos: $(DESCRIPTOR) $(GEN_STAMP)
+# The gateway's table of legacy operations, from their declarations in the protos.
+$(LUA_TABLE): $(DESCRIPTOR) $(GEN_STAMP) server/platform/legacy_lua.py
+	$(PY) -m server.platform.legacy_lua $(DESCRIPTOR) $@
+
+protos: $(DESCRIPTOR) $(GEN_STAMP) $(LUA_TABLE)
 
 # Idempotent: creates only the dev secrets and keys that are missing (so a new
 # kind of key reaches old checkouts too).
@@ -131,4 +136,4 @@ format: $(THIRD_PARTY)/.stamp
 	$(VENV)/bin/buf format -w
 
 clean:
-	rm -rf .build gen $(DESCRIPTOR) var $(TS)/gen $(TS)/dist sdk/go/gen sdk/go/.gopath $(REF)/index.html
+	rm -rf .build gen $(DESCRIPTOR) $(LUA_TABLE) var $(TS)/gen $(TS)/dist sdk/go/gen sdk/go/.gopath $(REF)/index.html

@@ -92,29 +92,47 @@ end
 
 
 -- ---------------------------------------------------------------------------
--- API families by path. Payment notification paths have none: providers read the
--- status and body the server chose, never an envelope.
-local RECHARGE_002 = {
-  ["/api/recharge"] = true,
-  ["/api/recharge/order"] = true,
-  ["/api/recharge/history"] = true,
-  ["/api/recharge/captcha"] = true,
-}
+-- Which family's envelope each path gets, and where a form body is accepted: declared
+-- once on each RPC (protos/vipay/legacy/v1/options.proto) and generated into this table
+-- by `make protos`. Relative to Envoy's working directory, the repository (server/platform/envoy.py).
+-- Payment notification paths have no envelope: providers read the status and body the
+-- server chose.
+local DECLARED = dofile("gateway/legacy_operations.lua")
+local EXACT, TEMPLATED = {}, {} -- path -> its operations; operations on templated paths
+for _, op in ipairs(DECLARED.operations) do
+  if op.path ~= nil then
+    EXACT[op.path] = EXACT[op.path] or {}
+    table.insert(EXACT[op.path], op)
+  else
+    table.insert(TEMPLATED, op)
+  end
+end
 
-local function family_of(base)
-  if base:sub(1, 8) == "/charge/" then
-    return "000"
-  elseif RECHARGE_002[base] then
-    return "002"
-  elseif base:sub(1, 8) == "/yoshop/" then
-    return "003"
-  elseif base:sub(1, 12) == "/v1/openapi/" then
-    return "004"
-  elseif base:sub(1, 8) == "/api/v2/" then
-    if base == "/api/v2/vip/app-store-notifications" or base:match("^/api/v2/vip/orders/[^/]+/[^/]+$") then
-      return nil
+-- The operations declared on a path (any method): exact paths first.
+local function operations_at(base)
+  local found = EXACT[base]
+  if found ~= nil then
+    return found
+  end
+  found = {}
+  for _, op in ipairs(TEMPLATED) do
+    if base:match(op.pattern) then
+      found[#found + 1] = op
     end
-    return "001"
+  end
+  return found
+end
+
+-- The family's envelope name ("000".."004") for a path, or nil.
+local function family_of(base)
+  local ops = operations_at(base)
+  if #ops > 0 then
+    return ops[1].envelope
+  end
+  for _, family in ipairs(DECLARED.prefixes) do
+    if base:sub(1, #family.prefix) == family.prefix then
+      return family.envelope
+    end
   end
   return nil
 end
@@ -197,15 +215,16 @@ local ENVELOPES = {
 }
 
 -- ---------------------------------------------------------------------------
--- application/x-www-form-urlencoded bodies on the documented JSON POST/PATCH paths
+-- application/x-www-form-urlencoded bodies on the JSON POST/PATCH paths declaring form_body
 -- become a JSON object of strings: proto3 JSON accepts "3" for an int32 field, so
 -- `quantity=3` and {"quantity": 3} get the same answer, and a bad value the same 422.
 local function form_path(method, base)
-  if method == "POST" then
-    return base == "/api/v2/vip/orders" or base == "/charge/pay" or base == "/api/recharge/order"
-      or base:match("^/api/v2/vip/check%-iap%-result/[^/]+$") ~= nil
+  for _, op in ipairs(operations_at(base)) do
+    if op.form and op.method == method then
+      return true
+    end
   end
-  return method == "PATCH" and base == "/api/v2/vip/exchange-vip"
+  return false
 end
 
 local function form_to_json(form)

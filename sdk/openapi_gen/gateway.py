@@ -1,12 +1,14 @@
-"""What the gateway adds to the proto contracts, declared once for the OpenAPI
-generator. The protos say paths, methods, fields and JSON names; everything here
-is what Envoy's Lua filter (gateway/legacy_http.lua) and the server's envelopes
-(server/platform/error_mapping.py, server/recharge/envelopes.py, server/merchant/servicer.py) do on
-top. Keyed by RPC name (`Service.Method`)."""
+"""What the OpenAPI document says beyond the protos. The protos say paths, methods,
+fields, JSON names and each operation's legacy conventions (family, success status,
+unwrap, sign-in, documented statuses: the (vipay.legacy.v1.operation) option, which
+the server and the gateway read too). Here: each family's error envelope as a schema,
+and what only the document needs (content types, header parameters, the 003 route)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from vipay.legacy.v1 import options_pb2 as legacy
 
 TITLE = "vipay HTTP API (through the gateway)"
 VERSION = "1.0.0"
@@ -79,32 +81,59 @@ class Family:
     """How one API family answers errors: in the HTTP status with `errors` codes
     (001), or HTTP 200 with an envelope the 200 schema also admits (000/002/003/004)."""
     error_schema: str
+    tag: str
     error_codes: tuple[int, ...] = ()   # HTTP statuses errors use besides 200
     errors_in_200: bool = False
-    envoy_400_enveloped: bool = False   # the Lua filter rewrites Envoy's 400 into the envelope
 
 
-THINKSNS = Family("ThinksnsError", (401, 404, 409, 422, 429, 503), envoy_400_enveloped=True)
-CHARGE = Family("ChargeError", errors_in_200=True, envoy_400_enveloped=True)
-RECHARGE = Family("RechargeError", errors_in_200=True, envoy_400_enveloped=True)
-YOSHOP = Family("YoshopError", errors_in_200=True, envoy_400_enveloped=True)
-MERCHANT = Family("MerchantError", errors_in_200=True, envoy_400_enveloped=True)
-NOTIFICATION = Family("NotificationError", (404, 500))
-NONE = Family("", ())
+# By the protos' Family, in the order of the document's tags.
+FAMILIES = {
+    legacy.FAMILY_UNSPECIFIED: Family("", "diagnostics"),
+    legacy.FAMILY_THINKSNS: Family("ThinksnsError", "001 membership", (401, 404, 409, 422, 429, 503)),
+    legacy.FAMILY_NOTIFICATION: Family("NotificationError", "notifications", (404, 500)),
+    legacy.FAMILY_CHARGE: Family("ChargeError", "000 charge", errors_in_200=True),
+    legacy.FAMILY_RECHARGE: Family("RechargeError", "002 recharge", errors_in_200=True),
+    legacy.FAMILY_YOSHOP: Family("YoshopError", "003 mall recharge", errors_in_200=True),
+    legacy.FAMILY_MERCHANT: Family("MerchantError", "004 merchant", errors_in_200=True),
+}
 
 
 @dataclass(frozen=True)
-class Op:
-    family: Family
-    secured: bool = False
-    success: int = 200
-    extra: dict[int, str] = field(default_factory=dict)  # more documented statuses -> description
-    unwrap: str = ""                 # x-json-unwrap: the answer is this field's value (a bare array)
+class Doc:
+    """What only the document says about one operation."""
     produces: tuple[str, ...] = ()   # HttpBody answers: their content types
     consumes: tuple[str, ...] = ()   # HttpBody requests: the raw body's content types
     headers: tuple[dict, ...] = ()   # header parameters the document asks for
     route: tuple[str, str, str] = ()  # (path, query parameter, value): an /index.php?s= route (003)
-    tag: str = ""
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation as the document shows it: its declaration plus its Doc."""
+    family: Family
+    secured: bool
+    success: int
+    extra: dict[int, str]            # more documented statuses -> description
+    unwrap: str                      # the answer is this field's value (a bare array)
+    envoy_400_enveloped: bool        # the Lua filter rewrites Envoy's 400 into the envelope
+    doc: Doc = field(default_factory=Doc)
+
+    @property
+    def tag(self) -> str:
+        return self.family.tag
+
+
+def op_for(key: str, declared: legacy.Operation) -> Op:
+    family = legacy.Family.DESCRIPTOR.values_by_number[declared.family]
+    return Op(
+        family=FAMILIES[declared.family],
+        secured=declared.sign_in,
+        success=declared.success_status or 200,
+        extra={s.code: s.description for s in declared.statuses},
+        unwrap=declared.unwrap,
+        envoy_400_enveloped=bool(family.GetOptions().Extensions[legacy.conventions].document),
+        doc=DOCS.get(key, Doc()),
+    )
 
 
 STORE_HEADERS = (
@@ -131,41 +160,19 @@ PROVIDER_REPLIES = ("text/plain", "application/json", "text/xml")
 M = "vipay.membership.v1.MembershipService."
 R = "vipay.recharge.v1.RechargeService."
 O = "vipay.openapi.v1.OpenApiChargeService."
-OPS: dict[str, Op] = {
-    "vipay.diagnostics.v1.DiagnosticsService.Ping": Op(NONE, tag="diagnostics"),
-    M + "GetBootstrappers": Op(THINKSNS, tag="001 membership"),
-    M + "GetVipConfigs": Op(THINKSNS, tag="001 membership"),
-    M + "CreateVipOrder": Op(THINKSNS, True, 201, tag="001 membership"),
-    M + "ListVipOrders": Op(THINKSNS, True, unwrap="vip_orders", tag="001 membership"),
-    M + "GetVipOrder": Op(THINKSNS, True, tag="001 membership"),
-    M + "DeleteVipOrder": Op(THINKSNS, True, 204, tag="001 membership"),
-    M + "ExchangeVip": Op(THINKSNS, True, 201, {403: "Nothing to convert into the level."},
-                          tag="001 membership"),
-    M + "CheckIapResult": Op(THINKSNS, True, extra={500: "The App Store did not confirm the purchase."},
-                             tag="001 membership"),
-    M + "GetVipProtocol": Op(THINKSNS, produces=("text/html",), tag="001 membership"),
-    M + "CheckVipOrder": Op(THINKSNS, True, tag="001 membership"),
-    M + "GetMyMembership": Op(THINKSNS, True, tag="001 membership"),
-    M + "HandlePaymentNotification": Op(NOTIFICATION, produces=PROVIDER_REPLIES, consumes=PROVIDER_BODIES,
-                                        extra={400: "The notification does not verify."}, tag="notifications"),
-    M + "HandleAppStoreNotification": Op(NOTIFICATION, produces=("text/plain",), consumes=("application/json",),
-                                         extra={400: "The signed payload does not verify."}, tag="notifications"),
-    R + "GetChargeIndex": Op(CHARGE, tag="000 charge"),
-    R + "CreateChargePayment": Op(CHARGE, True, tag="000 charge"),
-    R + "GetRecharge": Op(RECHARGE, tag="002 recharge"),
-    R + "CreateRechargeOrder": Op(RECHARGE, True, tag="002 recharge"),
-    R + "GetRechargeHistory": Op(RECHARGE, True, tag="002 recharge"),
-    R + "GetRechargeCaptcha": Op(RECHARGE, True, produces=("image/png",), tag="002 recharge"),
-    R + "GetRechargeCenter": Op(YOSHOP, True, headers=STORE_HEADERS,
-                                route=("/index.php", "s", "/api/recharge/center"), tag="003 mall recharge"),
-    R + "HandleRechargeNotification": Op(NOTIFICATION, produces=PROVIDER_REPLIES, consumes=PROVIDER_BODIES,
-                                         extra={400: "The notification does not verify."}, tag="notifications"),
-    "vipay.payments.v1.RefundService.HandleRefundNotification": Op(
-        NOTIFICATION, produces=PROVIDER_REPLIES, consumes=PROVIDER_BODIES,
-        extra={400: "The notification does not verify."}, tag="notifications"),
-    O + "VipCharge": Op(MERCHANT, headers=SIGNING_HEADERS, consumes=("application/json",), tag="004 merchant"),
-    O + "QueryOrder": Op(MERCHANT, headers=SIGNING_HEADERS, consumes=("application/json",), tag="004 merchant"),
-    O + "QueryBalance": Op(MERCHANT, headers=SIGNING_HEADERS, consumes=("application/json",), tag="004 merchant"),
+NOTIFICATION = Doc(produces=PROVIDER_REPLIES, consumes=PROVIDER_BODIES)
+SIGNED = Doc(headers=SIGNING_HEADERS, consumes=("application/json",))
+DOCS: dict[str, Doc] = {
+    M + "GetVipProtocol": Doc(produces=("text/html",)),
+    M + "HandlePaymentNotification": NOTIFICATION,
+    M + "HandleAppStoreNotification": Doc(produces=("text/plain",), consumes=("application/json",)),
+    R + "GetRechargeCaptcha": Doc(produces=("image/png",)),
+    R + "GetRechargeCenter": Doc(headers=STORE_HEADERS, route=("/index.php", "s", "/api/recharge/center")),
+    R + "HandleRechargeNotification": NOTIFICATION,
+    "vipay.payments.v1.RefundService.HandleRefundNotification": NOTIFICATION,
+    O + "VipCharge": SIGNED,
+    O + "QueryOrder": SIGNED,
+    O + "QueryBalance": SIGNED,
 }
 
 # Raw (HttpBody) JSON request bodies the server parses itself: their documented shape.

@@ -8,6 +8,7 @@ import re
 
 from google.api import annotations_pb2, field_behavior_pb2, http_pb2  # noqa: F401 (registers the extensions)
 from google.protobuf import descriptor_pb2
+from vipay.legacy.v1 import options_pb2 as legacy
 
 from . import gateway
 
@@ -159,6 +160,7 @@ def build(data: bytes) -> dict:
     b = Builder(image)
     b.schemas.update(gateway.ENVELOPES)
     paths: dict[str, dict] = {}
+    tags: set[str] = set()
     for f in image.files:
         for s in f.service:
             for method in s.method:
@@ -166,15 +168,17 @@ def build(data: bytes) -> dict:
                 if rule is None:
                     continue  # gRPC only
                 key = f"{f.package}.{s.name}.{method.name}"
-                if key not in gateway.OPS:
-                    raise SystemExit(f"{key} is bound to HTTP but missing from sdk/openapi_gen/gateway.py")
-                path, verb, operation = operation_for(b, key, method, rule, gateway.OPS[key])
+                if not method.options.HasExtension(legacy.operation):
+                    raise SystemExit(f"{key} is bound to HTTP but declares no (vipay.legacy.v1.operation)")
+                op = gateway.op_for(key, method.options.Extensions[legacy.operation])
+                path, verb, operation = operation_for(b, key, method, rule, op)
                 paths.setdefault(path, {})[verb] = operation
+                tags.add(op.tag)
     return {
         "openapi": "3.0.3",
         "info": {"title": gateway.TITLE, "version": gateway.VERSION, "description": gateway.DESCRIPTION},
         "servers": [{"url": "http://127.0.0.1:8080", "description": "make run"}],
-        "tags": [{"name": tag} for tag in dict.fromkeys(op.tag for op in gateway.OPS.values())],
+        "tags": [{"name": family.tag} for family in gateway.FAMILIES.values() if family.tag in tags],
         "paths": paths,
         "components": {"schemas": b.schemas, "securitySchemes": gateway.SECURITY_SCHEMES},
     }
@@ -192,10 +196,10 @@ def operation_for(b: Builder, key: str, method, rule, op: gateway.Op):
             if b.image.docs.get(f"{method.input_type}.{v}") else {})}
         for v in path_vars
     ]
-    if op.route:
-        path = op.route[0]
-        params.append({"name": op.route[1], "in": "query", "required": True,
-                       "schema": {"type": "string", "enum": [op.route[2]]},
+    if op.doc.route:
+        path = op.doc.route[0]
+        params.append({"name": op.doc.route[1], "in": "query", "required": True,
+                       "schema": {"type": "string", "enum": [op.doc.route[2]]},
                        "description": f"The route; the gateway serves it from {template}."})
     if body != "*":
         for fd in request.field:
@@ -205,7 +209,7 @@ def operation_for(b: Builder, key: str, method, rule, op: gateway.Op):
             params.append({"name": fd.json_name, "in": "query", "required": False,
                            "schema": {k: v for k, v in schema.items() if k != "description"},
                            **({"description": schema["description"]} if "description" in schema else {})})
-    params.extend(dict(h) for h in op.headers)
+    params.extend(dict(h) for h in op.doc.headers)
     operation: dict = {"operationId": method.name, "tags": [op.tag]}
     doc = b.image.docs.get(key)
     if doc:
@@ -230,7 +234,7 @@ def request_body(b: Builder, key, method, request, body, path_vars, op) -> dict:
         raw = gateway.RAW_BODIES.get(key, {})
         return {"required": True, "description": "The raw body, handed to the server unparsed.",
                 "content": {ct: {"schema": raw if ct == "application/json" else {"type": "string"}}
-                            for ct in op.consumes}}
+                            for ct in op.doc.consumes}}
     return {"required": True, "content": {"application/json": {"schema": b.field(method.input_type, fd, False)}}}
 
 
@@ -247,7 +251,7 @@ def error_ref(family: gateway.Family) -> dict:
 def responses(b: Builder, method, op: gateway.Op) -> dict:
     out: dict[str, dict] = {}
     if method.output_type == HTTP_BODY:
-        content = {ct: {"schema": raw_schema(ct)} for ct in op.produces}
+        content = {ct: {"schema": raw_schema(ct)} for ct in op.doc.produces}
         if op.family.errors_in_200:  # a refusal is the family's JSON envelope, still HTTP 200
             content["application/json"] = {"schema": error_ref(op.family)}
     elif op.success == 204:
@@ -265,7 +269,7 @@ def responses(b: Builder, method, op: gateway.Op) -> dict:
     if content:
         success["content"] = content
     out[str(op.success)] = success
-    if not op.family.envoy_400_enveloped:
+    if not op.envoy_400_enveloped:
         out["400"] = gateway.ENVOY_400
     codes = set(op.family.error_codes) | set(op.extra)
     if op.secured and op.family.error_codes:

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from google.api import httpbody_pb2
 from google.protobuf import struct_pb2
+from vipay.legacy.v1 import options_pb2 as legacy
 from vipay.membership.v1 import membership_pb2 as pb
 from vipay.membership.v1 import membership_pb2_grpc
 
@@ -19,8 +20,9 @@ from server.platform import money
 from server.membership.limits import CHECK_IAP, VIP_ORDER
 from server.platform.auth import require_role, require_user
 from server.platform.calls import BlockingRunner, current_call
+from server.platform.error_mapping import EnvelopeRegistry
 from server.platform.rate_limits import RateLimiter
-from server.platform.error_mapping import EnvelopeRegistry, thinksns_envelope
+from server.platform.thinksns_envelope import thinksns_envelope
 from server.platform.errors import Violations
 from server.platform.paging import offset_from_token, page_token
 from server.platform.timestamps import timestamp_message
@@ -230,7 +232,6 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
             client_ip=call.client_ip,
             attempt=self._abuse.attempt(VIP_ORDER, user_id, call.client_ip),
         )
-        call.set_http_status(201)
         return created_message(created.order, created.pay_data)
 
     async def ListVipOrders(self, request, context):
@@ -242,7 +243,6 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
             self._svc.list_orders, user_id, offset=offset, limit=limit, start=request.s, end=request.d,
             timezone_name=request.timezone or "Asia/Shanghai",
         )
-        call.unwrap_json_field("vip_orders")
         refunded = await self._read(self._refunded, [r.id for r in rows])
         return pb.ListVipOrdersResponse(
             vip_orders=[order_message(r, refunded.get(r.id, 0)) for r in rows],
@@ -257,13 +257,11 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
     async def DeleteVipOrder(self, request, context):
         call = current_call.get()
         await self._run(self._svc.delete_order, require_user(call.principal), request.order)
-        call.set_http_status(204)
         return pb.DeleteVipOrderResponse()
 
     async def ExchangeVip(self, request, context):
         call = current_call.get()
         days, view = await self._run(self._svc.exchange, require_user(call.principal), request.level)
-        call.set_http_status(201)
         return pb.ExchangeVipResponse(converted_days=days, membership=status_message(view))
 
     async def CheckIapResult(self, request, context):
@@ -323,5 +321,5 @@ def register(server, runner: BlockingRunner, envelopes: EnvelopeRegistry, *, mem
     membership_pb2_grpc.add_MembershipServiceServicer_to_server(
         MembershipServicer(memberships, runner, save_catalog, refunded, abuse=limiter), server
     )
-    envelopes.register(f"/{name}/", thinksns_envelope)
+    envelopes.register(legacy.FAMILY_THINKSNS, thinksns_envelope)
     return name

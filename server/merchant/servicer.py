@@ -5,6 +5,7 @@ bytes; the signed headers arrive as (lower-cased) gRPC metadata."""
 
 from __future__ import annotations
 
+from vipay.legacy.v1 import options_pb2 as legacy
 from vipay.openapi.v1 import openapi_charge_pb2 as pb
 from vipay.openapi.v1 import openapi_charge_pb2_grpc
 
@@ -13,17 +14,9 @@ from server.merchant.charges import MerchantChargeService, shanghai
 from server.merchant.service import OpenApi
 from server.merchant.tables import MerchantOrderRow
 from server.platform import money
+from server.merchant.openapi_envelope import openapi_envelope
 from server.platform.calls import BlockingRunner, current_call
 from server.platform.error_mapping import EnvelopeRegistry
-from server.platform.errors import DomainError, Kind
-
-
-def openapi_envelope(err: DomainError) -> tuple[int, dict]:
-    """api-docs/004: HTTP 200 and `{"status", "message", "data": null}` for every
-    documented refusal; 500 only for our own failures."""
-    status = rules.status_of(err)
-    http = 500 if err.kind in (Kind.INTERNAL, Kind.UNAVAILABLE) else 200
-    return http, {"status": status, "message": err.message, "data": None}
 
 
 def order_message(order: MerchantOrderRow, callback_state: str) -> pb.MerchantOrder:
@@ -65,7 +58,7 @@ class OpenApiChargeServicer(openapi_charge_pb2_grpc.OpenApiChargeServiceServicer
 def register(server, runner: BlockingRunner, envelopes: EnvelopeRegistry, *, charges: MerchantChargeService) -> str:
     name = pb.DESCRIPTOR.services_by_name["OpenApiChargeService"].full_name
     openapi_charge_pb2_grpc.add_OpenApiChargeServiceServicer_to_server(OpenApiChargeServicer(charges, runner), server)
-    envelopes.register(f"/{name}/", openapi_envelope)
+    envelopes.register(legacy.FAMILY_MERCHANT, openapi_envelope)
     return name
 
 

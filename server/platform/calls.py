@@ -25,7 +25,7 @@ from server.platform.error_mapping import (
     internal_error,
     rich_status,
 )
-from server.platform import metrics
+from server.platform import legacy_operations, metrics
 from server.platform.errors import DomainError, Kind, invalid
 
 log = logging.getLogger("vipay.rpc")
@@ -41,18 +41,14 @@ class Call:
     response_headers: dict[str, str] = field(default_factory=dict)
 
     def set_http_status(self, status: int) -> None:
-        """Legacy HTTP status for gateway callers (201, 204...); gRPC callers ignore it."""
+        """A legacy HTTP status chosen at run time for gateway callers (a notification's
+        reply); gRPC callers ignore it. Fixed ones (201, 204) are declared on the RPC."""
         if self.via_gateway:
             self.response_headers["x-http-code"] = str(status)
 
     @property
     def client_ip(self) -> str:
         return client_ip(self.metadata)
-
-    def unwrap_json_field(self, json_name: str) -> None:
-        """Ask the gateway to answer the value of one field (a bare JSON array)."""
-        if self.via_gateway:
-            self.response_headers["x-json-unwrap"] = json_name
 
 
 def client_ip(metadata: dict[str, str]) -> str:
@@ -188,6 +184,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             service = method.lstrip("/").rsplit("/", 1)[0]
             return handler if service in self._open_streams else _refused(method, handler)
         behavior = handler.unary_unary
+        # What the RPC declares for a gateway caller's success (201, 204, a bare array).
+        declared_headers = legacy_operations.success_headers(legacy_operations.declared(method))
 
         async def wrapper(request, context: grpc.aio.ServicerContext):
             metadata = {k.lower(): v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
@@ -198,6 +196,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 request_id=metadata.get("x-request-id") or os.urandom(16).hex(),
                 via_gateway="x-envoy-original-path" in metadata,
             )
+            if declared_headers and call.via_gateway:
+                call.response_headers.update(declared_headers)
             token = current_call.set(call)
             started = time.perf_counter()
             outcome, error = "OK", None

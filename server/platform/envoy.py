@@ -105,6 +105,7 @@ class Envoy:
             [envoy_binary(), "-c", str(self.config_path), "--base-id", str(self.admin_port),
              "--log-level", "warn", "--concurrency", "2",
              "--file-flush-interval-msec", "1000"],  # access log lines within a second
+            cwd=GATEWAY.parent,  # legacy_http.lua loads gateway/legacy_operations.lua from here
             stdout=self._log or subprocess.DEVNULL,
             stderr=self._log or subprocess.DEVNULL,
         )
@@ -147,4 +148,5 @@ class Envoy:
 def validate(config_text: str, workdir: Path) -> subprocess.CompletedProcess:
     path = workdir / "envoy-validate.yaml"
     path.write_text(config_text)
-    return subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(path)], capture_output=True, text=True)
+    return subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(path)], capture_output=True, text=True,
+                          cwd=GATEWAY.parent)

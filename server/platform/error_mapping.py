@@ -3,9 +3,11 @@
 gRPC callers get a status code plus exactly one google.rpc.ErrorInfo and, for bad
 input, one google.rpc.BadRequest listing every violation (AIP-193).
 
-Callers coming through the gateway get their API family's legacy envelope: the
-server sends it as initial metadata (`x-http-code`, `x-http-body`), which the
-gateway's Lua filter turns into the HTTP status and body."""
+Callers coming through the gateway get their API family's legacy envelope (each
+RPC declares its family: protos/vipay/legacy/v1/options.proto; each family's
+rendering lives in its own *_envelope module): the server sends it as initial
+metadata (`x-http-code`, `x-http-body`), which the gateway's Lua filter turns into
+the HTTP status and body."""
 
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
+from server.platform import legacy_operations
 from server.platform.errors import DomainError, FieldViolation, Kind
+from server.platform.thinksns_envelope import thinksns_envelope
 
 DOMAIN = "vipay.example.com"
 
@@ -54,42 +58,39 @@ def rich_status(err: DomainError) -> status_pb2.Status:
 # An envelope renders a domain error as (HTTP status, JSON body) for one API family.
 Envelope = Callable[[DomainError], tuple[int, dict]]
 
-THINKSNS_STATUS = {
-    Kind.INVALID: 422,
-    Kind.UNAUTHENTICATED: 401,
-    Kind.PERMISSION_DENIED: 403,
-    Kind.NOT_FOUND: 404,
-    Kind.CONFLICT: 409,
-    Kind.FAILED_PRECONDITION: 422,
-    Kind.RESOURCE_EXHAUSTED: 429,
-    Kind.UNAVAILABLE: 503,
-    Kind.INTERNAL: 500,
-}
-
-
-def thinksns_envelope(err: DomainError) -> tuple[int, dict]:
-    """api-docs/001: `{"message": ..., "errors": {field: [..]}}`. IAP verification
-    failures answer 500, as the document specifies for check-iap-result."""
-    errors: dict[str, list[str]] = {}
-    for v in err.violations:
-        errors.setdefault(v.field, []).append(v.description)
-    status = 500 if err.reason.startswith("IAP_") else THINKSNS_STATUS[err.kind]
-    return status, {"message": err.message, "errors": errors}
-
 
 class EnvelopeRegistry:
-    """Which envelope each RPC's gateway errors use, by method-name prefix."""
+    """Each RPC's gateway errors in the envelope its declaration names
+    (legacy_operations: family / error_envelope), with the statuses it declares for
+    some reasons applied on top. Areas register the renderers of their families."""
 
     def __init__(self, default: Envelope = thinksns_envelope):
-        self._prefixes: list[tuple[str, Envelope]] = []
+        self._families: dict[int, Envelope] = {}
         self._default = default
+        self._methods: dict[str, Envelope] = {}  # method -> envelope, resolved once
 
-    def register(self, method_prefix: str, envelope: Envelope) -> None:
-        self._prefixes.append((method_prefix, envelope))
-        self._prefixes.sort(key=lambda p: -len(p[0]))  # longest prefix wins
+    def register(self, family: int, envelope: Envelope) -> None:
+        self._families[family] = envelope
+        self._methods.clear()
 
     def for_method(self, method: str) -> Envelope:
-        return next((env for prefix, env in self._prefixes if method.startswith(prefix)), self._default)
+        try:
+            return self._methods[method]
+        except KeyError:
+            envelope = self._methods[method] = self._resolve(legacy_operations.declared(method))
+            return envelope
+
+    def _resolve(self, operation: legacy_operations.Operation) -> Envelope:
+        envelope = self._families.get(legacy_operations.envelope_family(operation), self._default)
+        rules = legacy_operations.reason_statuses(operation)
+        if not rules:
+            return envelope
+
+        def with_declared_statuses(err: DomainError) -> tuple[int, dict]:
+            status, body = envelope(err)
+            return next((code for prefix, code in rules if err.reason.startswith(prefix)), status), body
+
+        return with_declared_statuses
 
 
 # Error details travel in response headers (x-http-body, grpc-message, grpc-status-details-bin).

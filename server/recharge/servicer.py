@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from google.api import httpbody_pb2
 from google.protobuf import struct_pb2
+from vipay.legacy.v1 import options_pb2 as legacy
 from vipay.recharge.v1 import recharge_pb2 as pb
 from vipay.recharge.v1 import recharge_pb2_grpc
 
@@ -18,14 +19,12 @@ from server.platform.auth import require_user
 from server.platform.calls import BlockingRunner, current_call
 from server.platform.error_mapping import EnvelopeRegistry
 from server.platform.errors import DomainError, Kind, Violations
+from server.platform.notification_envelope import notification_envelope
 from server.platform.rate_limits import RateLimiter
 from server.recharge.captchas import CAPTCHA, CHARGE_PAY
-from server.recharge.envelopes import (
-    charge_envelope,
-    notification_envelope,
-    recharge_envelope,
-    yoshop_envelope,
-)
+from server.recharge.charge_envelope import charge_envelope
+from server.recharge.recharge_envelope import recharge_envelope
+from server.recharge.yoshop_envelope import yoshop_envelope
 from server.recharge.profiles import DEFAULTS as PROFILE_DEFAULTS
 from server.recharge.profiles import UserProfiles
 from server.recharge.rules import RechargeCatalog
@@ -228,15 +227,12 @@ class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
         return httpbody_pb2.HttpBody(content_type=reply.content_type, data=reply.body)
 
 
+# Each RPC declares its family (protos/vipay/recharge/v1/recharge.proto); these render them.
 FAMILIES = {
-    "GetChargeIndex": charge_envelope,
-    "CreateChargePayment": charge_envelope,
-    "GetRecharge": recharge_envelope,
-    "CreateRechargeOrder": recharge_envelope,
-    "GetRechargeHistory": recharge_envelope,
-    "GetRechargeCaptcha": recharge_envelope,
-    "GetRechargeCenter": yoshop_envelope,
-    "HandleRechargeNotification": notification_envelope,
+    legacy.FAMILY_CHARGE: charge_envelope,
+    legacy.FAMILY_RECHARGE: recharge_envelope,
+    legacy.FAMILY_YOSHOP: yoshop_envelope,
+    legacy.FAMILY_NOTIFICATION: notification_envelope,
 }
 
 
@@ -246,6 +242,6 @@ def register(server, runner: BlockingRunner, envelopes: EnvelopeRegistry, *, rec
     name = pb.DESCRIPTOR.services_by_name["RechargeService"].full_name
     servicer = RechargeServicer(recharges, profiles, runner, refunded, limiter=limiter)
     recharge_pb2_grpc.add_RechargeServiceServicer_to_server(servicer, server)
-    for method, envelope in FAMILIES.items():
-        envelopes.register(f"/{name}/{method}", envelope)
+    for family, envelope in FAMILIES.items():
+        envelopes.register(family, envelope)
     return name

@@ -3,14 +3,19 @@
 import pytest
 from google.rpc import error_details_pb2
 
+from vipay.legacy.v1 import options_pb2 as legacy
+from vipay.membership.v1 import membership_pb2  # noqa: F401 (the declarations the registry reads)
+
 from server.platform.error_mapping import (
     DOMAIN,
     EnvelopeRegistry,
     gateway_error_headers,
     rich_status,
-    thinksns_envelope,
 )
 from server.platform.errors import DomainError, FieldViolation, Kind, invalid, not_found
+from server.platform.thinksns_envelope import thinksns_envelope
+
+CHECK_IAP = "/vipay.membership.v1.MembershipService/CheckIapResult"
 
 
 def unpack(status):
@@ -48,19 +53,26 @@ def test_thinksns_status_per_kind(kind, status):
 def test_thinksns_body_groups_violations_by_field_and_iap_failures_are_500():
     err = invalid([FieldViolation("level", "a"), FieldViolation("level", "b")])
     assert thinksns_envelope(err) == (422, {"message": "The given data was invalid.", "errors": {"level": ["a", "b"]}})
-    assert thinksns_envelope(DomainError("IAP_VERIFICATION_FAILED", "no", Kind.FAILED_PRECONDITION))[0] == 500
+    # check-iap-result declares IAP_ reasons as 500 (membership.proto); the registry applies it.
+    registry = EnvelopeRegistry()
+    registry.register(legacy.FAMILY_THINKSNS, thinksns_envelope)
+    iap = DomainError("IAP_VERIFICATION_FAILED", "no", Kind.FAILED_PRECONDITION)
+    assert registry.for_method(CHECK_IAP)(iap)[0] == 500
+    assert registry.for_method(CHECK_IAP)(DomainError("NOT_IAP_ORDER", "no", Kind.FAILED_PRECONDITION))[0] == 422
 
 
-def test_gateway_headers_are_ascii_json_and_registry_picks_the_longest_prefix():
+def test_gateway_headers_are_ascii_json_and_registry_picks_the_declared_family():
     headers = dict(gateway_error_headers(DomainError("X", "订单不存在", Kind.NOT_FOUND), thinksns_envelope))
     assert headers["x-http-code"] == "404" and headers["x-http-body"].isascii()
     registry = EnvelopeRegistry()
     special = lambda err: (200, {})  # noqa: E731
-    registry.register("/a.B/", thinksns_envelope)
-    registry.register("/a.B/Special", special)
-    assert registry.for_method("/a.B/Special") is special
-    assert registry.for_method("/a.B/Other") is thinksns_envelope
-    assert registry.for_method("/c.D/X") is thinksns_envelope  # the default
+    registry.register(legacy.FAMILY_THINKSNS, thinksns_envelope)
+    registry.register(legacy.FAMILY_NOTIFICATION, special)
+    assert registry.for_method("/vipay.membership.v1.MembershipService/GetVipOrder") is thinksns_envelope
+    # A notification that declares the ThinkSNS envelope for its errors gets it, not its family's.
+    assert registry.for_method("/vipay.membership.v1.MembershipService/HandlePaymentNotification") \
+        is thinksns_envelope
+    assert registry.for_method("/c.D/X") is thinksns_envelope  # the default: nothing declared
 
 
 def test_error_details_copied_into_headers_are_bounded():

@@ -1,0 +1,28 @@
+"""api-docs/001 (ThinkSNS+) error envelope: the outcome in the HTTP status,
+`{"message": ..., "errors": {field: [..]}}` in the body. Also the envelope of
+operations that declare none (gRPC-only methods never reach it over HTTP).
+Statuses an operation declares for some reasons (e.g. IAP_ -> 500 on
+check-iap-result) are applied on top by error_mapping.EnvelopeRegistry."""
+
+from __future__ import annotations
+
+from server.platform.errors import DomainError, Kind
+
+THINKSNS_STATUS = {
+    Kind.INVALID: 422,
+    Kind.UNAUTHENTICATED: 401,
+    Kind.PERMISSION_DENIED: 403,
+    Kind.NOT_FOUND: 404,
+    Kind.CONFLICT: 409,
+    Kind.FAILED_PRECONDITION: 422,
+    Kind.RESOURCE_EXHAUSTED: 429,
+    Kind.UNAVAILABLE: 503,
+    Kind.INTERNAL: 500,
+}
+
+
+def thinksns_envelope(err: DomainError) -> tuple[int, dict]:
+    errors: dict[str, list[str]] = {}
+    for v in err.violations:
+        errors.setdefault(v.field, []).append(v.description)
+    return THINKSNS_STATUS[err.kind], {"message": err.message, "errors": errors}
