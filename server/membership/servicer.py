@@ -22,9 +22,9 @@ from server.platform.auth import require_role, require_user
 from server.platform.calls import BlockingRunner, current_call
 from server.platform.error_mapping import EnvelopeRegistry
 from server.platform.rate_limits import RateLimiter
-from server.platform.thinksns_envelope import thinksns_envelope
 from server.platform.errors import Violations
 from server.platform.paging import offset_from_token, page_token
+from server.platform.thinksns_envelope import thinksns_envelope
 from server.platform.timestamps import timestamp_message
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"

@@ -11,10 +11,10 @@ from vipay.openapi.v1 import openapi_charge_pb2_grpc
 
 from server.merchant import rules
 from server.merchant.charges import MerchantChargeService, shanghai
+from server.merchant.openapi_envelope import openapi_envelope
 from server.merchant.service import OpenApi
 from server.merchant.tables import MerchantOrderRow
 from server.platform import money
-from server.merchant.openapi_envelope import openapi_envelope
 from server.platform.calls import BlockingRunner, current_call
 from server.platform.error_mapping import EnvelopeRegistry
 

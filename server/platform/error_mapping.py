@@ -70,7 +70,8 @@ class EnvelopeRegistry:
         self._methods: dict[str, Envelope] = {}  # method -> envelope, resolved once
 
     def register(self, family: int, envelope: Envelope) -> None:
-        self._families[family] = envelope
+        if self._families.setdefault(family, envelope) is not envelope:
+            raise ValueError(f"family {family} already has an envelope")  # one renderer per family
         self._methods.clear()
 
     def for_method(self, method: str) -> Envelope:
