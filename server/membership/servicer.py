@@ -15,6 +15,7 @@ from vipay.membership.v1 import membership_pb2_grpc
 from server.membership.rules import LEVELS, Catalog, LevelConfig, PriceSetting
 from server.membership.service import MembershipService, MembershipView
 from server.membership.tables import VipOrderRow
+from server.membership.thinksns_envelope import thinksns_envelope
 from server.payments.channels import PayData
 from server.platform import money
 from server.membership.limits import CHECK_IAP, VIP_ORDER
@@ -24,7 +25,6 @@ from server.platform.error_mapping import EnvelopeRegistry
 from server.platform.rate_limits import RateLimiter
 from server.platform.errors import Violations
 from server.platform.paging import offset_from_token, page_token
-from server.platform.thinksns_envelope import thinksns_envelope
 from server.platform.timestamps import timestamp_message
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -321,5 +321,5 @@ def register(server, runner: BlockingRunner, envelopes: EnvelopeRegistry, *, mem
     membership_pb2_grpc.add_MembershipServiceServicer_to_server(
         MembershipServicer(memberships, runner, save_catalog, refunded, abuse=limiter), server
     )
-    envelopes.register(legacy.FAMILY_THINKSNS, thinksns_envelope)
+    envelopes.register(legacy.FAMILY_THINKSNS, thinksns_envelope, default=True)
     return name

@@ -20,7 +20,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from server.platform import legacy_operations
 from server.platform.errors import DomainError, FieldViolation, Kind
-from server.platform.thinksns_envelope import thinksns_envelope
+from server.platform.notification_envelope import notification_envelope
 
 DOMAIN = "vipay.example.com"
 
@@ -64,14 +64,18 @@ class EnvelopeRegistry:
     (legacy_operations: family / error_envelope), with the statuses it declares for
     some reasons applied on top. Areas register the renderers of their families."""
 
-    def __init__(self, default: Envelope = thinksns_envelope):
+    def __init__(self):
         self._families: dict[int, Envelope] = {}
-        self._default = default
+        # Methods that declare no family; until an area registers one, a bare status.
+        self._default: Envelope = notification_envelope
         self._methods: dict[str, Envelope] = {}  # method -> envelope, resolved once
 
-    def register(self, family: int, envelope: Envelope) -> None:
+    def register(self, family: int, envelope: Envelope, *, default: bool = False) -> None:
+        """`default`: also the envelope of methods that declare no family."""
         if self._families.setdefault(family, envelope) is not envelope:
             raise ValueError(f"family {family} already has an envelope")  # one renderer per family
+        if default:
+            self._default = envelope
         self._methods.clear()
 
     def for_method(self, method: str) -> Envelope:

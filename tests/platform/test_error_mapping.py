@@ -12,8 +12,8 @@ from server.platform.error_mapping import (
     gateway_error_headers,
     rich_status,
 )
+from server.membership.thinksns_envelope import thinksns_envelope
 from server.platform.errors import DomainError, FieldViolation, Kind, invalid, not_found
-from server.platform.thinksns_envelope import thinksns_envelope
 
 CHECK_IAP = "/vipay.membership.v1.MembershipService/CheckIapResult"
 
@@ -55,7 +55,7 @@ def test_thinksns_body_groups_violations_by_field_and_iap_failures_are_500():
     assert thinksns_envelope(err) == (422, {"message": "The given data was invalid.", "errors": {"level": ["a", "b"]}})
     # check-iap-result declares IAP_ reasons as 500 (membership.proto); the registry applies it.
     registry = EnvelopeRegistry()
-    registry.register(legacy.FAMILY_THINKSNS, thinksns_envelope)
+    registry.register(legacy.FAMILY_THINKSNS, thinksns_envelope, default=True)
     iap = DomainError("IAP_VERIFICATION_FAILED", "no", Kind.FAILED_PRECONDITION)
     assert registry.for_method(CHECK_IAP)(iap)[0] == 500
     assert registry.for_method(CHECK_IAP)(DomainError("NOT_IAP_ORDER", "no", Kind.FAILED_PRECONDITION))[0] == 422
@@ -66,7 +66,7 @@ def test_gateway_headers_are_ascii_json_and_registry_picks_the_declared_family()
     assert headers["x-http-code"] == "404" and headers["x-http-body"].isascii()
     registry = EnvelopeRegistry()
     special = lambda err: (200, {})  # noqa: E731
-    registry.register(legacy.FAMILY_THINKSNS, thinksns_envelope)
+    registry.register(legacy.FAMILY_THINKSNS, thinksns_envelope, default=True)
     registry.register(legacy.FAMILY_NOTIFICATION, special)
     assert registry.for_method("/vipay.membership.v1.MembershipService/GetVipOrder") is thinksns_envelope
     # A notification that declares the ThinkSNS envelope for its errors gets it, not its family's.

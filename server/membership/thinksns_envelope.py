@@ -1,8 +1,9 @@
 """api-docs/001 (ThinkSNS+) error envelope: the outcome in the HTTP status,
-`{"message": ..., "errors": {field: [..]}}` in the body. Also the envelope of
-operations that declare none (gRPC-only methods never reach it over HTTP).
-Statuses an operation declares for some reasons (e.g. IAP_ -> 500 on
-check-iap-result) are applied on top by error_mapping.EnvelopeRegistry."""
+`{"message": ..., "errors": {field: [..]}}` in the body. Registered as the gateway's
+default too (operations that declare no envelope: /ping, the refund and gRPC-only
+RPCs), as it was before the declarations. Statuses an operation declares for some
+reasons (e.g. IAP_ -> 500 on check-iap-result) are applied on top by
+platform/error_mapping.EnvelopeRegistry."""
 
 from __future__ import annotations
 
