@@ -75,6 +75,7 @@ lint: protos
 	$(VENV)/bin/buf format --diff --exit-code
 	$(VENV)/bin/ruff check --quiet --select F server tests bench clients migrations sdk lint
 	$(VENV)/bin/lint-imports --no-cache
+	@complex="$$($(VENV)/bin/radon cc -n D server)"; test -z "$$complex" || { echo "radon grade D or worse (split them):"; echo "$$complex"; exit 1; }
 
 # Compares the contracts with the committed baseline image (WIRE_JSON: what
 # Envoy serves and what gRPC clients send must not break). On CI (a clone of

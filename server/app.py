@@ -122,19 +122,19 @@ def build_app(settings: Settings, engine: Engine | None = None, *, announce_chan
                                                        r.recharge_rate_window_seconds, r.recharge_captcha_ttl_seconds),
                             png_captcha)
     recharges = RechargeService(uow_factory, RechargeCatalogProvider(uow_factory, settings.catalog_refresh_seconds),
-                                channels, memberships, captchas, settings.public_base_url, order_ttl=order_ttl,
+                                channels, memberships.ledger, captchas, settings.public_base_url, order_ttl=order_ttl,
                                 reads=reads)
-    openapi = build_openapi(uow_factory, memberships, openapi_settings, callback_resolver)
+    openapi = build_openapi(uow_factory, memberships.ledger, openapi_settings, callback_resolver)
     requery_after = timedelta(seconds=settings.settle_requery_after_seconds)
     requery_every = timedelta(seconds=max(settings.settle_interval_seconds, 1))
     refunds = RefundService(
         uow_factory, channels,
-        [memberships.refund_book(), recharges.refund_book(), openapi.charges.refund_book()],
+        [memberships.refunds, recharges.refund_book(), openapi.charges.refund_book()],
         settings.public_base_url, requery_after=requery_after, requery_every=requery_every,
         batch_size=settings.settle_batch_size, reads=reads,
     )
     settlement = SettlementService(
-        uow_factory, channels, [memberships.order_book(), recharges.order_book()], close_after=order_ttl,
+        uow_factory, channels, [memberships.orders.order_book(), recharges.order_book()], close_after=order_ttl,
         requery_after=requery_after, requery_every=requery_every, batch_size=settings.settle_batch_size,
         refunds=refunds,  # unknown refund outcomes are asked again by the same loop
     )
@@ -150,7 +150,7 @@ def services(app: App) -> list[Registration]:
                 refunded=partial(app.refunds.refunded_fen, "vip_orders"), limiter=app.abuse),
         partial(recharge_servicer.register, recharges=app.recharges, profiles=app.profiles,
                 refunded=partial(app.refunds.refunded_fen, "recharge_orders"), limiter=app.abuse),
-        partial(wallet_servicer.register, recharges=app.recharges),
+        partial(wallet_servicer.register, wallets=app.recharges.wallet),
         partial(merchant_servicer.register, charges=app.openapi.charges),
         partial(refund_servicer.register, refunds=app.refunds),
     ]

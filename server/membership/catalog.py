@@ -3,10 +3,17 @@ platform/cached_catalog.py), its JSON form, and the demo prices of api-docs/001.
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from server.membership.rules import LEVELS, Catalog, LevelConfig, PriceSetting
 from server.membership.tables import VipCatalogRow
 from server.platform.times import naive_now
 from server.platform.unit_of_work import UnitOfWork
+
+
+
+def catalog_present(uow: UnitOfWork) -> bool:
+    return uow.session.scalar(select(VipCatalogRow.id)) is not None
 
 
 def catalog_to_json(catalog: Catalog) -> dict:

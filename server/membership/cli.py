@@ -9,14 +9,11 @@ import sys
 
 def seed(app) -> None:
     """Loads the demo VIP catalog (api-docs/001 prices) when there is none (part of `seed`)."""
-    from sqlalchemy import select
-
-    from server.membership.catalog import demo_catalog
-    from server.membership.tables import VipCatalogRow
+    from server.membership.catalog import catalog_present, demo_catalog
 
     with app.uow_factory() as uow:
-        present = uow.session.scalar(select(VipCatalogRow.id))
-    if present is None:
+        present = catalog_present(uow)
+    if not present:
         app.save_catalog(demo_catalog())
         print("seeded the demo VIP catalog")
     else:
@@ -25,23 +22,15 @@ def seed(app) -> None:
 
 def sandbox_order(app, number: str) -> tuple[str, str, int] | None:
     """For `sandbox-pay` (server/__main__.py): (notify path, channel, amount) of the VIP order."""
-    from sqlalchemy import select
-
-    from server.membership.tables import VipOrderRow
-
-    with app.uow_factory() as uow:
-        order = uow.session.scalar(select(VipOrderRow).where(VipOrderRow.trade_no == number))
+    order = app.memberships.orders.by_trade_no(number)
     if order is None:
         return None
     return f"/api/v2/vip/orders/{order.id}/sandbox-callback", order.channel, order.pay_amount
 
 
 def cmd_sandbox_receipt(args) -> None:
-    from server.membership.tables import VipOrderRow
-
     app = args.app()
-    with app.uow_factory() as uow:
-        order = uow.session.get(VipOrderRow, args.order_id)
+    order = app.memberships.orders.by_id(args.order_id)
     if order is None or not order.vip_info.get("iap"):
         sys.exit("no Iap order with that id")
     print(app.iap.issue(args.transaction_id or secrets.token_hex(8), order.vip_info["iap"], str(order.user_id)))

@@ -8,13 +8,14 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from server.membership.rules import LEVELS
+from server.payments.refund_tables import RefundRow
 from server.platform.unit_of_work import UnitOfWork
 
 __all__ = ["LEVELS", "MembershipGrants"]
 
 
 class MembershipGrants(Protocol):
-    """Implemented by membership.service.MembershipService. (source, source_ref) is unique:
+    """Implemented by membership.ledger.MembershipLedger. (source, source_ref) is unique:
     the same grant twice raises IntegrityError, so callers make their transition idempotent first."""
 
     def grant_in(self, uow: UnitOfWork, user_id: int, level: str, months: int, timezone_name: str, *,
@@ -31,4 +32,4 @@ class MembershipGrants(Protocol):
 
     def refund_restore_in(self, uow: UnitOfWork, user_id: int, refund_no: str, summary: dict) -> None: ...
 
-    def check_refund_take_back(self, uow: UnitOfWork, refund) -> list[str]: ...
+    def check_refund_take_back(self, uow: UnitOfWork, refund: RefundRow) -> list[str]: ...

@@ -8,6 +8,7 @@ import calendar
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from enum import IntEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from server.platform.errors import DomainError, Kind, Violations
@@ -25,6 +26,13 @@ PAY_METHODS = (
 )
 MAX_QUANTITY = 12
 MAX_REQUEST_ID = 64  # the vip_orders.request_id column
+
+
+class PayStatus(IntEnum):
+    """vip_orders.pay_status (an integer on the wire too: VipOrder.pay_status)."""
+
+    UNPAID = 0
+    PAID = 1
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,22 @@ def zone(name: str) -> ZoneInfo:
         raise ValueError(name) from exc
 
 
+def _is_zone(name: str) -> bool:
+    try:
+        zone(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_choice(v: Violations, field_name: str, value, allowed: tuple) -> None:
+    """A required field that takes one of `allowed`."""
+    if not value:
+        v.add(field_name, f"The {field_name} field is required.")
+    elif value not in allowed:
+        v.add(field_name, f"The {field_name} must be one of " + ", ".join(map(str, allowed)) + ".")
+
+
 def quote_order(
     catalog: Catalog, *, level: str, duration: int, quantity: int, pay_method: str, timezone_name: str
 ) -> OrderQuote:
@@ -93,23 +117,11 @@ def quote_order(
     quantity = quantity or 1
     if not timezone_name:
         v.add("timezone", "The timezone field is required.")
-    else:
-        try:
-            zone(timezone_name)
-        except ValueError:
-            v.add("timezone", "The timezone must be a valid IANA zone.")
-    if not duration:
-        v.add("duration", "The duration field is required.")
-    elif duration not in DURATIONS:
-        v.add("duration", "The duration must be one of 1, 3, 12.")
-    if not level:
-        v.add("level", "The level field is required.")
-    elif level not in LEVELS:
-        v.add("level", "The level must be one of low, middle, high.")
-    if not pay_method:
-        v.add("pay_method", "The pay_method field is required.")
-    elif pay_method not in PAY_METHODS:
-        v.add("pay_method", "The pay_method must be one of " + ", ".join(PAY_METHODS) + ".")
+    elif not _is_zone(timezone_name):
+        v.add("timezone", "The timezone must be a valid IANA zone.")
+    _check_choice(v, "duration", duration, DURATIONS)
+    _check_choice(v, "level", level, LEVELS)
+    _check_choice(v, "pay_method", pay_method, PAY_METHODS)
     if not 1 <= quantity <= MAX_QUANTITY:
         v.add("quantity", f"The quantity must be between 1 and {MAX_QUANTITY}.")
     elif pay_method == "Iap" and quantity != 1:

@@ -13,9 +13,10 @@ from vipay.membership.v1 import membership_pb2 as pb
 from vipay.membership.v1 import membership_pb2_grpc
 
 from server.membership.rules import LEVELS, Catalog, LevelConfig, PriceSetting
-from server.membership.service import MembershipService, MembershipView
-from server.membership.tables import VipOrderRow
+from server.membership.ledger import MembershipView
+from server.membership.service import MembershipService
 from server.membership.thinksns_envelope import thinksns_envelope
+from server.membership.views import VipOrderView
 from server.payments.channels import PayData
 from server.platform import money
 from server.membership.limits import CHECK_IAP, VIP_ORDER
@@ -53,7 +54,7 @@ def vip_info_message(info: dict) -> pb.VipInfo:
     return message
 
 
-def order_message(row: VipOrderRow, refunded_fen: int = 0) -> pb.VipOrder:
+def order_message(row: VipOrderView, refunded_fen: int = 0) -> pb.VipOrder:
     refund_status = 0 if not refunded_fen else (2 if refunded_fen >= row.pay_amount else 1)
     return pb.VipOrder(
         refund_status=refund_status,
@@ -77,7 +78,7 @@ def order_message(row: VipOrderRow, refunded_fen: int = 0) -> pb.VipOrder:
     )
 
 
-def created_message(row: VipOrderRow, pay_data: PayData | None) -> pb.CreateVipOrderResponse:
+def created_message(row: VipOrderView, pay_data: PayData | None) -> pb.CreateVipOrderResponse:
     message = pb.CreateVipOrderResponse(
         pay_method=row.pay_method,
         quantity=row.quantity,
@@ -195,7 +196,7 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
         self._configs: tuple[Catalog | None, pb.GetVipConfigsResponse | None] = (None, None)
         self._abuse = abuse  # per-user / per-IP limits (docs/recharge.md: Limits)
 
-    async def _order(self, row: VipOrderRow) -> pb.VipOrder:
+    async def _order(self, row: VipOrderView) -> pb.VipOrder:
         refunded = await self._read(self._refunded, [row.id])
         return order_message(row, refunded.get(row.id, 0))
 
@@ -220,7 +221,7 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
         call = current_call.get()
         user_id = require_user(call.principal)
         created = await self._run(
-            self._svc.create_order,
+            self._svc.orders.create_order,
             user_id,
             level=request.level,
             duration=request.duration,
@@ -240,7 +241,7 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
         offset = offset_from_token(request.page_token) if request.page_token else request.offset
         limit = request.page_size or request.limit or 15
         rows, more = await self._read(
-            self._svc.list_orders, user_id, offset=offset, limit=limit, start=request.s, end=request.d,
+            self._svc.orders.list_orders, user_id, offset=offset, limit=limit, start=request.s, end=request.d,
             timezone_name=request.timezone or "Asia/Shanghai",
         )
         refunded = await self._read(self._refunded, [r.id for r in rows])
@@ -251,24 +252,24 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
 
     async def GetVipOrder(self, request, context):
         user_id = require_user(current_call.get().principal)
-        row, refunded = await self._read(self._svc.get_order, user_id, request.order)
+        row, refunded = await self._read(self._svc.orders.get_order, user_id, request.order)
         return order_message(row, refunded)
 
     async def DeleteVipOrder(self, request, context):
         call = current_call.get()
-        await self._run(self._svc.delete_order, require_user(call.principal), request.order)
+        await self._run(self._svc.orders.delete_order, require_user(call.principal), request.order)
         return pb.DeleteVipOrderResponse()
 
     async def ExchangeVip(self, request, context):
         call = current_call.get()
-        days, view = await self._run(self._svc.exchange, require_user(call.principal), request.level)
+        days, view = await self._run(self._svc.ledger.exchange, require_user(call.principal), request.level)
         return pb.ExchangeVipResponse(converted_days=days, membership=status_message(view))
 
     async def CheckIapResult(self, request, context):
         call = current_call.get()
         user_id = require_user(call.principal)
         await self._run(self._abuse.limit, CHECK_IAP, user_id, call.client_ip)
-        order = await self._run(self._svc.check_iap, user_id, request.order_id, request.receipt)
+        order = await self._run(self._svc.iap.check_iap, user_id, request.order_id, request.receipt)
         return await self._order(order)
 
     async def GetVipProtocol(self, request, context):
@@ -277,11 +278,11 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
 
     async def CheckVipOrder(self, request, context):
         user_id = require_user(current_call.get().principal)
-        return pb.CheckVipOrderResponse(status=await self._read(self._svc.is_paid, user_id, request.order_id))
+        return pb.CheckVipOrderResponse(status=await self._read(self._svc.orders.is_paid, user_id, request.order_id))
 
     async def GetMyMembership(self, request, context):
         user_id = require_user(current_call.get().principal)
-        return status_message(await self._run(self._svc.status, user_id))
+        return status_message(await self._run(self._svc.ledger.status, user_id))
 
     async def HandlePaymentNotification(self, request, context):
         call = current_call.get()
@@ -289,20 +290,20 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
         if suffix != "callback" or not channel:
             channel = ""  # unknown channel: the service answers not found
         reply = await self._run(
-            self._svc.handle_notification, request.order, channel, request.http_body.data,
+            self._svc.orders.handle_notification, request.order, channel, request.http_body.data,
             request.http_body.content_type, call.metadata,
         )
         call.set_http_status(reply.status)
         return httpbody_pb2.HttpBody(content_type=reply.content_type, data=reply.body)
 
     async def HandleAppStoreNotification(self, request, context):
-        status = await self._run(self._svc.handle_appstore_notification, request.http_body.data)
+        status = await self._run(self._svc.iap.handle_appstore_notification, request.http_body.data)
         current_call.get().set_http_status(status)
         return httpbody_pb2.HttpBody(content_type="text/plain", data=b"")
 
     async def GetMembershipStatus(self, request, context):
         require_role(current_call.get().principal, "service")
-        return grpc_status_message(await self._run(self._svc.status, request.user_id))
+        return grpc_status_message(await self._run(self._svc.ledger.status, request.user_id))
 
     async def UpdateVipCatalog(self, request, context):
         require_role(current_call.get().principal, "admin")

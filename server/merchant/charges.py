@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,10 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from server.membership.grants import MembershipGrants
 from server.merchant import rules
 from server.merchant.addresses import AddressPolicy, AddressRefused
+from server.merchant.refunds import MerchantOrderRefunds
+from server.merchant.rules import OrderState
 from server.merchant.signing import verify_md5, verify_rsa
+from server.merchant.views import MerchantOrderView
 from server.merchant.tables import (
     MerchantBalanceEntryRow,
     MerchantBusinessRow,
@@ -33,7 +37,6 @@ from server.merchant.tables import (
     MerchantRow,
     UserAccountRow,
 )
-from server.payments.refunds import OrderFacts, RefundBook
 from server.platform import metrics, money
 from server.platform.times import naive, naive_now
 from server.platform.unit_of_work import UnitOfWork
@@ -59,21 +62,24 @@ class Caller:
 
 @dataclass(frozen=True)
 class ChargeResult:
-    order: MerchantOrderRow
+    order: MerchantOrderView
     status: int  # 200, or 4012 when the order failed and was refunded
     message: str
 
 
 class MerchantChargeService:
     def __init__(self, uow_factory: Callable[[], UnitOfWork], memberships: MembershipGrants,
-                 addresses: AddressPolicy | None = None, clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)):
+                 addresses: AddressPolicy | None = None, clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+                 *, nonce_purge_every: float = NONCE_PURGE_EVERY, monotonic: Callable[[], float] = time.monotonic):
         self._uow = uow_factory
         self._memberships = memberships
         self._addresses = addresses or AddressPolicy()
         self._clock_ms = clock_ms
         # Expired nonces are purged from the request path too (at most one bounded batch
         # per interval per process), so they never pile up when no dispatcher runs.
-        self.nonce_purge_every = NONCE_PURGE_EVERY
+        self._purge_every = nonce_purge_every
+        self._monotonic = monotonic
+        self._purge_lock = threading.Lock()  # the request threads all pass through _purge_due
         self._next_purge = 0.0
 
     # ---- authentication -------------------------------------------------------------
@@ -87,24 +93,24 @@ class MerchantChargeService:
                 .where(MerchantBusinessRow.business_id == headers.business_id)
             ).scalar_one_or_none()
         if row is None:
-            raise rules.refusal("OPENAPI_BUSINESS_UNKNOWN")
+            raise rules.refusal(rules.Refusal.OPENAPI_BUSINESS_UNKNOWN)
         message = rules.signing_string("POST", path, headers.business_id, headers.timestamp_ms, headers.nonce, raw)
         if headers.sign_type == "SHA256-RSA":
             if not row.rsa_public_key:
-                raise rules.refusal("OPENAPI_SIGN_TYPE_UNSUPPORTED")
+                raise rules.refusal(rules.Refusal.OPENAPI_SIGN_TYPE_UNSUPPORTED)
             ok = verify_rsa(row.rsa_public_key, message, headers.sign)
         else:
             if not row.md5_secret:
-                raise rules.refusal("OPENAPI_SIGN_TYPE_UNSUPPORTED")
+                raise rules.refusal(rules.Refusal.OPENAPI_SIGN_TYPE_UNSUPPORTED)
             ok = verify_md5(row.md5_secret, message, headers.sign)
         if not ok:
-            raise rules.refusal("OPENAPI_SIGN_INVALID")
+            raise rules.refusal(rules.Refusal.OPENAPI_SIGN_INVALID)
         self._consume_nonce(headers.business_id, headers.nonce)
         if row.state != "active":
-            raise rules.refusal("OPENAPI_MERCHANT_DISABLED")
+            raise rules.refusal(rules.Refusal.OPENAPI_MERCHANT_DISABLED)
         body = rules.parse_body(raw, fields)
         if body["businessId"] != headers.business_id or body["merchantId"] != row.merchant_id:
-            raise rules.refusal("OPENAPI_BUSINESS_MISMATCH")
+            raise rules.refusal(rules.Refusal.OPENAPI_BUSINESS_MISMATCH)
         return Caller(row.id, row.merchant_id, headers.business_id, body)
 
     def _consume_nonce(self, business_id: str, nonce: str) -> None:
@@ -117,13 +123,21 @@ class MerchantChargeService:
             ).first()
             uow.commit()
         if inserted is None:
-            raise rules.refusal("OPENAPI_NONCE_REPLAYED")
-        if time.monotonic() >= self._next_purge:
-            self._next_purge = time.monotonic() + self.nonce_purge_every
+            raise rules.refusal(rules.Refusal.OPENAPI_NONCE_REPLAYED)
+        if self._purge_due():
             try:
                 self.purge_nonces(limit=NONCE_PURGE_BATCH)
             except SQLAlchemyError:  # housekeeping (e.g. a deadlock with a concurrent purge) never fails a request
                 log.warning("nonce purge failed", exc_info=True)
+
+    def _purge_due(self) -> bool:
+        """True for the one request per interval that purges (the others pass on)."""
+        with self._purge_lock:
+            now = self._monotonic()
+            if now < self._next_purge:
+                return False
+            self._next_purge = now + self._purge_every
+            return True
 
     def purge_nonces(self, limit: int | None = None) -> int:
         """Nonces older than the window can never be replayed (their timestamp is refused).
@@ -145,37 +159,36 @@ class MerchantChargeService:
 
     def charge(self, metadata: dict[str, str], raw: bytes) -> ChargeResult:
         caller = self.authenticate(metadata, CHARGE_PATH, raw, rules.CHARGE_FIELDS)
-        body = caller.body
-        rules.check_callback_url(body["callbackUrl"])
-        if body["callbackUrl"]:
+        request = rules.ChargeRequest.of(caller.body)
+        rules.check_callback_url(request.callback_url)
+        if request.callback_url:
             try:
-                self._addresses.check(body["callbackUrl"])
+                self._addresses.check(request.callback_url)
             except AddressRefused as exc:
-                raise rules.refusal("OPENAPI_INVALID_PARAMS", str(exc)) from None
+                raise rules.refusal(rules.Refusal.OPENAPI_INVALID_PARAMS, str(exc)) from None
         try:
-            return self._charge(caller)
+            return self._charge(caller, request)
         except IntegrityError:
             # A concurrent identical request created the order first: answer that one.
             with self._uow() as uow:
-                existing = self._order_by_biz_code(uow, caller.merchant_pk, body["bizCode"])
+                existing = self._order_by_biz_code(uow, caller.merchant_pk, request.biz_code)
             if existing is None:
                 raise
-            return self._replay(existing, body)
+            return self._replay(existing, request)
 
-    def _charge(self, caller: Caller) -> ChargeResult:
-        body = caller.body
+    def _charge(self, caller: Caller, request: rules.ChargeRequest) -> ChargeResult:
         with self._uow() as uow:
             s = uow.session
-            existing = self._order_by_biz_code(uow, caller.merchant_pk, body["bizCode"])
+            existing = self._order_by_biz_code(uow, caller.merchant_pk, request.biz_code)
             if existing is not None:
-                return self._replay(existing, body)
+                return self._replay(existing, request)
             product = s.execute(select(MerchantProductRow).where(
                 MerchantProductRow.merchant_pk == caller.merchant_pk,
-                MerchantProductRow.product_code == body["productCode"],
+                MerchantProductRow.product_code == request.product_code,
                 MerchantProductRow.state == "active",
             )).scalar_one_or_none()
             if product is None:
-                raise rules.refusal("OPENAPI_PRODUCT_NOT_ALLOWED")
+                raise rules.refusal(rules.Refusal.OPENAPI_PRODUCT_NOT_ALLOWED)
             price = product.settlement_price_fen
             # The conditional UPDATE is the overdraft guard: it never takes the balance below 0,
             # whatever runs concurrently (row lock on PostgreSQL, one writer on SQLite).
@@ -184,13 +197,13 @@ class MerchantChargeService:
                 .values(balance_fen=MerchantRow.balance_fen - price)
             ).rowcount
             if debited != 1:
-                raise rules.refusal("OPENAPI_INSUFFICIENT_BALANCE")
+                raise rules.refusal(rules.Refusal.OPENAPI_INSUFFICIENT_BALANCE)
             now = naive_now()
             order = MerchantOrderRow(
-                order_code=new_order_code(now), merchant_pk=caller.merchant_pk, biz_code=body["bizCode"],
-                business_id=caller.business_id, product_code=product.product_code, account=body["account"],
-                mobile=body["mobile"], callback_url=body["callbackUrl"], level=product.level, months=product.months,
-                settlement_price_fen=price, state="processing", created_at=now,
+                order_code=new_order_code(now), merchant_pk=caller.merchant_pk, biz_code=request.biz_code,
+                business_id=caller.business_id, product_code=product.product_code, account=request.account,
+                mobile=request.mobile, callback_url=request.callback_url, level=product.level, months=product.months,
+                settlement_price_fen=price, state=OrderState.PROCESSING, created_at=now,
             )
             s.add(order)
             s.flush()  # the unique (merchant, bizCode) key fires here for a concurrent duplicate
@@ -199,7 +212,7 @@ class MerchantChargeService:
             self._enqueue_callback(uow, order, caller.merchant_id, now)
             uow.commit()
         metrics.ORDERS_CREATED.labels("merchant").inc()
-        if order.state == "success":  # a direct charge is paid from the balance at once
+        if order.state == OrderState.SUCCESS:  # a direct charge is paid from the balance at once
             metrics.ORDERS_PAID.labels("merchant").inc()
         return _result(order)
 
@@ -209,13 +222,13 @@ class MerchantChargeService:
             uow.session.execute(update(MerchantRow).where(MerchantRow.id == order.merchant_pk)
                                 .values(balance_fen=MerchantRow.balance_fen + order.settlement_price_fen))
             self._ledger(uow, order.merchant_pk, "refund", order.settlement_price_fen, order.id, now)
-            order.state, order.fail_reason = "failed", "account not found"
+            order.state, order.fail_reason = OrderState.FAILED, "account not found"
         else:
             expiry = self._memberships.grant_in(uow, account.user_id, order.level, order.months, GRANT_TIMEZONE,
                                                 source="merchant_order", source_ref=str(order.id))
             order.user_id = account.user_id
             order.expires_at = naive(expiry)
-            order.state = "success"
+            order.state = OrderState.SUCCESS
         order.finished_at = now
         uow.session.flush()
 
@@ -247,75 +260,27 @@ class MerchantChargeService:
         )).scalar_one_or_none()
 
     @staticmethod
-    def _replay(existing: MerchantOrderRow, body: dict[str, str]) -> ChargeResult:
+    def _replay(existing: MerchantOrderRow, request: rules.ChargeRequest) -> ChargeResult:
         same = (existing.business_id, existing.product_code, existing.account, existing.mobile,
-                existing.callback_url) == (body["businessId"], body["productCode"], body["account"], body["mobile"],
-                                           body["callbackUrl"])
+                existing.callback_url) == (request.business_id, request.product_code, request.account, request.mobile,
+                                           request.callback_url)
         if not same:
-            raise rules.refusal("OPENAPI_BIZ_CODE_CONFLICT", order_code=existing.order_code)
+            raise rules.refusal(rules.Refusal.OPENAPI_BIZ_CODE_CONFLICT, order_code=existing.order_code)
         return _result(existing)
 
-    # ---- refunds (service_layer/refunds.py) ---------------------------------------
+    # ---- refunds (payments/refunds.py) ------------------------------------------------
 
-    def refund_book(self) -> RefundBook:
-        """Merchant orders (004): refunded in full by the operator to the merchant's
-        prepaid balance (no provider), the membership taken back, the order's state
-        becomes `refunded` and a signed `refunded` status callback is queued."""
-        return RefundBook("merchant_orders", find=self._refund_find, lock=self._refund_lock,
-                          fulfil=lambda uow, order_id, txn: None, take_back=self._refund_take_back,
-                          restore=self._refund_restore, check=self._refund_check, on_refunded=self._refunded,
-                          internal=True, full_only=True)
-
-    @staticmethod
-    def _refund_find(uow: UnitOfWork, number: str) -> int | None:
-        return uow.session.scalar(select(MerchantOrderRow.id).where(MerchantOrderRow.order_code == number))
-
-    @staticmethod
-    def _refund_lock(uow: UnitOfWork, order_id: int) -> OrderFacts:
-        order = uow.session.scalars(select(MerchantOrderRow).where(MerchantOrderRow.id == order_id).with_for_update()
-                                    .execution_options(populate_existing=True)).one()
-        return OrderFacts("merchant_orders", order.id, order.order_code, "merchant_balance",
-                          order.state in ("success", "refunded"), order.settlement_price_fen)
-
-    def _refund_take_back(self, uow: UnitOfWork, facts: OrderFacts, refund_no: str, amount: int, before: int,
-                          strict: bool) -> dict:
-        order = uow.session.get(MerchantOrderRow, facts.id)
-        now = naive_now()
-        uow.session.execute(update(MerchantRow).where(MerchantRow.id == order.merchant_pk)
-                            .values(balance_fen=MerchantRow.balance_fen + amount))
-        self._ledger(uow, order.merchant_pk, "refund", amount, order.id, now, note=refund_no)
-        summary = {"merchant_balance": amount}
-        summary.update(self._memberships.refund_take_back_in(
-            uow, order.user_id, "merchant_order", str(order.id), amount / max(order.settlement_price_fen, 1), refund_no))
-        return summary
-
-    def _refund_restore(self, uow: UnitOfWork, facts: OrderFacts, refund_no: str, summary: dict) -> None:
-        raise AssertionError("merchant refunds are final at once")  # internal books never fail at a provider
-
-    def _refund_check(self, uow: UnitOfWork, refund) -> list[str]:
-        summary = json.loads(refund.take_back)
-        rows = uow.session.scalars(select(MerchantBalanceEntryRow.amount_fen).where(
-            MerchantBalanceEntryRow.kind == "refund", MerchantBalanceEntryRow.note == refund.refund_no)).all()
-        problems = [] if list(rows) == [summary.get("merchant_balance")] else [
-            f"merchant balance refunds {list(rows)}, expected {summary.get('merchant_balance')}"]
-        return problems + self._memberships.check_refund_take_back(uow, refund)
-
-    def _refunded(self, uow: UnitOfWork, facts: OrderFacts, refunded_fen: int) -> None:
-        order = uow.session.get(MerchantOrderRow, facts.id)
-        if refunded_fen < order.settlement_price_fen or order.state == "refunded":
-            return
-        order.state = "refunded"
-        uow.session.flush()
-        merchant = uow.session.get(MerchantRow, order.merchant_pk)
-        self._enqueue_callback(uow, order, merchant.merchant_id, naive_now())
+    def refund_book(self) -> MerchantOrderRefunds:
+        """Merchant orders as the refund service sees them (refunds.py)."""
+        return MerchantOrderRefunds(self._memberships, self._ledger, self._enqueue_callback)
 
     # ---- queries -------------------------------------------------------------------
 
-    def query_order(self, metadata: dict[str, str], raw: bytes) -> tuple[MerchantOrderRow, str]:
+    def query_order(self, metadata: dict[str, str], raw: bytes) -> tuple[MerchantOrderView, str]:
         caller = self.authenticate(metadata, QUERY_ORDER_PATH, raw, rules.QUERY_ORDER_FIELDS)
         biz_code, order_code = caller.body["bizCode"], caller.body["orderCode"]
         if not biz_code and not order_code:
-            raise rules.refusal("OPENAPI_INVALID_PARAMS", "bizCode or orderCode is required")
+            raise rules.refusal(rules.Refusal.OPENAPI_INVALID_PARAMS, "bizCode or orderCode is required")
         with self._uow() as uow:
             q = select(MerchantOrderRow).where(MerchantOrderRow.merchant_pk == caller.merchant_pk)
             if biz_code:
@@ -324,12 +289,12 @@ class MerchantChargeService:
                 q = q.where(MerchantOrderRow.order_code == order_code)
             order = uow.session.execute(q).scalar_one_or_none()
             if order is None:
-                raise rules.refusal("OPENAPI_ORDER_NOT_FOUND")
+                raise rules.refusal(rules.Refusal.OPENAPI_ORDER_NOT_FOUND)
             callback = uow.session.execute(
                 select(MerchantCallbackRow.state).where(MerchantCallbackRow.order_pk == order.id)
                 .order_by(MerchantCallbackRow.id.desc()).limit(1)
             ).scalar_one_or_none()
-        return order, callback or ""
+        return MerchantOrderView.of(order), callback or ""
 
     def balance(self, metadata: dict[str, str], raw: bytes) -> tuple[str, int]:
         caller = self.authenticate(metadata, BALANCE_PATH, raw, rules.BALANCE_FIELDS)
@@ -341,10 +306,10 @@ class MerchantChargeService:
 
 
 def _result(order: MerchantOrderRow) -> ChargeResult:
-    if order.state == "failed":
-        code, message = rules.STATUS["OPENAPI_ORDER_FAILED"]
-        return ChargeResult(order, code, message)
-    return ChargeResult(order, rules.SUCCESS, "success")
+    if order.state == OrderState.FAILED:
+        code, message = rules.STATUS[rules.Refusal.OPENAPI_ORDER_FAILED]
+        return ChargeResult(MerchantOrderView.of(order), code, message)
+    return ChargeResult(MerchantOrderView.of(order), rules.SUCCESS, "success")
 
 
 def new_order_code(now: datetime) -> str:
@@ -359,9 +324,9 @@ def shanghai(moment: datetime | None) -> str:
 
 def callback_body(order: MerchantOrderRow, merchant_id: str) -> str:
     """The status report, serialised once: every attempt sends these exact bytes."""
-    failed = order.state == "failed"
-    status, message = rules.STATUS["OPENAPI_ORDER_FAILED"] if failed else (rules.SUCCESS, "success")
-    if order.state == "refunded":  # refunded by the operator to the merchant's prepaid balance
+    failed = order.state == OrderState.FAILED
+    status, message = rules.STATUS[rules.Refusal.OPENAPI_ORDER_FAILED] if failed else (rules.SUCCESS, "success")
+    if order.state == OrderState.REFUNDED:  # refunded by the operator to the merchant's prepaid balance
         message = "refunded"
     return json.dumps({
         "merchantId": merchant_id,

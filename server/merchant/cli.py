@@ -32,55 +32,90 @@ def _print_keys(merchant_id: str, keys) -> None:
         print(keys.md5_secret)
 
 
-def cmd_merchant(args) -> None:
-    from server.platform.errors import DomainError
+def _create(reg, args, public_key: str | None) -> None:
+    keys = reg.create(args.merchant_id, args.name or args.merchant_id, args.business_id or [],
+                      callback_url=args.callback_url, rsa=not args.no_rsa, md5=args.md5,
+                      rsa_public_key=public_key)
+    print(f"merchant {args.merchant_id} created")
+    _print_keys(args.merchant_id, keys)
+
+
+def _rotate_keys(reg, args, public_key: str | None) -> None:
+    if not (args.rsa or args.md5 or public_key):
+        sys.exit("say what to rotate: --rsa, --md5 and/or --public-key-file")
+    _print_keys(args.merchant_id, reg.rotate_keys(args.merchant_id, args.rsa, args.md5, public_key))
+    print(f"keys of merchant {args.merchant_id} rotated (the old ones no longer verify)")
+
+
+def _top_up(reg, args, public_key: str | None) -> None:
     from server.platform.money import parse_yuan
 
+    balance = reg.top_up(args.merchant_id, parse_yuan(args.amount), args.note)
+    print(f"balance of {args.merchant_id}: {balance / 100:.2f} yuan")
+
+
+def _set_state(reg, args, public_key: str | None) -> None:
+    reg.set_state(args.merchant_id, args.action == "enable")
+    print(f"merchant {args.merchant_id} {args.action}d")
+
+
+def _add_business(reg, args, public_key: str | None) -> None:
+    reg.add_business(args.merchant_id, args.business_id_value)
+    print(f"businessId {args.business_id_value} added to merchant {args.merchant_id}")
+
+
+def _set_product(reg, args, public_key: str | None) -> None:
+    from server.platform.money import parse_yuan
+
+    reg.set_product(args.merchant_id, args.product_code, args.level, args.months, parse_yuan(args.price),
+                    enabled=not args.disabled)
+    print(f"product {args.product_code} of merchant {args.merchant_id}: {args.months} month(s) "
+          f"{args.level} at {parse_yuan(args.price) / 100:.2f} yuan"
+          + (" (disabled)" if args.disabled else ""))
+
+
+def _set_callback_url(reg, args, public_key: str | None) -> None:
+    reg.set_callback_url(args.merchant_id, args.url)
+    print(f"default callback URL of merchant {args.merchant_id}: {args.url or '(none)'}")
+
+
+def _link_account(reg, args, public_key: str | None) -> None:
+    reg.link_account(args.account, args.user_id, args.mobile)
+    print(f"account {args.account} -> user {args.user_id}")
+
+
+def _list(reg, args, public_key: str | None) -> None:
+    print(json.dumps(reg.list(), ensure_ascii=False, indent=2))
+
+
+def _callbacks(reg, args, public_key: str | None) -> None:
+    print(json.dumps(reg.callbacks(args.state, args.limit), ensure_ascii=False, indent=2))
+
+
+def _resend(reg, args, public_key: str | None) -> None:
+    reg.resend(args.callback_id)
+    print(f"callback {args.callback_id} queued")
+
+
+def _platform_key(reg, args, public_key: str | None) -> None:
+    print(PlatformSigner.from_file(OpenApiSettings().platform_key_file).public_pem, end="")
+
+
+ACTIONS = {
+    "create": _create, "rotate-keys": _rotate_keys, "top-up": _top_up, "disable": _set_state, "enable": _set_state,
+    "add-business": _add_business, "set-product": _set_product, "set-callback-url": _set_callback_url,
+    "link-account": _link_account, "list": _list, "callbacks": _callbacks, "resend": _resend,
+    "platform-key": _platform_key,
+}
+
+
+def cmd_merchant(args) -> None:
+    from server.platform.errors import DomainError
+
     app = args.app()
-    reg = app.openapi.registry
     public_key = Path(args.public_key_file).read_text() if getattr(args, "public_key_file", None) else None
     try:
-        if args.action == "create":
-            keys = reg.create(args.merchant_id, args.name or args.merchant_id, args.business_id or [],
-                              callback_url=args.callback_url, rsa=not args.no_rsa, md5=args.md5,
-                              rsa_public_key=public_key)
-            print(f"merchant {args.merchant_id} created")
-            _print_keys(args.merchant_id, keys)
-        elif args.action == "rotate-keys":
-            if not (args.rsa or args.md5 or public_key):
-                sys.exit("say what to rotate: --rsa, --md5 and/or --public-key-file")
-            _print_keys(args.merchant_id, reg.rotate_keys(args.merchant_id, args.rsa, args.md5, public_key))
-            print(f"keys of merchant {args.merchant_id} rotated (the old ones no longer verify)")
-        elif args.action == "top-up":
-            balance = reg.top_up(args.merchant_id, parse_yuan(args.amount), args.note)
-            print(f"balance of {args.merchant_id}: {balance / 100:.2f} yuan")
-        elif args.action in ("disable", "enable"):
-            reg.set_state(args.merchant_id, args.action == "enable")
-            print(f"merchant {args.merchant_id} {args.action}d")
-        elif args.action == "add-business":
-            reg.add_business(args.merchant_id, args.business_id_value)
-            print(f"businessId {args.business_id_value} added to merchant {args.merchant_id}")
-        elif args.action == "set-product":
-            reg.set_product(args.merchant_id, args.product_code, args.level, args.months, parse_yuan(args.price),
-                            enabled=not args.disabled)
-            print(f"product {args.product_code} of merchant {args.merchant_id}: {args.months} month(s) "
-                  f"{args.level} at {parse_yuan(args.price) / 100:.2f} yuan"
-                  + (" (disabled)" if args.disabled else ""))
-        elif args.action == "set-callback-url":
-            reg.set_callback_url(args.merchant_id, args.url)
-            print(f"default callback URL of merchant {args.merchant_id}: {args.url or '(none)'}")
-        elif args.action == "link-account":
-            reg.link_account(args.account, args.user_id, args.mobile)
-            print(f"account {args.account} -> user {args.user_id}")
-        elif args.action == "list":
-            print(json.dumps(reg.list(), ensure_ascii=False, indent=2))
-        elif args.action == "callbacks":
-            print(json.dumps(reg.callbacks(args.state, args.limit), ensure_ascii=False, indent=2))
-        elif args.action == "resend":
-            reg.resend(args.callback_id)
-            print(f"callback {args.callback_id} queued")
-        elif args.action == "platform-key":
-            print(PlatformSigner.from_file(OpenApiSettings().platform_key_file).public_pem, end="")
+        ACTIONS[args.action](app.openapi.registry, args, public_key)
     except DomainError as err:
         sys.exit(err.message)
 

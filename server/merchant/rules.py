@@ -7,41 +7,70 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 from server.platform.errors import DomainError, Kind
 
 SUCCESS = 200
 
+class Refusal(StrEnum):
+    """Why a merchant request is refused (the DomainError reason; STATUS gives its body status)."""
+
+    OPENAPI_INVALID_PARAMS = "OPENAPI_INVALID_PARAMS"
+    OPENAPI_TIMESTAMP_EXPIRED = "OPENAPI_TIMESTAMP_EXPIRED"
+    OPENAPI_NONCE_REPLAYED = "OPENAPI_NONCE_REPLAYED"
+    OPENAPI_SIGN_INVALID = "OPENAPI_SIGN_INVALID"
+    OPENAPI_SIGN_TYPE_UNSUPPORTED = "OPENAPI_SIGN_TYPE_UNSUPPORTED"
+    OPENAPI_BUSINESS_MISMATCH = "OPENAPI_BUSINESS_MISMATCH"
+    OPENAPI_BUSINESS_UNKNOWN = "OPENAPI_BUSINESS_UNKNOWN"
+    OPENAPI_MERCHANT_DISABLED = "OPENAPI_MERCHANT_DISABLED"
+    OPENAPI_PRODUCT_NOT_ALLOWED = "OPENAPI_PRODUCT_NOT_ALLOWED"
+    OPENAPI_BIZ_CODE_CONFLICT = "OPENAPI_BIZ_CODE_CONFLICT"
+    OPENAPI_INSUFFICIENT_BALANCE = "OPENAPI_INSUFFICIENT_BALANCE"
+    OPENAPI_ORDER_FAILED = "OPENAPI_ORDER_FAILED"
+    OPENAPI_ORDER_NOT_FOUND = "OPENAPI_ORDER_NOT_FOUND"
+    INTERNAL = "INTERNAL"
+
+
+class OrderState(StrEnum):
+    """merchant_orders.state (also the `state` a merchant reads in QueryOrder and callbacks)."""
+
+    PROCESSING = "processing"
+    SUCCESS = "success"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+
+
 # reason -> (status code in the body, message). docs/openapi.md mirrors this table.
 STATUS = {
-    "OPENAPI_INVALID_PARAMS": (4001, "invalid parameters"),
-    "OPENAPI_TIMESTAMP_EXPIRED": (4002, "timestamp outside the allowed window"),
-    "OPENAPI_NONCE_REPLAYED": (4003, "nonce already used"),
-    "OPENAPI_SIGN_INVALID": (4004, "signature verification failed"),
-    "OPENAPI_SIGN_TYPE_UNSUPPORTED": (4005, "sign type not enabled for this merchant"),
-    "OPENAPI_BUSINESS_MISMATCH": (4006, "businessId does not match the merchant"),
-    "OPENAPI_BUSINESS_UNKNOWN": (4007, "unknown businessId"),
-    "OPENAPI_MERCHANT_DISABLED": (4008, "merchant disabled"),
-    "OPENAPI_PRODUCT_NOT_ALLOWED": (4009, "product not allowed"),
-    "OPENAPI_BIZ_CODE_CONFLICT": (4010, "bizCode already used with other parameters"),
-    "OPENAPI_INSUFFICIENT_BALANCE": (4011, "insufficient balance"),
-    "OPENAPI_ORDER_FAILED": (4012, "account not found; order failed and refunded"),
-    "OPENAPI_ORDER_NOT_FOUND": (4040, "order not found"),
-    "INTERNAL": (5000, "internal error"),
+    Refusal.OPENAPI_INVALID_PARAMS: (4001, "invalid parameters"),
+    Refusal.OPENAPI_TIMESTAMP_EXPIRED: (4002, "timestamp outside the allowed window"),
+    Refusal.OPENAPI_NONCE_REPLAYED: (4003, "nonce already used"),
+    Refusal.OPENAPI_SIGN_INVALID: (4004, "signature verification failed"),
+    Refusal.OPENAPI_SIGN_TYPE_UNSUPPORTED: (4005, "sign type not enabled for this merchant"),
+    Refusal.OPENAPI_BUSINESS_MISMATCH: (4006, "businessId does not match the merchant"),
+    Refusal.OPENAPI_BUSINESS_UNKNOWN: (4007, "unknown businessId"),
+    Refusal.OPENAPI_MERCHANT_DISABLED: (4008, "merchant disabled"),
+    Refusal.OPENAPI_PRODUCT_NOT_ALLOWED: (4009, "product not allowed"),
+    Refusal.OPENAPI_BIZ_CODE_CONFLICT: (4010, "bizCode already used with other parameters"),
+    Refusal.OPENAPI_INSUFFICIENT_BALANCE: (4011, "insufficient balance"),
+    Refusal.OPENAPI_ORDER_FAILED: (4012, "account not found; order failed and refunded"),
+    Refusal.OPENAPI_ORDER_NOT_FOUND: (4040, "order not found"),
+    Refusal.INTERNAL: (5000, "internal error"),
 }
 KINDS = {
-    "OPENAPI_INVALID_PARAMS": Kind.INVALID,
-    "OPENAPI_TIMESTAMP_EXPIRED": Kind.UNAUTHENTICATED,
-    "OPENAPI_NONCE_REPLAYED": Kind.UNAUTHENTICATED,
-    "OPENAPI_SIGN_INVALID": Kind.UNAUTHENTICATED,
-    "OPENAPI_SIGN_TYPE_UNSUPPORTED": Kind.UNAUTHENTICATED,
-    "OPENAPI_BUSINESS_MISMATCH": Kind.PERMISSION_DENIED,
-    "OPENAPI_BUSINESS_UNKNOWN": Kind.UNAUTHENTICATED,
-    "OPENAPI_MERCHANT_DISABLED": Kind.PERMISSION_DENIED,
-    "OPENAPI_PRODUCT_NOT_ALLOWED": Kind.PERMISSION_DENIED,
-    "OPENAPI_BIZ_CODE_CONFLICT": Kind.CONFLICT,
-    "OPENAPI_INSUFFICIENT_BALANCE": Kind.FAILED_PRECONDITION,
-    "OPENAPI_ORDER_NOT_FOUND": Kind.NOT_FOUND,
+    Refusal.OPENAPI_INVALID_PARAMS: Kind.INVALID,
+    Refusal.OPENAPI_TIMESTAMP_EXPIRED: Kind.UNAUTHENTICATED,
+    Refusal.OPENAPI_NONCE_REPLAYED: Kind.UNAUTHENTICATED,
+    Refusal.OPENAPI_SIGN_INVALID: Kind.UNAUTHENTICATED,
+    Refusal.OPENAPI_SIGN_TYPE_UNSUPPORTED: Kind.UNAUTHENTICATED,
+    Refusal.OPENAPI_BUSINESS_MISMATCH: Kind.PERMISSION_DENIED,
+    Refusal.OPENAPI_BUSINESS_UNKNOWN: Kind.UNAUTHENTICATED,
+    Refusal.OPENAPI_MERCHANT_DISABLED: Kind.PERMISSION_DENIED,
+    Refusal.OPENAPI_PRODUCT_NOT_ALLOWED: Kind.PERMISSION_DENIED,
+    Refusal.OPENAPI_BIZ_CODE_CONFLICT: Kind.CONFLICT,
+    Refusal.OPENAPI_INSUFFICIENT_BALANCE: Kind.FAILED_PRECONDITION,
+    Refusal.OPENAPI_ORDER_NOT_FOUND: Kind.NOT_FOUND,
 }
 
 SIGN_TYPES = ("SHA256-RSA", "MD5")
@@ -55,11 +84,33 @@ CHARGE_FIELDS = {"merchantId": True, "businessId": True, "productCode": True, "m
 QUERY_ORDER_FIELDS = {"merchantId": True, "businessId": True, "bizCode": False, "orderCode": False}
 BALANCE_FIELDS = {"merchantId": True, "businessId": True}
 
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    """The body of a direct charge (004 VIPCharge), checked by parse_body(CHARGE_FIELDS);
+    optional fields are "" when absent."""
+
+    merchant_id: str
+    business_id: str
+    product_code: str
+    account: str
+    biz_code: str
+    mobile: str = ""
+    callback_url: str = ""
+
+    @classmethod
+    def of(cls, body: dict[str, str]) -> ChargeRequest:
+        return cls(merchant_id=body["merchantId"], business_id=body["businessId"], product_code=body["productCode"],
+                   account=body["account"], biz_code=body["bizCode"], mobile=body["mobile"],
+                   callback_url=body["callbackUrl"])
+
+
 # Status callbacks: the first attempt at once, then these delays (seconds), then undelivered.
 DEFAULT_BACKOFF = (15, 30, 180, 600, 1200, 1800, 3600, 10800, 21600)
 
 
-def refusal(reason: str, detail: str = "", **metadata: str) -> DomainError:
+def refusal(reason: Refusal, detail: str = "", **metadata: str) -> DomainError:
     code, message = STATUS[reason]
     text = f"{message}: {detail}" if detail else message
     return DomainError(reason, text, KINDS.get(reason, Kind.INTERNAL), metadata={"status": str(code), **metadata})
@@ -87,23 +138,23 @@ def parse_headers(metadata: dict[str, str]) -> SignedHeaders:
     """Headers arrive lower-cased (HTTP/2, gRPC metadata)."""
     missing = [h for h in ("businessid", "nonce", "timestamp", "sign") if not metadata.get(h)]
     if missing:
-        raise refusal("OPENAPI_INVALID_PARAMS", "missing header " + ", ".join(missing))
+        raise refusal(Refusal.OPENAPI_INVALID_PARAMS, "missing header " + ", ".join(missing))
     business_id, nonce, timestamp, sign = (metadata[h] for h in ("businessid", "nonce", "timestamp", "sign"))
     sign_type = metadata.get("signtype") or "SHA256-RSA"
     if not TOKEN.match(business_id):
-        raise refusal("OPENAPI_INVALID_PARAMS", "bad businessId header")
+        raise refusal(Refusal.OPENAPI_INVALID_PARAMS, "bad businessId header")
     if not NONCE.match(nonce):
-        raise refusal("OPENAPI_INVALID_PARAMS", "nonce must be 8-64 of [A-Za-z0-9_-]")
+        raise refusal(Refusal.OPENAPI_INVALID_PARAMS, "nonce must be 8-64 of [A-Za-z0-9_-]")
     if not DIGITS.match(timestamp):
-        raise refusal("OPENAPI_INVALID_PARAMS", "timestamp must be milliseconds since the epoch")
+        raise refusal(Refusal.OPENAPI_INVALID_PARAMS, "timestamp must be milliseconds since the epoch")
     if sign_type not in SIGN_TYPES:
-        raise refusal("OPENAPI_INVALID_PARAMS", "signType must be SHA256-RSA or MD5")
+        raise refusal(Refusal.OPENAPI_INVALID_PARAMS, "signType must be SHA256-RSA or MD5")
     return SignedHeaders(business_id, nonce, int(timestamp), sign, sign_type)
 
 
 def check_timestamp(timestamp_ms: int, now_ms: int) -> None:
     if abs(now_ms - timestamp_ms) > TIMESTAMP_WINDOW_MS:
-        raise refusal("OPENAPI_TIMESTAMP_EXPIRED")
+        raise refusal(Refusal.OPENAPI_TIMESTAMP_EXPIRED)
 
 
 def signing_string(method: str, path: str, business_id: str, timestamp_ms: int | str, nonce: str,
@@ -134,34 +185,34 @@ def parse_body(raw: bytes, fields: dict[str, bool]) -> dict[str, str]:
     try:
         body = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested ~1000 deep
-        raise refusal("OPENAPI_INVALID_PARAMS", "body must be a JSON object (UTF-8, no duplicate keys)") from None
+        raise refusal(Refusal.OPENAPI_INVALID_PARAMS, "body must be a JSON object (UTF-8, no duplicate keys)") from None
     if not isinstance(body, dict):
-        raise refusal("OPENAPI_INVALID_PARAMS", "body must be a JSON object")
+        raise refusal(Refusal.OPENAPI_INVALID_PARAMS, "body must be a JSON object")
     unknown = sorted(set(body) - set(fields))
     if unknown:  # names quoted short: the message travels in a response header
         shown = ", ".join(name[:32] + ("..." if len(name) > 32 else "") for name in unknown[:3])
-        raise refusal("OPENAPI_INVALID_PARAMS", "unknown field " + shown + (" ..." if len(unknown) > 3 else ""))
+        raise refusal(Refusal.OPENAPI_INVALID_PARAMS, "unknown field " + shown + (" ..." if len(unknown) > 3 else ""))
     out: dict[str, str] = {}
     for name, required in fields.items():
         value = body.get(name)
         if value is None or value == "":
             if required:
-                raise refusal("OPENAPI_INVALID_PARAMS", f"{name} is required")
+                raise refusal(Refusal.OPENAPI_INVALID_PARAMS, f"{name} is required")
             out[name] = ""
             continue
         if not isinstance(value, str):
-            raise refusal("OPENAPI_INVALID_PARAMS", f"{name} must be a string")
+            raise refusal(Refusal.OPENAPI_INVALID_PARAMS, f"{name} must be a string")
         if len(value) > 512 or (name != "callbackUrl" and len(value) > 64):
-            raise refusal("OPENAPI_INVALID_PARAMS", f"{name} is too long")
+            raise refusal(Refusal.OPENAPI_INVALID_PARAMS, f"{name} is too long")
         if not value.isprintable():  # NUL, controls, lone surrogates: no database stores them
-            raise refusal("OPENAPI_INVALID_PARAMS", f"{name} has characters that are not allowed")
+            raise refusal(Refusal.OPENAPI_INVALID_PARAMS, f"{name} has characters that are not allowed")
         out[name] = value
     return out
 
 
 def check_callback_url(url: str) -> None:
     if url and not re.match(r"^https?://[^\s/]+", url):
-        raise refusal("OPENAPI_INVALID_PARAMS", "callbackUrl must be an http(s) URL")
+        raise refusal(Refusal.OPENAPI_INVALID_PARAMS, "callbackUrl must be an http(s) URL")
 
 
 def parse_backoff(text: str) -> tuple[float, ...]:

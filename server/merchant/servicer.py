@@ -13,13 +13,13 @@ from server.merchant import rules
 from server.merchant.charges import MerchantChargeService, shanghai
 from server.merchant.openapi_envelope import openapi_envelope
 from server.merchant.service import OpenApi
-from server.merchant.tables import MerchantOrderRow
+from server.merchant.views import MerchantOrderView
 from server.platform import money
 from server.platform.calls import BlockingRunner, current_call
 from server.platform.error_mapping import EnvelopeRegistry
 
 
-def order_message(order: MerchantOrderRow, callback_state: str) -> pb.MerchantOrder:
+def order_message(order: MerchantOrderView, callback_state: str) -> pb.MerchantOrder:
     return pb.MerchantOrder(
         order_code=order.order_code, biz_code=order.biz_code, account=order.account,
         settlement_price=money.yuan_number(order.settlement_price_fen), product_code=order.product_code,

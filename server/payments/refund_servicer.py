@@ -10,7 +10,7 @@ from google.protobuf import timestamp_pb2
 from vipay.payments.v1 import refunds_pb2 as pb
 from vipay.payments.v1 import refunds_pb2_grpc
 
-from server.payments.refund_tables import RefundRow
+from server.payments.refund_views import RefundView
 from server.payments.refunds import RefundService
 from server.platform.auth import require_role
 from server.platform.calls import BlockingRunner, current_call
@@ -25,7 +25,7 @@ def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
-def refund_message(row: RefundRow) -> pb.Refund:
+def refund_message(row: RefundView) -> pb.Refund:
     return pb.Refund(refund_id=row.refund_no, order_number=row.order_number, order_id=row.order_id,
                      order_kind=row.book, channel=row.channel, amount_fen=row.amount_fen, state=row.state,
                      origin=row.origin, reason=row.reason, provider_refund_id=row.provider_refund_id or "",

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from server.payments.channels import (
@@ -40,52 +40,29 @@ from server.payments.channels import (
     RefundStatement,
     Reply,
 )
+from server.payments.refund_book import OrderFacts, RefundBook
+from server.payments.refund_records import (
+    OPEN_STATES,
+    PENDING,
+    RefundRecords,
+    counted_fen,
+    succeeded_fen,
+)
 from server.payments.refund_tables import RefundRow
+from server.payments.refund_views import RefundView
 from server.platform.errors import DomainError, Kind, Violations, not_found
 from server.platform.times import naive
-from server.platform.unit_of_work import UnitOfWork, session_reads
+from server.platform.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-PENDING = "pending"
-OPEN_STATES = (PENDING, REFUND_PROCESSING)
-COUNTED_STATES = (PENDING, REFUND_PROCESSING, REFUND_SUCCEEDED, REFUND_ABNORMAL)  # money gone or going
+# The provider's state -> the states a refund may move to it from.
+MOVES_FROM = {REFUND_SUCCEEDED: (PENDING, REFUND_PROCESSING, REFUND_ABNORMAL),
+              REFUND_PROCESSING: (PENDING,),
+              REFUND_FAILED: (PENDING, REFUND_PROCESSING),
+              REFUND_ABNORMAL: (PENDING, REFUND_PROCESSING)}
 REFUND_NO = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}")  # WeChat Pay's out_refund_no alphabet (Alipay's is wider)
 NOTIFY_PATH = "/api/refunds/{channel}-callback"
-
-
-@dataclass(frozen=True)
-class OrderFacts:
-    """What refunding needs to know of an order, whatever its area."""
-
-    book: str
-    id: int
-    number: str
-    channel: str
-    paid: bool
-    paid_fen: int
-    provider_txn_id: str = ""
-
-
-@dataclass(frozen=True)
-class RefundBook:
-    """One area's orders as the refund service sees them. Every function runs in the
-    caller's transaction; take_back/restore return/receive a JSON-able summary of
-    what was taken, kept on the refund row (and proven by check)."""
-
-    name: str
-    find: Callable[[UnitOfWork, str], int | None]  # order id by its number
-    lock: Callable[[UnitOfWork, int], OrderFacts]  # the order row, locked
-    fulfil: Callable[[UnitOfWork, int, str], None]  # a refund proves the payment: mark paid if not yet
-    # (uow, order, refund_no, amount, refunded_before, strict) -> summary. refunded_before (fen of the
-    # order's earlier refunds) lets shares be cumulative, so partial refunds add up exactly to a full one;
-    # strict (operator) refuses what it cannot take.
-    take_back: Callable[[UnitOfWork, OrderFacts, str, int, int, bool], dict]
-    restore: Callable[[UnitOfWork, OrderFacts, str, dict], None]  # undo a take-back (the refund failed)
-    check: Callable[[UnitOfWork, RefundRow], list[str]]  # the take-back recorded exactly once
-    on_refunded: Callable[[UnitOfWork, OrderFacts, int], None] | None = None  # after success: total refunded
-    internal: bool = False  # refunded by us (merchant prepaid balance), final at once
-    full_only: bool = False
 
 
 @dataclass
@@ -104,65 +81,35 @@ def default_refund_no(order_number: str, amount_fen: int | None) -> str:
     return f"R{order_number}-{amount_fen if amount_fen is not None else 'ALL'}"
 
 
-def refunded_sql(book: str, order_id: str) -> str:
-    """A scalar subquery: the fen refunded (succeeded) of the `book` order whose id is
-    the SQL expression `order_id`. An area puts it in its own order read, so one
-    order's view is one statement (on PostgreSQL one round trip, not two)."""
-    assert re.fullmatch(r"[a-z_]+", book) and re.fullmatch(r"[a-z_.]+", order_id)  # SQL text, never input
-    return (f"(SELECT coalesce(sum(amount_fen), 0) FROM refunds WHERE book = '{book}' "
-            f"AND order_id = {order_id} AND state = '{REFUND_SUCCEEDED}')")
+def console_refund_fen(statement: RefundStatement, counted: int, facts: OrderFacts) -> int:
+    """What a refund made in the provider's console adds (0: nothing new), never more
+    than is left of the payment."""
+    if statement.amount_fen is not None:
+        amount = statement.amount_fen
+    else:  # Alipay states the trade's refunded total; what we do not know of yet is new
+        amount = (statement.refunded_total_fen or 0) - counted
+    remaining = facts.paid_fen - counted
+    if amount > 0 and amount > remaining:
+        log.error("provider refunded more than was left to refund", extra={"order": facts.number,
+                                                                             "amount_fen": amount})
+        amount = max(remaining, 0)
+    return amount
 
 
-REFUNDED_ONE_SQL = ("SELECT sum(amount_fen) FROM refunds WHERE book = :book AND order_id = :order_id "
-                    "AND state = :state")
-
-
-class RefundService:
+class RefundService(RefundRecords):
     def __init__(self, uow_factory: Callable[[], UnitOfWork], channels: ChannelRegistry, books: list[RefundBook],
                  public_base_url: str, *, requery_after: timedelta = timedelta(seconds=120),
                  requery_every: timedelta = timedelta(seconds=60), batch_size: int = 50,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), reads: Callable | None = None):
-        self._uow = uow_factory
-        self._reads = reads or session_reads(uow_factory)  # read-only, off the SQLite writer lock
+        super().__init__(uow_factory, books, reads)
         self._channels = channels
-        self.books = {b.name: b for b in books}
         self._base_url = public_base_url.rstrip("/")
         self._requery_after, self._requery_every, self._batch = requery_after, requery_every, batch_size
         self._clock = clock
 
-    # ---- reading --------------------------------------------------------------
-
-    def get(self, refund_no: str) -> RefundRow | None:
-        with self._uow() as uow:
-            return uow.session.scalar(select(RefundRow).where(RefundRow.refund_no == refund_no))
-
-    def for_order(self, book: str, order_id: int) -> list[RefundRow]:
-        with self._uow() as uow:
-            return list(uow.session.scalars(select(RefundRow).where(RefundRow.book == book, RefundRow.order_id == order_id)
-                                            .order_by(RefundRow.id)))
-
-    def by_order_number(self, order_number: str) -> list[RefundRow]:
-        with self._uow() as uow:
-            return list(uow.session.scalars(select(RefundRow).where(RefundRow.order_number == order_number)
-                                            .order_by(RefundRow.id)))
-
-    def refunded_fen(self, book: str, order_ids: list[int]) -> dict[int, int]:
-        """Money refunded (succeeded) per order, for the clients' order views."""
-        if not order_ids:
-            return {}
-        if len(order_ids) == 1:  # one order's view (a hot read): one plain statement
-            total = self._reads.one(REFUNDED_ONE_SQL, {"book": book, "order_id": order_ids[0],
-                                                       "state": REFUND_SUCCEEDED})[0]
-            return {order_ids[0]: int(total)} if total else {}
-        with self._reads() as conn:
-            return {oid: int(total) for oid, total in conn.execute(
-                select(RefundRow.order_id, func.sum(RefundRow.amount_fen))
-                .where(RefundRow.book == book, RefundRow.order_id.in_(order_ids), RefundRow.state == REFUND_SUCCEEDED)
-                .group_by(RefundRow.order_id))}
-
     # ---- operator refunds -------------------------------------------------------
 
-    def refund(self, order_number: str, *, amount_fen: int | None, reason: str, refund_no: str = "") -> RefundRow:
+    def refund(self, order_number: str, *, amount_fen: int | None, reason: str, refund_no: str = "") -> RefundView:
         """Refunds `amount_fen` (None: everything not yet refunded) of a paid order.
         Idempotent by refund_no: the same number again answers the same refund."""
         reason = (reason or "").strip()
@@ -182,14 +129,13 @@ class RefundService:
         refund_no = refund_no or default_refund_no(order_number, amount_fen)
         created, facts = self._open(book, order_id, refund_no, amount_fen, reason)
         if created and not book.internal:
-            row = self.get(refund_no)
-            self._ask(book, row, facts, send=True)
+            self._ask(book, self.get(refund_no), facts, send=True)
         return self.get(refund_no)
 
     def _find(self, number: str) -> tuple[RefundBook, int]:
         with self._uow() as uow:
             for book in self.books.values():
-                order_id = book.find(uow, number)
+                order_id = book.find(uow, number=number)
                 if order_id is not None:
                     return book, order_id
         raise refund_error("ORDER_NOT_FOUND", f"No order {number}.", Kind.NOT_FOUND, order_number=number)
@@ -198,7 +144,7 @@ class RefundService:
               ) -> tuple[bool, OrderFacts]:
         """Step 1. Returns (created, order facts)."""
         with self._uow() as uow:
-            facts = book.lock(uow, order_id)
+            facts = book.lock(uow, order_id=order_id)
             existing = uow.session.scalar(select(RefundRow).where(RefundRow.refund_no == refund_no))
             if existing is not None:
                 if (existing.book, existing.order_id) != (book.name, order_id) or (
@@ -212,7 +158,7 @@ class RefundService:
             if not book.internal and getattr(channel, "refund", None) is None:
                 raise refund_error("REFUND_NOT_SUPPORTED", f"Orders paid through {facts.channel} are refunded by "
                                    "the provider (App Store refunds arrive as notifications).", channel=facts.channel)
-            before = self._counted(uow, book.name, order_id)
+            before = counted_fen(uow, book.name, order_id)
             remaining = facts.paid_fen - before
             if remaining <= 0:
                 raise refund_error("ALREADY_REFUNDED", "The order is refunded in full.", order_number=facts.number)
@@ -233,28 +179,18 @@ class RefundService:
             except IntegrityError as exc:  # the same number, concurrently, for another order
                 raise refund_error("REFUND_NO_REUSED", "The refund number is in use.", Kind.CONFLICT,
                                    refund_no=refund_no) from exc
-            row.take_back = json.dumps(book.take_back(uow, facts, refund_no, amount, before, True), sort_keys=True)
+            row.take_back = json.dumps(book.take_back(uow, facts=facts, refund_no=refund_no, amount_fen=amount,
+                                                      refunded_before_fen=before, strict=True), sort_keys=True)
             if book.internal:
                 row.state, row.finished_at = REFUND_SUCCEEDED, now
-                if book.on_refunded:
-                    book.on_refunded(uow, facts, self._succeeded(uow, book.name, order_id))
+                book.on_refunded(uow, facts=facts, refunded_fen=succeeded_fen(uow, book.name, order_id))
             uow.commit()
         log.warning("refund opened", extra={"refund_no": refund_no, "order": facts.number, "amount_fen": amount})
         return True, facts
 
-    @staticmethod
-    def _counted(uow: UnitOfWork, book: str, order_id: int) -> int:
-        return int(uow.session.scalar(select(func.coalesce(func.sum(RefundRow.amount_fen), 0)).where(
-            RefundRow.book == book, RefundRow.order_id == order_id, RefundRow.state.in_(COUNTED_STATES))) or 0)
-
-    @staticmethod
-    def _succeeded(uow: UnitOfWork, book: str, order_id: int) -> int:
-        return int(uow.session.scalar(select(func.coalesce(func.sum(RefundRow.amount_fen), 0)).where(
-            RefundRow.book == book, RefundRow.order_id == order_id, RefundRow.state == REFUND_SUCCEEDED)) or 0)
-
     # ---- the provider -------------------------------------------------------------
 
-    def _ask(self, book: RefundBook, row: RefundRow, facts: OrderFacts, *, send: bool) -> None:
+    def _ask(self, book: RefundBook, row: RefundView, facts: OrderFacts, *, send: bool) -> None:
         """Step 2 (no transaction open): send the refund, or ask about it."""
         channel = self._channels.by_name(row.channel)
         request = RefundRequest(row.refund_no, row.order_number, facts.provider_txn_id, row.amount_fen,
@@ -276,7 +212,7 @@ class RefundService:
         if statement.state == REFUND_NOT_FOUND:
             return
         with self._uow() as uow:
-            facts = book.lock(uow, row.order_id)
+            facts = book.lock(uow, order_id=row.order_id)
             current = uow.session.scalar(select(RefundRow).where(RefundRow.refund_no == row.refund_no))
             self._transition(uow, book, facts, current, statement)
             uow.commit()
@@ -286,10 +222,7 @@ class RefundService:
         """Step 3, with the order locked: moves one refund to the provider's state."""
         now = naive(self._clock())
         state = statement.state
-        sources = {REFUND_SUCCEEDED: (PENDING, REFUND_PROCESSING, REFUND_ABNORMAL),
-                   REFUND_PROCESSING: (PENDING,),
-                   REFUND_FAILED: (PENDING, REFUND_PROCESSING),
-                   REFUND_ABNORMAL: (PENDING, REFUND_PROCESSING)}.get(state, ())
+        sources = MOVES_FROM.get(state, ())
         if row.state not in sources:
             return False
         values = {"state": state, "updated_at": now}
@@ -302,10 +235,10 @@ class RefundService:
         if not won:
             return False
         if state == REFUND_FAILED:
-            book.restore(uow, facts, row.refund_no, json.loads(row.take_back))
+            book.restore(uow, facts=facts, refund_no=row.refund_no, summary=json.loads(row.take_back))
             log.error("refund failed at the provider: take-back given back", extra={"refund_no": row.refund_no})
-        elif state == REFUND_SUCCEEDED and book.on_refunded:
-            book.on_refunded(uow, facts, self._succeeded(uow, book.name, facts.id))
+        elif state == REFUND_SUCCEEDED:
+            book.on_refunded(uow, facts=facts, refunded_fen=succeeded_fen(uow, book.name, facts.id))
         elif state == REFUND_ABNORMAL:
             log.error("refund abnormal at the provider (operator action needed)", extra={"refund_no": row.refund_no})
         return True
@@ -338,15 +271,15 @@ class RefundService:
             log.warning("refund notification for an unknown trade", extra={"trade_no": statement.trade_no})
             return channel.nack("unknown trade")
         with self._uow() as uow:
-            facts = book.lock(uow, order_id)
+            facts = book.lock(uow, order_id=order_id)
             if facts.channel != channel.name:
                 return channel.nack("not this channel's order")
             if statement.total_fen is not None and statement.total_fen != facts.paid_fen:
                 log.error("refund notification amount mismatch", extra={"trade_no": statement.trade_no})
                 return channel.nack("amount mismatch")
             if not facts.paid:
-                book.fulfil(uow, order_id, statement.provider_txn_id)
-                facts = book.lock(uow, order_id)
+                book.fulfil(uow, order_id=order_id, provider_txn_id=statement.provider_txn_id)
+                facts = book.lock(uow, order_id=order_id)
             row = None
             if statement.refund_no:
                 row = uow.session.scalar(select(RefundRow).where(RefundRow.refund_no == statement.refund_no))
@@ -361,20 +294,10 @@ class RefundService:
 
     def _record_console_refund(self, uow: UnitOfWork, book: RefundBook, facts: OrderFacts, channel_name: str,
                                statement: RefundStatement) -> None:
-        counted = self._counted(uow, book.name, facts.id)
-        if statement.amount_fen is not None:
-            amount = statement.amount_fen
-        else:  # Alipay states the trade's refunded total; what we do not know of yet is new
-            amount = (statement.refunded_total_fen or 0) - counted
+        counted = counted_fen(uow, book.name, facts.id)
+        amount = console_refund_fen(statement, counted, facts)
         if amount <= 0:
             return
-        remaining = facts.paid_fen - counted
-        if amount > remaining:
-            log.error("provider refunded more than was left to refund", extra={"order": facts.number,
-                                                                                 "amount_fen": amount})
-            amount = max(remaining, 0)
-            if amount == 0:
-                return
         refund_no = statement.refund_no or f"{channel_name.upper()}-{facts.number}-{statement.refunded_total_fen}"
         now = naive(self._clock())
         row = RefundRow(refund_no=refund_no[:64], book=book.name, order_id=facts.id, order_number=facts.number,
@@ -385,9 +308,9 @@ class RefundService:
         uow.session.add(row)
         uow.session.flush()
         # The money is already gone: take back what is there (never below zero).
-        row.take_back = json.dumps(book.take_back(uow, facts, row.refund_no, amount, counted, False), sort_keys=True)
-        if book.on_refunded:
-            book.on_refunded(uow, facts, self._succeeded(uow, book.name, facts.id))
+        row.take_back = json.dumps(book.take_back(uow, facts=facts, refund_no=row.refund_no, amount_fen=amount,
+                                                  refunded_before_fen=counted, strict=False), sort_keys=True)
+        book.on_refunded(uow, facts=facts, refunded_fen=succeeded_fen(uow, book.name, facts.id))
         log.warning("console refund applied", extra={"refund_no": row.refund_no, "order": facts.number,
                                                       "amount_fen": amount})
 
@@ -417,32 +340,8 @@ class RefundService:
                 continue
             report.queried += 1
             with self._uow() as uow:
-                facts = book.lock(uow, row.order_id)
-            self._ask(book, row, facts, send=False)
+                facts = book.lock(uow, order_id=row.order_id)
+            self._ask(book, RefundView.of(row), facts, send=False)
             after = self.get(row.refund_no)
             report.finished += int(after.state not in OPEN_STATES)
         return report
-
-    # ---- proofs --------------------------------------------------------------------
-
-    def check(self, uow: UnitOfWork) -> list[str]:
-        """ledger-check: per order, refunds never exceed the payment (and only paid
-        orders are refunded); every refund's take-back is recorded exactly once."""
-        problems = []
-        totals = uow.session.execute(
-            select(RefundRow.book, RefundRow.order_id, func.sum(RefundRow.amount_fen))
-            .where(RefundRow.state.in_(COUNTED_STATES)).group_by(RefundRow.book, RefundRow.order_id)).all()
-        for book_name, order_id, total in totals:
-            book = self.books.get(book_name)
-            if book is None:
-                problems.append(f"refunds of unknown book {book_name}")
-                continue
-            facts = book.lock(uow, order_id)
-            if not facts.paid or int(total) > facts.paid_fen:
-                problems.append(f"{book_name} order {facts.number}: refunds {int(total)} fen > paid "
-                                f"{facts.paid_fen if facts.paid else 0} fen")
-        for row in uow.session.scalars(select(RefundRow).order_by(RefundRow.id)):
-            book = self.books.get(row.book)
-            if book is not None:
-                problems.extend(f"refund {row.refund_no}: {p}" for p in book.check(uow, row))
-        return problems

@@ -11,7 +11,7 @@ from concurrent.futures import Future
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,6 +45,16 @@ class UnitOfWork:
     def insert(self, table):
         """INSERT with the dialect's ON CONFLICT support."""
         return (postgresql if self.dialect == "postgresql" else sqlite).insert(table)
+
+    def lock_or_create(self, row_class, defaults: dict, **key):
+        """The row with `key` (unique), created with `defaults` when missing, locked
+        until the transaction ends (FOR UPDATE on PostgreSQL; SQLite already holds the
+        write lock) and read afresh. A concurrent creator never fails: ON CONFLICT."""
+        self.session.execute(self.insert(row_class).values(**key, **defaults)
+                             .on_conflict_do_nothing(index_elements=list(key)))
+        return self.session.scalars(
+            select(row_class).filter_by(**key).with_for_update().execution_options(populate_existing=True)
+        ).one()
 
 
 class Reads:

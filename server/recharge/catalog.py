@@ -3,6 +3,8 @@ between edits by the shared CatalogProvider."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from server.platform.cached_catalog import CatalogProvider
 from server.platform.times import naive_now
 from server.platform.unit_of_work import UnitOfWork
@@ -34,3 +36,8 @@ class RechargeCatalogProvider(CatalogProvider[RechargeCatalog]):
             uow.commit()
         self.invalidate()
         return version
+
+    def present(self) -> bool:
+        """Whether a catalog was ever saved (seeding leaves one that is)."""
+        with self._uow_factory() as uow:
+            return uow.session.scalar(select(RechargeCatalogRow.id)) is not None

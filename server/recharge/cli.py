@@ -15,14 +15,9 @@ import sys
 
 def seed(app) -> None:
     """Loads the documents' example catalog when there is none (part of `seed`)."""
-    from sqlalchemy import select
-
     from server.recharge.rules import demo_catalog
-    from server.recharge.tables import RechargeCatalogRow
 
-    with app.uow_factory() as uow:
-        present = uow.session.scalar(select(RechargeCatalogRow.id))
-    if present is None:
+    if not app.recharges.catalog.present():
         app.recharges.catalog.save(demo_catalog())
         print("seeded the demo recharge catalog")
     else:
@@ -66,12 +61,7 @@ def cmd_recharge_catalog(args) -> None:
 
 def sandbox_order(app, number: str) -> tuple[str, str, int] | None:
     """For `sandbox-pay` (server/__main__.py): (notify path, channel, amount) of the recharge order."""
-    from sqlalchemy import select
-
-    from server.recharge.tables import RechargeOrderRow
-
-    with app.uow_factory() as uow:
-        order = uow.session.scalar(select(RechargeOrderRow).where(RechargeOrderRow.order_number == number))
+    order = app.recharges.order_by_number(number)
     if order is None:
         return None
     return f"/api/recharge/orders/{order.id}/sandbox-callback", order.channel, order.amount

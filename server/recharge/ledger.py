@@ -15,22 +15,19 @@ from server.platform.unit_of_work import UnitOfWork
 from server.recharge.tables import WalletEntryRow, WalletRow
 
 EPOCH = datetime(1970, 1, 1)
+# Entry reasons (wallet_entries.reason).
+RECHARGE = "recharge"
+GIFT = "recharge_gift"
+DEBIT = "debit"
+CREDIT = "credit"
+REFUND = "refund"  # a refund takes the refunded share of amount + gift back
+REFUND_UNDO = "refund_undo"  # the refund failed at the provider: given back
 
 
 def lock_wallet(uow: UnitOfWork, user_id: int, store_id: int = 0) -> WalletRow:
     """The wallet, created on first use, locked until the transaction ends
     (FOR UPDATE on PostgreSQL; SQLite already holds the write lock from BEGIN IMMEDIATE)."""
-    uow.session.execute(
-        uow.insert(WalletRow)
-        .values(user_id=user_id, store_id=store_id, balance=0, updated_at=EPOCH)
-        .on_conflict_do_nothing(index_elements=["user_id", "store_id"])
-    )
-    return uow.session.scalars(
-        select(WalletRow)
-        .where(WalletRow.user_id == user_id, WalletRow.store_id == store_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
+    return uow.lock_or_create(WalletRow, {"balance": 0, "updated_at": EPOCH}, user_id=user_id, store_id=store_id)
 
 
 def post(uow: UnitOfWork, wallet: WalletRow, amount: int, reason: str, reference: str,

@@ -7,15 +7,23 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from server.platform import money
 from server.platform.errors import DomainError, Kind, Violations, not_found
 
-WAITING = "WAITING_FOR_PAYMENT"
-PAID = "SUCCESSFUL_PAYMENT"
-FAILED = "FAILURE_TO_PAY"
-STATES = (WAITING, PAID, FAILED)
+
+
+class OrderState(StrEnum):
+    """recharge_orders.state (also the `orderState` clients filter their history by)."""
+
+    WAITING = "WAITING_FOR_PAYMENT"
+    PAID = "SUCCESSFUL_PAYMENT"
+    FAILED = "FAILURE_TO_PAY"
+
+
+STATES = tuple(OrderState)
 
 # Months granted per time unit of a VIP-giving package (membership grants whole months).
 TIME_TYPE_MONTHS = {"MONTH": 1, "YEAR": 12}
@@ -164,18 +172,29 @@ def catalog_from_document(doc: dict, version: int = 0) -> RechargeCatalog:
     except TypeError as exc:
         v.add("setting", str(exc))
         setting = Setting()
-    parts = {}
-    for name, cls in _PARTS.items():
-        items = []
-        for i, raw in enumerate(doc.get(name, [])):
-            try:
-                items.append(cls(**raw))
-            except TypeError as exc:
-                v.add(f"{name}[{i}]", str(exc))
-        ids = [getattr(x, "id", getattr(x, "type_name", getattr(x, "key", None))) for x in items]
-        if len(ids) != len(set(ids)) and name != "payment_methods":
-            v.add(name, "Ids must be unique.")
-        parts[name] = tuple(items)
+    parts = {name: _parse_part(v, doc, name, cls) for name, cls in _PARTS.items()}
+    _check_parts(v, parts)
+    if setting.lowest_money_fen < 1:
+        v.add("setting.lowest_money_fen", "The lowest amount must be at least 1 fen.")
+    v.raise_if_any()
+    return RechargeCatalog(setting=setting, version=version, **parts)
+
+
+def _parse_part(v: Violations, doc: dict, name: str, cls: type) -> tuple:
+    """One list of the document (plans, packages, ...), its items' ids unique."""
+    items = []
+    for i, raw in enumerate(doc.get(name, [])):
+        try:
+            items.append(cls(**raw))
+        except TypeError as exc:
+            v.add(f"{name}[{i}]", str(exc))
+    ids = [getattr(x, "id", getattr(x, "type_name", getattr(x, "key", None))) for x in items]
+    if len(ids) != len(set(ids)) and name != "payment_methods":
+        v.add(name, "Ids must be unique.")
+    return tuple(items)
+
+
+def _check_parts(v: Violations, parts: dict[str, tuple]) -> None:
     for p in parts.get("plans", ()):
         if p.money_fen <= 0 or p.gift_fen < 0:
             v.add(f"plans[{p.id}]", "money must be > 0 and gift >= 0.")
@@ -188,10 +207,6 @@ def catalog_from_document(doc: dict, version: int = 0) -> RechargeCatalog:
     for m in parts.get("pay_modes", ()):
         if m.pay_type_id not in type_ids:
             v.add(f"pay_modes[{m.id}]", "pay_type_id names no pay type.")
-    if setting.lowest_money_fen < 1:
-        v.add("setting.lowest_money_fen", "The lowest amount must be at least 1 fen.")
-    v.raise_if_any()
-    return RechargeCatalog(setting=setting, version=version, **parts)
 
 
 # ---- quoting ----------------------------------------------------------------
@@ -229,7 +244,8 @@ def parse_price(text: str, field_name: str = "price") -> int:
         v.add(field_name, f"The {field_name} must be an amount in yuan between 0.01 and 1000000, "
                           "with at most two decimals.")
     v.raise_if_any()
-    return fen  # type: ignore[return-value]
+    assert fen is not None  # raise_if_any refused None above
+    return fen
 
 
 def matched_gift(plans: tuple[Plan, ...], amount_fen: int) -> Plan | None:

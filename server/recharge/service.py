@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import Connection, func, select, update
-from sqlalchemy.exc import IntegrityError
 
 from server.membership.grants import MembershipGrants
 from server.payments.channels import (
@@ -25,7 +24,6 @@ from server.payments.channels import (
     PaymentRequest,
     Reply,
 )
-from server.payments.refunds import OrderFacts, RefundBook
 from server.payments.settlement import OrderBook, receive_notification
 from server.platform import metrics
 from server.platform.errors import DomainError, Kind, Violations
@@ -34,16 +32,16 @@ from server.platform.unit_of_work import UnitOfWork, session_reads
 from server.recharge import ledger, rules
 from server.recharge.captchas import CaptchaGuard
 from server.recharge.catalog import RechargeCatalogProvider
-from server.recharge.tables import RechargeOrderRow, WalletEntryRow, WalletRow
+from server.recharge.ledger import GIFT, RECHARGE
+from server.recharge.refunds import RechargeOrderRefunds
+from server.recharge.tables import RechargeOrderRow
+from server.recharge.views import RechargeOrderView
+from server.recharge.wallet import Wallets
 
 log = logging.getLogger(__name__)
+assert RechargeOrderView._fields == tuple(c.key for c in RechargeOrderRow.__table__.columns), \
+    "RechargeOrderView holds the recharge_orders columns, in order"
 
-RECHARGE = "recharge"
-GIFT = "recharge_gift"
-DEBIT = "debit"
-CREDIT = "credit"
-REFUND = "refund"  # a refund takes the refunded share of amount + gift back
-REFUND_UNDO = "refund_undo"  # the refund failed at the provider: given back
 
 
 def local_text(stored: datetime) -> str:
@@ -53,21 +51,8 @@ def local_text(stored: datetime) -> str:
 
 @dataclass(frozen=True)
 class CreatedOrder:
-    order: RechargeOrderRow
+    order: RechargeOrderView
     pay_data: PayData
-
-
-@dataclass(frozen=True)
-class StoreTotals:
-    balance: int
-    paid: int  # recharges paid (without gifts)
-    spent: int  # debits
-
-
-@dataclass(frozen=True)
-class WalletChange:
-    entry: WalletEntryRow
-    balance: int
 
 
 class RechargeService:
@@ -92,27 +77,12 @@ class RechargeService:
         self._base_url = public_base_url.rstrip("/")
         self._order_ttl = order_ttl  # unpaid orders fail after this (settlement.py)
         self._clock = clock
+        self.wallet = Wallets(uow_factory)  # balances and the internal wallet operations
 
     # ---- reading ----------------------------------------------------------
 
-    def balance(self, user_id: int, store_id: int = 0) -> int:
-        with self._uow() as uow:
-            return ledger.balance_of(uow, user_id, store_id)
-
-    def store_totals(self, user_id: int, store_id: int) -> StoreTotals:
-        with self._uow() as uow:
-            wallet = uow.session.scalar(select(WalletRow).where(WalletRow.user_id == user_id,
-                                                                WalletRow.store_id == store_id))
-            if wallet is None:
-                return StoreTotals(0, 0, 0)
-            sums = dict(uow.session.execute(
-                select(WalletEntryRow.reason, func.sum(WalletEntryRow.amount))
-                .where(WalletEntryRow.wallet_id == wallet.id).group_by(WalletEntryRow.reason)
-            ).all())
-        return StoreTotals(wallet.balance, int(sums.get(RECHARGE) or 0), -int(sums.get(DEBIT) or 0))
-
     def history(self, user_id: int, *, page: int, rows: int, start: str, end: str, state: str
-                ) -> tuple[int, list[RechargeOrderRow]]:
+                ) -> tuple[int, list[RechargeOrderView]]:
         v = Violations()
         if page < 1:
             v.add("page", "The page must be at least 1.")
@@ -145,11 +115,17 @@ class RechargeService:
                 select(RechargeOrderRow.__table__).where(*where).order_by(RechargeOrderRow.id.desc())
                 .offset((page - 1) * rows).limit(rows)
             ))
-        return total, found
+        return total, [RechargeOrderView._make(row) for row in found]
 
-    def get_order(self, order_id: int) -> RechargeOrderRow | None:
+    def order_by_number(self, number: str) -> RechargeOrderView | None:
         with self._uow() as uow:
-            return uow.session.get(RechargeOrderRow, order_id)
+            order = uow.session.scalar(select(RechargeOrderRow).where(RechargeOrderRow.order_number == number))
+            return RechargeOrderView.of(order) if order is not None else None
+
+    def get_order(self, order_id: int) -> RechargeOrderView | None:
+        with self._uow() as uow:
+            order = uow.session.get(RechargeOrderRow, order_id)
+            return RechargeOrderView.of(order) if order is not None else None
 
     # ---- ordering ---------------------------------------------------------
 
@@ -207,7 +183,7 @@ class RechargeService:
                 user_id=user_id, store_id=store_id, family=family, kind=quote.kind, plan_id=quote.plan_id,
                 package_id=quote.package_id, amount=quote.amount_fen, gift_amount=quote.gift_fen,
                 vip_level=quote.vip_level, vip_months=quote.vip_months, pay_method=pay_method,
-                channel=channel.name, state=rules.WAITING,
+                channel=channel.name, state=rules.OrderState.WAITING,
                 snapshot=json.dumps(quote.snapshot(), ensure_ascii=False, separators=(",", ":")),
                 created_at=naive(now), updated_at=naive(now),
             )
@@ -229,7 +205,7 @@ class RechargeService:
             log.error("payment channel failed", extra={"order_id": order.id, "channel": channel.name, "why": str(exc)})
             raise DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "The payment channel is unavailable; please retry.",
                               Kind.UNAVAILABLE, metadata={"channel": channel.name}) from exc
-        return CreatedOrder(order, pay_data)
+        return CreatedOrder(RechargeOrderView.of(order), pay_data)
 
     # ---- paying -----------------------------------------------------------
 
@@ -253,7 +229,7 @@ class RechargeService:
             if note.paid:
                 self._fulfil(uow, order, note.provider_txn_id)
             elif note.closed:  # not paid *yet* (WAIT_BUYER_PAY, NOTPAY) leaves it waiting
-                self._transition(uow, order, rules.FAILED, note.provider_txn_id)
+                self._transition(uow, order, rules.OrderState.FAILED, note.provider_txn_id)
             uow.commit()
         return channel.ack()
 
@@ -262,19 +238,19 @@ class RechargeService:
         re-queried, and fail (FAILURE_TO_PAY) after the order time-out."""
         return OrderBook(
             "recharge_orders", RechargeOrderRow, RechargeOrderRow.order_number,
-            is_open=lambda: RechargeOrderRow.state == rules.WAITING,
-            close_values=lambda now: {"state": rules.FAILED, "updated_at": naive(now)},
+            is_open=lambda: RechargeOrderRow.state == rules.OrderState.WAITING,
+            close_values=lambda now: {"state": rules.OrderState.FAILED, "updated_at": naive(now)},
             settle=self.settle,
         )
 
     def _transition(self, uow: UnitOfWork, order: RechargeOrderRow, state: str, txn_id: str) -> bool:
         now = naive(self._clock())
         values = {"state": state, "updated_at": now, "provider_txn_id": txn_id or None}
-        if state == rules.PAID:
+        if state == rules.OrderState.PAID:
             values["paid_at"] = now
         # Paid is final and may follow a failure (a payment that lands after we timed
         # the order out was still taken, so it is honoured); failed only follows waiting.
-        sources = (rules.WAITING, rules.FAILED) if state == rules.PAID else (rules.WAITING,)
+        sources = (rules.OrderState.WAITING, rules.OrderState.FAILED) if state == rules.OrderState.PAID else (rules.OrderState.WAITING,)
         return uow.session.execute(
             update(RechargeOrderRow)
             .where(RechargeOrderRow.id == order.id, RechargeOrderRow.state.in_(sources))
@@ -285,7 +261,7 @@ class RechargeService:
     def _fulfil(self, uow: UnitOfWork, order: RechargeOrderRow, txn_id: str) -> bool:
         """Marks the order paid and credits amount + gift (and grants VIP) in the
         caller's transaction. False, changing nothing, when it was already settled."""
-        if not self._transition(uow, order, rules.PAID, txn_id):
+        if not self._transition(uow, order, rules.OrderState.PAID, txn_id):
             return False
         reference = f"recharge_order:{order.id}"
         wallet = ledger.lock_wallet(uow, order.user_id, order.store_id)
@@ -298,118 +274,8 @@ class RechargeService:
         metrics.count_paid_on_commit(uow.session, "recharge")
         return True
 
-    # ---- refunds (service_layer/refunds.py) ---------------------------------
+    # ---- refunds (payments/refunds.py) -----------------------------------------
 
-    def refund_book(self) -> RefundBook:
-        """Recharge orders (000/002/003) as the refund service sees them. A refund
-        takes the refunded share of the credited amount and of its gift back from
-        the wallet (and of a package's membership). Never below zero: an operator
-        refund is refused when the wallet no longer holds it (REFUND_EXCEEDS_BALANCE);
-        a refund made in the provider's console, whose money is already gone, takes
-        what is there and records the shortfall (docs/refunds.md)."""
-        return RefundBook("recharge_orders", find=self._refund_find, lock=self._refund_lock,
-                          fulfil=self._refund_fulfil, take_back=self._refund_take_back,
-                          restore=self._refund_restore, check=self._refund_check)
-
-    @staticmethod
-    def _refund_find(uow: UnitOfWork, number: str) -> int | None:
-        return uow.session.scalar(select(RechargeOrderRow.id).where(RechargeOrderRow.order_number == number))
-
-    @staticmethod
-    def _refund_lock(uow: UnitOfWork, order_id: int) -> OrderFacts:
-        order = uow.session.scalars(select(RechargeOrderRow).where(RechargeOrderRow.id == order_id).with_for_update()
-                                    .execution_options(populate_existing=True)).one()
-        return OrderFacts("recharge_orders", order.id, order.order_number or "", order.channel,
-                          order.state == rules.PAID, order.amount, order.provider_txn_id or "")
-
-    def _refund_fulfil(self, uow: UnitOfWork, order_id: int, provider_txn_id: str) -> None:
-        self._fulfil(uow, uow.session.get(RechargeOrderRow, order_id), provider_txn_id)
-
-    def _refund_take_back(self, uow: UnitOfWork, facts: OrderFacts, refund_no: str, amount: int, before: int,
-                          strict: bool) -> dict:
-        order = uow.session.get(RechargeOrderRow, facts.id)
-        total = max(order.amount, 1)
-        # The gift's share, cumulative so that partial refunds add up to the whole gift.
-        gift = order.gift_amount * (before + amount) // total - order.gift_amount * before // total
-        due = amount + gift
-        wallet = ledger.lock_wallet(uow, order.user_id, order.store_id)
-        if strict and wallet.balance < due:
-            raise DomainError("REFUND_EXCEEDS_BALANCE", "The wallet no longer holds what this refund takes back.",
-                              Kind.FAILED_PRECONDITION,
-                              metadata={"balance_fen": str(wallet.balance), "take_back_fen": str(due)})
-        take = min(due, wallet.balance)
-        if take > 0:
-            ledger.post(uow, wallet, -take, REFUND, f"refund:{refund_no}")
-        summary = {"wallet": take, "shortfall": due - take}
-        if order.vip_months and order.vip_level:
-            fraction = min((before + amount) / total, 1.0) - min(before / total, 1.0)
-            summary.update(self._memberships.refund_take_back_in(
-                uow, order.user_id, "recharge_order", str(order.id), fraction, refund_no))
-        return summary
-
-    def _refund_restore(self, uow: UnitOfWork, facts: OrderFacts, refund_no: str, summary: dict) -> None:
-        order = uow.session.get(RechargeOrderRow, facts.id)
-        if summary.get("wallet"):
-            ledger.post(uow, ledger.lock_wallet(uow, order.user_id, order.store_id), summary["wallet"], REFUND_UNDO,
-                        f"refund:{refund_no}")
-        self._memberships.refund_restore_in(uow, order.user_id, refund_no, summary)
-
-    def _refund_check(self, uow: UnitOfWork, refund) -> list[str]:
-        summary = json.loads(refund.take_back)
-        taken = summary.get("wallet", 0)
-        rows = uow.session.execute(select(WalletEntryRow.reason, WalletEntryRow.amount).where(
-            WalletEntryRow.reference == f"refund:{refund.refund_no}")).all()
-        expect = ([(REFUND, -taken)] if taken else []) + (
-            [(REFUND_UNDO, taken)] if taken and refund.state == "failed" else [])
-        problems = [] if sorted(rows) == sorted(expect) else [f"wallet entries {sorted(rows)}, expected {expect}"]
-        return problems + self._memberships.check_refund_take_back(uow, refund)
-
-    # ---- internal wallet operations ----------------------------------------
-
-    def wallet_entries(self, user_id: int, store_id: int, offset: int, limit: int
-                       ) -> tuple[int, list[WalletEntryRow], bool]:
-        with self._uow() as uow:
-            wallet = uow.session.scalar(select(WalletRow).where(WalletRow.user_id == user_id,
-                                                                WalletRow.store_id == store_id))
-            if wallet is None:
-                return 0, [], False
-            rows = list(uow.session.scalars(
-                select(WalletEntryRow).where(WalletEntryRow.wallet_id == wallet.id)
-                .order_by(WalletEntryRow.id.desc()).offset(offset).limit(limit + 1)
-            ))
-        return wallet.balance, rows[:limit], len(rows) > limit
-
-    def move(self, user_id: int, store_id: int, amount: int, reference: str, request_id: str, *, debit: bool
-             ) -> WalletChange:
-        """Debit or credit, idempotent by request_id: a retry (same request_id and
-        parameters) gets the first entry back; other parameters are refused."""
-        v = Violations()
-        if user_id <= 0:
-            v.add("user_id", "The user_id is required.")
-        if store_id < 0:
-            v.add("store_id", "The store_id must be 0 or a store id.")
-        if amount <= 0 or amount > rules.MAX_WALLET_MOVE_FEN:
-            v.add("amount_fen", "The amount_fen must be a positive number of fen.")
-        if not reference or len(reference) > 128:
-            v.add("reference", "The reference is required (at most 128 characters).")
-        if not request_id or len(request_id) > 64:
-            v.add("request_id", "The request_id is required (at most 64 characters).")
-        v.raise_if_any()
-        reason, signed = (DEBIT, -amount) if debit else (CREDIT, amount)
-        with self._uow() as uow:
-            wallet = ledger.lock_wallet(uow, user_id, store_id)
-            # Looked up under the wallet lock, so concurrent retries see the winner's entry.
-            earlier = uow.session.scalar(select(WalletEntryRow).where(WalletEntryRow.wallet_id == wallet.id,
-                                                                      WalletEntryRow.request_id == request_id))
-            if earlier is not None:
-                if (earlier.reason, earlier.amount, earlier.reference) != (reason, signed, reference):
-                    raise DomainError("REQUEST_ID_REUSED", "The request_id was used for another operation.",
-                                      Kind.CONFLICT, metadata={"request_id": request_id})
-                return WalletChange(earlier, wallet.balance)
-            try:
-                entry = ledger.post(uow, wallet, signed, reason, reference, request_id)
-            except IntegrityError as exc:
-                raise DomainError("DUPLICATE_REFERENCE", "This reference was already booked.", Kind.CONFLICT,
-                                  metadata={"reference": reference}) from exc
-            uow.commit()
-            return WalletChange(entry, wallet.balance)
+    def refund_book(self) -> RechargeOrderRefunds:
+        """Recharge orders as the refund service sees them (refunds.py)."""
+        return RechargeOrderRefunds(self._fulfil, self._memberships)

@@ -28,8 +28,9 @@ from server.recharge.yoshop_envelope import yoshop_envelope
 from server.recharge.profiles import DEFAULTS as PROFILE_DEFAULTS
 from server.recharge.profiles import UserProfiles
 from server.recharge.rules import RechargeCatalog
-from server.recharge.service import RechargeService, StoreTotals, local_text
-from server.recharge.tables import RechargeOrderRow
+from server.recharge.service import RechargeService, local_text
+from server.recharge.views import RechargeOrderView
+from server.recharge.wallet import StoreTotals
 
 NULL = struct_pb2.Value(null_value=struct_pb2.NULL_VALUE)
 
@@ -75,7 +76,7 @@ def pay_modes(catalog: RechargeCatalog) -> list[pb.PayMode]:
     return modes
 
 
-def record(row: RechargeOrderRow, refunded_fen: int = 0) -> pb.RechargeRecord:
+def record(row: RechargeOrderView, refunded_fen: int = 0) -> pb.RechargeRecord:
     return pb.RechargeRecord(id=row.id, order_number=row.order_number, amount=money.yuan_string_trimmed(row.amount),
                              state=row.state, created_date=local_text(row.created_at), snapshot=row.snapshot,
                              refunded_amount=money.yuan_string_trimmed(refunded_fen))
@@ -156,7 +157,7 @@ class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
             for p in catalog.plans
         ])
         if principal is not None:  # absent, not empty, for anonymous callers (the document's rule)
-            data.balance = money.yuan_string_trimmed(await self._run(self._svc.balance, principal.user_id))
+            data.balance = money.yuan_string_trimmed(await self._run(self._svc.wallet.balance, principal.user_id))
         return pb.GetRechargeResponse(message="ok", success=True, code=0, data=data)
 
     async def CreateRechargeOrder(self, request, context):
@@ -198,7 +199,7 @@ class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
             v.add("client", "The client parameter is required.")
             v.raise_if_any()
         catalog = await self._run(self._svc.catalog.get)
-        totals = await self._run(self._svc.store_totals, user_id, store_id)
+        totals = await self._run(self._svc.wallet.store_totals, user_id, store_id)
         profile = await self._run(self._profiles.get, user_id, store_id)
         s = catalog.setting
         return pb.GetRechargeCenterResponse(status=200, message="success", data=pb.RechargeCenter(

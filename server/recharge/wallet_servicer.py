@@ -11,11 +11,11 @@ from server.platform.error_mapping import EnvelopeRegistry
 from server.platform.errors import Violations
 from server.platform.paging import offset_from_token, page_token
 from server.platform.timestamps import timestamp_message
-from server.recharge.service import RechargeService
-from server.recharge.tables import WalletEntryRow
+from server.recharge.wallet import Wallets
+from server.recharge.views import WalletEntryView
 
 
-def entry_message(row: WalletEntryRow) -> wpb.WalletEntry:
+def entry_message(row: WalletEntryView) -> wpb.WalletEntry:
     return wpb.WalletEntry(id=row.id, amount_fen=row.amount, balance_after_fen=row.balance_after, reason=row.reason,
                            reference=row.reference, request_id=row.request_id or "",
                            create_time=timestamp_message(row.created_at))
@@ -23,7 +23,7 @@ def entry_message(row: WalletEntryRow) -> wpb.WalletEntry:
 
 
 class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
-    def __init__(self, service: RechargeService, run: BlockingRunner):
+    def __init__(self, service: Wallets, run: BlockingRunner):
         self._svc = service
         self._run = run
 
@@ -53,6 +53,6 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
         return wpb.CreditWalletResponse(entry=entry_message(change.entry), balance_fen=change.balance)
 
 
-def register(server, runner: BlockingRunner, envelopes: EnvelopeRegistry, *, recharges: RechargeService) -> str:
-    wallet_pb2_grpc.add_WalletServiceServicer_to_server(WalletServicer(recharges, runner), server)
+def register(server, runner: BlockingRunner, envelopes: EnvelopeRegistry, *, wallets: Wallets) -> str:
+    wallet_pb2_grpc.add_WalletServiceServicer_to_server(WalletServicer(wallets, runner), server)
     return wpb.DESCRIPTOR.services_by_name["WalletService"].full_name

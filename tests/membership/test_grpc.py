@@ -130,7 +130,7 @@ def settle(app, order_id):
     with app.uow_factory() as uow:
         order = uow.session.get(VipOrderRow, order_id)
     body = app.sandbox.notification_for(order.trade_no, order.pay_amount)
-    reply = app.memberships.handle_notification(order_id, "sandbox", body, "application/x-www-form-urlencoded", {})
+    reply = app.memberships.orders.handle_notification(order_id, "sandbox", body, "application/x-www-form-urlencoded", {})
     assert reply.body == b"success"
 
 

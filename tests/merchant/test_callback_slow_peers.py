@@ -5,6 +5,7 @@ purged without a dispatcher."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from clients.merchant_client import verify_callback
+from server.merchant.charges import BALANCE_PATH, MerchantChargeService
 from server.merchant.tables import MerchantCallbackRow, MerchantNonceRow
 from server.platform.times import naive_now
 from tests.conftest import _Loop
@@ -181,17 +183,45 @@ def test_expired_nonces_are_purged_without_a_dispatcher(app, merchant, client_fo
         uow.session.add_all([MerchantNonceRow(business_id="166", nonce=f"old-{i:05d}", created_at=old)
                              for i in range(1500)])
         uow.commit()
-    charges = app.openapi.charges
-    charges._next_purge = 0.0  # as if the last purge was a while ago
-    try:
-        client = client_for(merchant)
-        client.balance()
-        assert nonce_count(app) == 1500 - 1000 + 1  # one bounded batch, plus the fresh nonce
-        client.balance()
-        assert nonce_count(app) == 501 + 1  # not again within the interval
-        charges._next_purge = 0.0  # the interval has passed
-        client.balance()
-        assert nonce_count(app) == 3  # only the fresh ones remain
-    finally:
-        charges.nonce_purge_every = 60.0
-        charges._next_purge = 0.0
+    now = [1000.0]  # the service's monotonic clock, moved by the test
+    charges = MerchantChargeService(app.uow_factory, app.memberships.ledger, nonce_purge_every=60.0,
+                                    monotonic=lambda: now[0])
+    client = client_for(merchant)
+
+    def balance() -> None:
+        raw = json.dumps({"merchantId": merchant.merchant_id, "businessId": merchant.business_id}).encode()
+        headers = client.signed_headers(BALANCE_PATH, raw)
+        charges.balance({k.lower(): v for k, v in headers.items()}, raw)
+
+    balance()
+    assert nonce_count(app) == 1500 - 1000 + 1  # one bounded batch, plus the fresh nonce
+    now[0] += 59.0
+    balance()
+    assert nonce_count(app) == 501 + 1  # not again within the interval
+    now[0] += 1.0  # the interval has passed
+    balance()
+    assert nonce_count(app) == 3  # only the fresh ones remain
+
+
+def test_one_of_many_concurrent_requests_purges(app):
+    """The purge schedule is taken under a lock: of 16 threads arriving together once
+    the interval has passed, exactly one purges."""
+    def slow_clock() -> float:  # widens the window between reading the schedule and moving it
+        time.sleep(0.01)
+        return 1000.0
+
+    charges = MerchantChargeService(app.uow_factory, app.memberships.ledger, nonce_purge_every=60.0,
+                                    monotonic=slow_clock)
+    start = threading.Barrier(16)
+    due: list[bool] = []
+
+    def arrive() -> None:
+        start.wait()
+        due.append(charges._purge_due())
+
+    threads = [threading.Thread(target=arrive) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(due) == [False] * 15 + [True]

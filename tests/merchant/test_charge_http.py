@@ -50,7 +50,7 @@ def test_charge_succeeds_debits_grants_and_answers_the_documented_shape(app, mer
     after = snapshot(app)
     assert after.balances["166"] == before.balances["166"] - PRICE_FEN
     assert (after.orders, after.grants) == (before.orders + 1, before.grants + 1)
-    view = app.memberships.status(USER_ID)
+    view = app.memberships.ledger.status(USER_ID)
     assert view.current_level == "middle"
     with app.uow_factory() as uow:
         order = uow.session.scalar(select(MerchantOrderRow))
@@ -182,7 +182,7 @@ def test_refusals_answer_their_status_and_change_nothing(app, merchant, other_me
     assert reply["status"] == status, reply
     assert reply["data"] is None and reply["message"]
     assert snapshot(app) == before
-    assert app.memberships.status(USER_ID).levels == {}
+    assert app.memberships.ledger.status(USER_ID).levels == {}
 
 
 def test_signature_failures_do_not_consume_the_nonce(app, merchant, client_for):

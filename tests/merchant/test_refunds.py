@@ -30,7 +30,7 @@ def test_admin_refund_of_a_merchant_order(app, channel, token, merchant, client_
     client = client_for(merchant)
     created = client.vip_charge("87103", ACCOUNT, "rf-1", callback_url=receiver.url)["data"]
     receiver.wait_for(1)
-    assert app.memberships.status(USER_ID).current_level == "middle"
+    assert app.memberships.ledger.status(USER_ID).current_level == "middle"
     before = balance(app)
     stub = refunds_pb2_grpc.RefundServiceStub(channel)
     request = pb.RefundOrderRequest(order_number=created["orderCode"], reason="merchant complaint")
@@ -48,7 +48,7 @@ def test_admin_refund_of_a_merchant_order(app, channel, token, merchant, client_
     again = stub.RefundOrder(request, metadata=auth(token(1, "admin"))).refund  # a retry: the same refund
     assert again.refund_id == refund.refund_id
     assert balance(app) == before + PRICE_FEN
-    assert app.memberships.status(USER_ID).current_level == ""
+    assert app.memberships.ledger.status(USER_ID).current_level == ""
     (_, first), (headers, body) = receiver.wait_for(2)
     assert client.verify_callback(platform_key[1], headers, body)
     report = callback_json((headers, body))

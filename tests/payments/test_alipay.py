@@ -88,7 +88,7 @@ def test_signed_notification_pays_once_and_grants_once(real_gateway, token, prov
         assert finished.text == "success"
         paid, me = state(c, order["id"])
     assert paid is True and me["current_level"] == "middle"
-    assert real_app.memberships.count_grants(str(order["id"])) == 1
+    assert real_app.memberships.ledger.count_grants(str(order["id"])) == 1
 
 
 def test_concurrent_duplicate_notifications_grant_once(real_gateway, token, providers, real_app):
@@ -106,7 +106,7 @@ def test_concurrent_duplicate_notifications_grant_once(real_gateway, token, prov
     for t in threads:
         t.join()
     assert replies == ["success"] * 12
-    assert real_app.memberships.count_grants(str(order["id"])) == 1
+    assert real_app.memberships.ledger.count_grants(str(order["id"])) == 1
 
 
 @pytest.mark.parametrize("case", ["tampered", "amount", "app_id", "seller_id", "unsigned", "other_key", "waiting"])
@@ -175,7 +175,7 @@ def test_requery_settles_an_order_whose_notification_never_came(real_gateway, to
         assert real_app.settlement.run_once().queried == 0
         late = notify(real_gateway, paid_order["id"], providers.alipay.notification(paid_order["trade_no"], "54.00"))
         assert late.text == "success"
-    assert real_app.memberships.count_grants(str(paid_order["id"])) == 1
+    assert real_app.memberships.ledger.count_grants(str(paid_order["id"])) == 1
 
 
 def test_requery_with_a_wrong_amount_does_not_pay(real_gateway, token, providers, real_app):

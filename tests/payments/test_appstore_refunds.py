@@ -30,7 +30,7 @@ def test_a_refund_before_redemption_is_remembered_and_the_redemption_refused(rea
         assert r.status_code == 500 and r.json()["message"] == "This purchase was refunded or revoked by the App Store."
         paid, me = state(c, order["id"])
     assert paid is False and me["is_vip"] is False
-    assert real_app.memberships.count_grants(str(order["id"])) == 0
+    assert real_app.memberships.ledger.count_grants(str(order["id"])) == 0
     with real_app.uow_factory() as uow:
         row = uow.session.get(IapTransactionRow, txn["transactionId"])
     assert row.revocation == "REVOKE" and row.revoked_at is not None

@@ -99,7 +99,7 @@ def test_two_replicas_settle_each_order_once(real_gateway, token, providers, rea
     assert sum(r.queried for r in reports) == 6 and sum(r.settled_paid for r in reports) == 6
     queries = [m for m, method in providers.alipay.requests if method == "alipay.trade.query"]
     assert len(queries) == 6
-    assert [real_app.memberships.count_grants(str(o["id"])) for o in orders] == [1] * 6
+    assert [real_app.memberships.ledger.count_grants(str(o["id"])) for o in orders] == [1] * 6
 
 
 def test_background_loop_settles_without_being_asked(real_gateway, token, providers, real_app):
@@ -112,7 +112,7 @@ def test_background_loop_settles_without_being_asked(real_gateway, token, provid
             task = asyncio.create_task(settle_forever(real_app.settlement, interval=0.05))
             for _ in range(100):
                 await asyncio.sleep(0.05)
-                if real_app.memberships.is_paid(1, order["id"]):
+                if real_app.memberships.orders.is_paid(1, order["id"]):
                     break
             task.cancel()
 

@@ -40,12 +40,12 @@ def test_charge_paid_with_alipay_credits_once(real_gateway, token, providers, re
     form = {"content-type": "application/x-www-form-urlencoded"}
     with real_gateway.client() as alipay:
         wrong = alipay.post(url, content=providers.alipay.notification(d["payOrderId"], "0.30"), headers=form)
-        assert wrong.text != "success" and real_app.recharges.balance(5) == 0
+        assert wrong.text != "success" and real_app.recharges.wallet.balance(5) == 0
         body = providers.alipay.notification(d["payOrderId"], "30.00")
         assert alipay.post(url, content=body, headers=form).text == "success"
         assert alipay.post(url, content=body, headers=form).text == "success"
-    assert real_app.recharges.balance(5) == 3000
-    assert real_app.memberships.status(5).current_level == "low"
+    assert real_app.recharges.wallet.balance(5) == 3000
+    assert real_app.memberships.ledger.status(5).current_level == "low"
 
 
 def test_charge_paid_with_wechat_credits_once(real_gateway, token, providers, real_app):
@@ -65,7 +65,7 @@ def test_charge_paid_with_wechat_credits_once(real_gateway, token, providers, re
         body, headers = providers.wechat.notification(providers.wechat.transaction(d["payOrderId"]))
         assert wechat.post(url, content=body, headers=headers).status_code == 204
         assert wechat.post(url, content=body, headers=headers).status_code == 204
-    assert real_app.recharges.balance(5) == order.amount
+    assert real_app.recharges.wallet.balance(5) == order.amount
 
 
 def _age_recharge(app, order_id, minutes):
@@ -98,7 +98,7 @@ def test_recharge_orders_are_requeried_closed_and_late_payments_honoured(real_ga
     assert providers.alipay.rejected == []
     assert order_by_number(real_app, paid).state == "SUCCESSFUL_PAYMENT"
     assert order_by_number(real_app, unpaid).state == "FAILURE_TO_PAY"
-    assert real_app.recharges.balance(6) == 3000
+    assert real_app.recharges.wallet.balance(6) == 3000
     assert real_app.settlement.run_once().queried == 0  # neither is open any more
 
     url = f"/api/recharge/orders/{unpaid_row.id}/alipay-callback"
@@ -108,7 +108,7 @@ def test_recharge_orders_are_requeried_closed_and_late_payments_honoured(real_ga
         assert alipay.post(url, content=body, headers=form).text == "success"
         assert alipay.post(url, content=body, headers=form).text == "success"
     assert order_by_number(real_app, unpaid).state == "SUCCESSFUL_PAYMENT"
-    assert real_app.recharges.balance(6) == 6000
+    assert real_app.recharges.wallet.balance(6) == 6000
 
 
 def test_provider_refusal_is_503_in_the_family_envelope(real_gateway, token, real_app):
@@ -146,7 +146,7 @@ def test_002_wechat_jsapi_with_openid_pays_once(real_gateway, token, providers, 
         assert wechat.post(url, content=body, headers=headers).status_code == 204
         assert wechat.post(url, content=body, headers=headers).status_code == 204
     assert order_by_number(real_app, data["orderNumber"]).state == "SUCCESSFUL_PAYMENT"
-    assert real_app.recharges.balance(8) == 2800
+    assert real_app.recharges.wallet.balance(8) == 2800
 
 
 # ---- the test matrix on the recharge path, per family and channel -------------------
@@ -231,7 +231,7 @@ def test_each_family_pays_through_each_real_channel_once(real_gateway, token, pr
     assert _acked(channel, _post(real_gateway, order.id, channel, body, headers))
     assert _acked(channel, _post(real_gateway, order.id, channel, body, headers))  # re-sent: acknowledged only
     assert order_by_number(real_app, number).state == "SUCCESSFUL_PAYMENT"
-    assert real_app.recharges.balance(21) == order.amount + order.gift_amount
+    assert real_app.recharges.wallet.balance(21) == order.amount + order.gift_amount
 
 
 BAD = {
@@ -276,7 +276,7 @@ def test_bad_recharge_notifications_change_nothing(real_gateway, token, provider
     assert _refused(channel, _post(real_gateway, order.id, channel, body, headers))
     assert order_by_number(real_app, number).state == "WAITING_FOR_PAYMENT"
     assert order_by_number(real_app, other_number).state == "WAITING_FOR_PAYMENT"
-    assert real_app.recharges.balance(22) == 0
+    assert real_app.recharges.wallet.balance(22) == 0
 
 
 def test_a_not_yet_paid_statement_leaves_the_recharge_order_waiting(real_gateway, token, providers, real_app):
@@ -305,4 +305,4 @@ def test_a_not_yet_paid_statement_leaves_the_recharge_order_waiting(real_gateway
     closed = providers.alipay.notification(alipay_no, "30.00", "TRADE_CLOSED")
     assert _acked("alipay", _post(real_gateway, alipay_order.id, "alipay", closed, FORM))
     assert order_by_number(real_app, alipay_no).state == "FAILURE_TO_PAY"
-    assert real_app.recharges.balance(23) == 0
+    assert real_app.recharges.wallet.balance(23) == 0

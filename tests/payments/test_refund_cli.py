@@ -30,12 +30,12 @@ def test_sandbox_pay_then_refund_a_recharge_order(app, settings, gateway, token)
         number = c.post("/charge/pay", json={"id": 1, "payType": "ALIPAYCASH"}).json()["d"]["payOrderId"]
     paid = cli(settings, gateway, "sandbox-pay", number)  # a recharge order: no longer "no order"
     assert paid.stdout.strip().endswith("-> 200 success") and "not configured" not in paid.stderr
-    assert app.recharges.balance(8) == 10000
+    assert app.recharges.wallet.balance(8) == 10000
     first = cli(settings, gateway, "refund", number, "--amount", "25.50", "--reason", "operator test")
     assert first.stdout.startswith(f"refund R{number}-2550 of order {number}: 25.50 yuan, succeeded")
     again = cli(settings, gateway, "refund", number, "--amount", "25.50", "--reason", "operator test")
     assert again.stdout.splitlines()[0] == first.stdout.splitlines()[0]  # the same refund, not a second one
-    assert app.recharges.balance(8) == 10000 - 2550
+    assert app.recharges.wallet.balance(8) == 10000 - 2550
     listed = cli(settings, gateway, "refunds", number).stdout
     assert listed.strip().endswith(f"1 refund(s) of order {number}")
     refused = cli(settings, gateway, "refund", number, "--amount", "1000", "--reason", "too much", check=False)

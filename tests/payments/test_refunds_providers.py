@@ -155,19 +155,19 @@ def test_alipay_console_refund_notification_is_applied_once(real_gateway, token,
 
 def test_wechat_refund_processing_then_notified_success(real_gateway, token, providers, real_app):
     order = wechat_recharge(real_gateway, token, providers, real_app)
-    assert real_app.recharges.balance(5) == 10000
+    assert real_app.recharges.wallet.balance(5) == 10000
     providers.wechat.refund_status = "PROCESSING"
     row = real_app.refunds.refund(order.order_number, amount_fen=4000, reason="partial")
-    assert row.state == "processing" and real_app.recharges.balance(5) == 6000
+    assert row.state == "processing" and real_app.recharges.wallet.balance(5) == 6000
     sent = providers.wechat.refunds[row.refund_no]
     assert sent["notify_url"].endswith("/api/refunds/wechat-callback") and sent["amount"]["refund"] == 4000
     body, headers = providers.wechat.refund_notification(sent, "SUCCESS")
     with ThreadPoolExecutor(8) as pool:  # duplicate, concurrent deliveries
         codes = list(pool.map(lambda _: post_refund_notification(real_gateway, body, headers).status_code, range(8)))
     assert codes == [204] * 8
-    assert real_app.refunds.get(row.refund_no).state == "succeeded" and real_app.recharges.balance(5) == 6000
+    assert real_app.refunds.get(row.refund_no).state == "succeeded" and real_app.recharges.wallet.balance(5) == 6000
     full = real_app.refunds.refund(order.order_number, amount_fen=None, reason="rest")
-    assert full.state == "processing" and real_app.recharges.balance(5) == 0
+    assert full.state == "processing" and real_app.recharges.wallet.balance(5) == 0
     with real_gateway.client(token(5)) as c:
         rows = c.get("/api/recharge/history").json()["data"]["rows"]
     assert rows[0]["state"] == "SUCCESSFUL_PAYMENT" and rows[0]["refundedAmount"] == "40"  # 60 still processing
@@ -177,10 +177,10 @@ def test_wechat_refund_closed_gives_the_wallet_back(real_gateway, token, provide
     order = wechat_recharge(real_gateway, token, providers, real_app)
     providers.wechat.refund_status = "PROCESSING"
     row = real_app.refunds.refund(order.order_number, amount_fen=None, reason="closed later")
-    assert real_app.recharges.balance(5) == 0
+    assert real_app.recharges.wallet.balance(5) == 0
     body, headers = providers.wechat.refund_notification(providers.wechat.refunds[row.refund_no], "CLOSED")
     assert post_refund_notification(real_gateway, body, headers).status_code == 204
-    assert real_app.refunds.get(row.refund_no).state == "failed" and real_app.recharges.balance(5) == 10000
+    assert real_app.refunds.get(row.refund_no).state == "failed" and real_app.recharges.wallet.balance(5) == 10000
     with real_app.uow_factory() as uow:
         reasons = sorted(uow.session.scalars(select(WalletEntryRow.reason)))
     assert reasons == ["recharge", "refund", "refund_undo"]
@@ -188,7 +188,7 @@ def test_wechat_refund_closed_gives_the_wallet_back(real_gateway, token, provide
 
 def test_wechat_console_refund_takes_back_what_is_there(real_gateway, token, providers, real_app):
     order = wechat_recharge(real_gateway, token, providers, real_app)
-    real_app.recharges.move(5, 0, 7000, "shop:9", "spend-9", debit=True)  # 30.00 left
+    real_app.recharges.wallet.move(5, 0, 7000, "shop:9", "spend-9", debit=True)  # 30.00 left
     console = providers.wechat.refund_record(order.order_number, "503000000012026112200001", 10000, "SUCCESS")
     body, headers = providers.wechat.refund_notification(console)
     with ThreadPoolExecutor(6) as pool:
@@ -197,7 +197,7 @@ def test_wechat_console_refund_takes_back_what_is_there(real_gateway, token, pro
     [row] = refunds(real_app)
     assert (row.origin, row.amount_fen) == ("provider", 10000)
     assert json.loads(row.take_back) == {"wallet": 3000, "shortfall": 7000}  # never below zero
-    assert real_app.recharges.balance(5) == 0
+    assert real_app.recharges.wallet.balance(5) == 0
 
 
 def test_refund_overtaking_the_payment_notification(real_gateway, token, providers, real_app):
@@ -214,7 +214,7 @@ def test_refund_overtaking_the_payment_notification(real_gateway, token, provide
     with real_gateway.client(token(1)) as c:
         paid, me = state(c, order["id"])
     assert paid is True and me["is_vip"] is False
-    assert real_app.memberships.count_grants(str(order["id"])) == 1  # granted once (then taken back)
+    assert real_app.memberships.ledger.count_grants(str(order["id"])) == 1  # granted once (then taken back)
     assert [r.state for r in refunds(real_app)] == ["succeeded"]
 
 
@@ -238,7 +238,7 @@ def test_refund_racing_a_late_payment_notification(real_gateway, token, provider
         assert codes == [204] * 4
         with real_gateway.client(token(user)) as c:
             assert state(c, order["id"])[1]["is_vip"] is False, round_
-        assert real_app.memberships.count_grants(str(order["id"])) == 1
+        assert real_app.memberships.ledger.count_grants(str(order["id"])) == 1
 
 
 def test_wechat_unknown_outcome_settled_and_forged_notification_refused(real_gateway, token, providers, real_app):
@@ -255,7 +255,7 @@ def test_wechat_unknown_outcome_settled_and_forged_notification_refused(real_gat
     forged = dict(headers, **{"Wechatpay-Signature": headers["Wechatpay-Signature"][::-1]})
     r = post_refund_notification(real_gateway, body, forged)
     assert r.status_code == 400 and r.json()["code"] == "FAIL"
-    assert real_app.refunds.get(row.refund_no).state == "succeeded" and real_app.recharges.balance(5) == 7500
+    assert real_app.refunds.get(row.refund_no).state == "succeeded" and real_app.recharges.wallet.balance(5) == 7500
 
 
 # ------------------------------------------------ every kind x every channel ----

@@ -45,7 +45,7 @@ def paid_recharge(app, gateway, user=2, plan_id=10001, price="500.00"):
 
 
 def expiry(app, user, level):
-    view = app.memberships.status(user)
+    view = app.memberships.ledger.status(user)
     return view.levels.get(level)
 
 
@@ -59,7 +59,7 @@ def test_partial_then_full_refund_of_a_vip_order(app, gateway, token):
     assert abs(left.total_seconds() - granted.total_seconds() * 2 / 3) < 120  # a third taken back
     rest = app.refunds.refund(order["trade_no"], amount_fen=None, reason="all of it")
     assert rest.amount_fen == 3600 and rest.refund_no == f"R{order['trade_no']}-ALL"
-    assert app.memberships.status(1).current_level == ""
+    assert app.memberships.ledger.status(1).current_level == ""
     with pytest.raises(DomainError) as refused:
         app.refunds.refund(order["trade_no"], amount_fen=100, reason="more")
     assert refused.value.reason == "ALREADY_REFUNDED"
@@ -113,18 +113,18 @@ def test_concurrent_refunds_refund_once(app, gateway, token):
         rows = uow.session.scalars(select(RefundRow)).all()
         entries = uow.session.scalars(select(WalletEntryRow.amount).where(WalletEntryRow.reason == "refund")).all()
     assert len(rows) == 1 and entries == [-55000]  # 500.00 + its 50.00 gift
-    assert app.recharges.balance(2) == 0
+    assert app.recharges.wallet.balance(2) == 0
 
 
 def test_recharge_refund_takes_amount_and_gift_share_and_never_goes_below_zero(app, gateway):
     order = paid_recharge(app, gateway)  # 500.00 + 50.00 gift
     app.refunds.refund(order.order_number, amount_fen=10000, reason="part")  # a fifth: 100 + 10
-    assert app.recharges.balance(2) == 55000 - 11000
-    app.recharges.move(2, 0, 40000, "shop:1", "spend-1", debit=True)  # the user spends 400
+    assert app.recharges.wallet.balance(2) == 55000 - 11000
+    app.recharges.wallet.move(2, 0, 40000, "shop:1", "spend-1", debit=True)  # the user spends 400
     with pytest.raises(DomainError) as refused:
         app.refunds.refund(order.order_number, amount_fen=None, reason="rest")
     assert refused.value.reason == "REFUND_EXCEEDS_BALANCE"
-    assert app.recharges.balance(2) == 4000  # nothing moved
+    assert app.recharges.wallet.balance(2) == 4000  # nothing moved
     assert [r.state for r in app.refunds.for_order("recharge_orders", order.id)] == ["succeeded"]
 
 
@@ -133,20 +133,20 @@ def test_package_refund_takes_the_membership_back(app, gateway, token):
     note = app.sandbox.notification_for(created.order_number, created.amount)
     assert httpx.post(f"{gateway.url}/api/recharge/orders/{created.id}/sandbox-callback", content=note,
                       headers=FORM).text == "success"
-    assert app.memberships.status(3).current_level == "low"
+    assert app.memberships.ledger.status(3).current_level == "low"
     app.refunds.refund(created.order_number, amount_fen=None, reason="package")
-    assert app.memberships.status(3).current_level == "" and app.recharges.balance(3) == 0
+    assert app.memberships.ledger.status(3).current_level == "" and app.recharges.wallet.balance(3) == 0
 
 
 def test_operator_refund_after_an_exchange_takes_from_the_level_the_days_became(app, gateway, token):
     order = paid_vip_order(app, gateway, token, user=7, level="low", duration=3)
     with gateway.client(token(7)) as c:
         converted = c.patch("/api/v2/vip/exchange-vip", json={"level": "high"}).json()["converted_days"]
-    assert converted > 0 and app.memberships.status(7).current_level == "high"
+    assert converted > 0 and app.memberships.ledger.status(7).current_level == "high"
     now = datetime.now(timezone.utc)
     high_before = expiry(app, 7, "high") - now
     app.refunds.refund(order["trade_no"], amount_fen=order["pay_amount"] // 2, reason="half")
     high_after = expiry(app, 7, "high") - now
     assert abs(high_after.total_seconds() - high_before.total_seconds() / 2) < 120  # half of what it became
     app.refunds.refund(order["trade_no"], amount_fen=None, reason="rest")
-    assert app.memberships.status(7).current_level == ""
+    assert app.memberships.ledger.status(7).current_level == ""

@@ -74,7 +74,7 @@ def test_recharge_catalog_edited_by_the_operator_reaches_the_running_server(sett
 
 
 def test_ledger_check_command_finds_a_broken_wallet(app, settings):
-    app.recharges.move(5, 0, 700, "seed", "seed", debit=False)
+    app.recharges.wallet.move(5, 0, 700, "seed", "seed", debit=False)
     assert "ledger OK" in cli(settings, "ledger-check").stdout
     with app.uow_factory() as uow:
         uow.session.execute(update(WalletRow).where(WalletRow.user_id == 5).values(balance=701))

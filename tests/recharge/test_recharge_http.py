@@ -89,8 +89,8 @@ def test_charge_pay_then_notification_credits_the_wallet_and_grants_vip(app, gat
 
     paid = notify(app, gateway, order.id)
     assert (paid.status_code, paid.text) == (200, "success")
-    assert app.recharges.balance(5) == 3000
-    status = app.memberships.status(5)
+    assert app.recharges.wallet.balance(5) == 3000
+    status = app.memberships.ledger.status(5)
     assert status.current_level == "low"
     with app.uow_factory() as uow:
         grants = uow.session.scalars(select(MembershipGrantRow).where(MembershipGrantRow.source == "recharge_order")).all()
@@ -142,7 +142,7 @@ def test_recharge_order_gives_a_form_to_post_and_pays_plan_plus_gift(app, gatewa
     order = order_by_number(app, data["orderNumber"])
     assert (order.state, order.amount, order.gift_amount) == ("WAITING_FOR_PAYMENT", 50000, 5000)
     assert notify(app, gateway, order.id).text == "success"
-    assert app.recharges.balance(7) == 55000
+    assert app.recharges.wallet.balance(7) == 55000
     with app.uow_factory() as uow:
         entries = uow.session.scalars(select(WalletEntryRow).order_by(WalletEntryRow.id)).all()
     assert [(e.amount, e.reason, e.reference) for e in entries] == [
@@ -162,7 +162,7 @@ def test_custom_amount_gets_the_matched_plans_gift(app, gateway, token):
     order = order_by_number(app, number)
     assert (order.kind, order.amount, order.gift_amount) == ("custom", 60000, 5000)
     notify(app, gateway, order.id)
-    assert app.recharges.balance(8) == 65000
+    assert app.recharges.wallet.balance(8) == 65000
 
 
 def test_goods_id_buys_a_vip_package(app, gateway, token):
@@ -172,7 +172,7 @@ def test_goods_id_buys_a_vip_package(app, gateway, token):
     assert (mismatch["success"], mismatch["code"]) == (False, 1002)
     order = order_by_number(app, number)
     notify(app, gateway, order.id)
-    assert app.memberships.status(8).current_level == "low" and app.recharges.balance(8) == 3000
+    assert app.memberships.ledger.status(8).current_level == "low" and app.recharges.wallet.balance(8) == 3000
 
 
 def test_recharge_order_failures_use_the_002_envelope(gateway, token):
@@ -250,11 +250,11 @@ def test_bad_duplicate_and_closing_notifications(app, gateway, token):
         r = anonymous.post(f"/api/recharge/orders/{order.id}/nosuch-callback", content=forged, headers=FORM)
         assert r.status_code == 404
     assert notify(app, gateway, order.id, amount=order.amount - 1).status_code == 400  # amount mismatch
-    assert app.recharges.balance(12) == 0
+    assert app.recharges.wallet.balance(12) == 0
     assert notify(app, gateway, order.id).text == "success"
     assert notify(app, gateway, order.id).text == "success"  # duplicate: acknowledged, not credited again
     assert notify(app, gateway, order.id, status="CLOSED").text == "success"  # too late to fail it
-    assert app.recharges.balance(12) == 2800
+    assert app.recharges.wallet.balance(12) == 2800
     assert order_by_number(app, order.order_number).state == "SUCCESSFUL_PAYMENT"
 
 
@@ -303,7 +303,7 @@ def test_recharge_center_has_the_documented_shape(app, gateway, token, channel):
     assert set(personal) == {"user_id", "mobile", "nick_name", "avatar_id", "gender", "address_id", "balance",
                              "points", "pay_money", "expend_money", "grade_id", "platform", "last_login_time"}
     # The store wallet is not the platform wallet.
-    assert app.recharges.balance(10125) == 0
+    assert app.recharges.wallet.balance(10125) == 0
 
 
 def test_recharge_center_accepts_an_encoded_route_and_filters_methods_by_client(gateway, token):

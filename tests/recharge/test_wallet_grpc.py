@@ -112,7 +112,7 @@ def test_concurrent_debits_never_overdraw(app, wallet, token):
     with ThreadPoolExecutor(30) as pool:
         outcomes = list(pool.map(debit, range(30)))
     assert outcomes.count("ok") == 10 and outcomes.count("FAILED_PRECONDITION") == 20
-    assert app.recharges.balance(4) == 0
+    assert app.recharges.wallet.balance(4) == 0
 
 
 def test_concurrent_retries_of_one_debit_book_it_once(app, wallet, token):
@@ -122,7 +122,7 @@ def test_concurrent_retries_of_one_debit_book_it_once(app, wallet, token):
     req = wpb.DebitWalletRequest(user_id=6, amount_fen=300, reference="o:1", request_id="same")
     with ThreadPoolExecutor(20) as pool:
         results = list(pool.map(lambda _: wallet.DebitWallet(req, metadata=svc), range(20)))
-    assert {r.entry.id for r in results} == {results[0].entry.id} and app.recharges.balance(6) == 700
+    assert {r.entry.id for r in results} == {results[0].entry.id} and app.recharges.wallet.balance(6) == 700
 
 
 def test_fifty_concurrent_duplicate_notifications_credit_once(app, gateway, token):
@@ -139,7 +139,7 @@ def test_fifty_concurrent_duplicate_notifications_credit_once(app, gateway, toke
     with ThreadPoolExecutor(50) as pool:
         replies = list(pool.map(post, bodies))
     assert replies == ["success"] * 50
-    assert app.recharges.balance(9) == 100000 + 15000
+    assert app.recharges.wallet.balance(9) == 100000 + 15000
     with app.uow_factory() as uow:
         entries = uow.session.scalar(select(func.count()).select_from(WalletEntryRow))
         state = uow.session.get(RechargeOrderRow, order.id).state
