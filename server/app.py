@@ -33,6 +33,7 @@ from server.payments.channels import ChannelRegistry, PaymentChannel, RefundStat
 from server.payments import refund_servicer
 from server.payments.configure import build_channels, build_iap_verifier
 from server.payments.iap import IapVerifier, SandboxIapVerifier
+from server.payments.reconciliation import ReconciliationService
 from server.payments.refunds import RefundService
 from server.payments.sandbox import SandboxChannel
 from server.payments.settlement import SettlementService
@@ -72,6 +73,7 @@ class App:
     profiles: UserProfiles  # per-store user profiles for 003's `personal` (docs/recharge.md)
     refunds: RefundService  # operator and provider-console refunds (docs/refunds.md)
     abuse: RateLimiter  # per-user / per-IP limits of every order-creating path (docs/recharge.md: Limits)
+    reconciliation: ReconciliationService  # daily statements vs our books (docs/reconciliation.md)
 
     def save_catalog(self, catalog) -> int:
         with self.uow_factory() as uow:
@@ -138,8 +140,13 @@ def build_app(settings: Settings, engine: Engine | None = None, *, announce_chan
         requery_after=requery_after, requery_every=requery_every, batch_size=settings.settle_batch_size,
         refunds=refunds,  # unknown refund outcomes are asked again by the same loop
     )
+    reconciliation = ReconciliationService(
+        uow_factory, channels, settlement, refunds, hour=settings.reconcile_hour,
+        retry_after=timedelta(seconds=settings.reconcile_retry_seconds),
+        lease=timedelta(seconds=settings.reconcile_lease_seconds),
+    )
     return App(settings, engine, uow_factory, channels, sandbox, iap, memberships, recharges, openapi, settlement,
-               UserProfiles(uow_factory), refunds, abuse)
+               UserProfiles(uow_factory), refunds, abuse, reconciliation)
 
 
 def services(app: App) -> list[Registration]:
@@ -176,6 +183,10 @@ def database_gauges(app: App) -> DatabaseGauges:
         ("vipay_settlement_lag_seconds", "How long the oldest open order of each book has been due for "
          "settlement (re-query); 0 when none is overdue", ["book"],
          lambda: [((book,), lag) for book, lag in app.settlement.lag_seconds().items()]),
+        ("vipay_reconciliation_discrepancies", "Items of each channel's latest successful reconciliation, by class "
+         "(docs/reconciliation.md)", ["channel", "class"], lambda: app.reconciliation.gauges()[0]),
+        ("vipay_reconciliation_last_success_timestamp_seconds", "When each channel's reconciliation last succeeded "
+         "(unix time)", ["channel"], lambda: app.reconciliation.gauges()[1]),
     ])
 
 
@@ -193,8 +204,9 @@ async def serve_forever(app: App) -> None:
     server = build_grpc_server(app, app.settings.grpc_host, app.settings.grpc_port)
     await server.start()
     metrics_endpoint = start_metrics(app)
-    # Re-query / close unpaid orders.
-    settling = asyncio.create_task(settle_forever(app.settlement, app.settings.settle_interval_seconds))
+    # Re-query / close unpaid orders; reconcile yesterday's statements once a day.
+    settling = asyncio.create_task(settle_forever(app.settlement, app.settings.settle_interval_seconds,
+                                                  app.reconciliation.run_due))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -262,6 +262,8 @@ class VipOrders:
             is_open=lambda: and_(VipOrderRow.pay_status == rules.PayStatus.UNPAID, VipOrderRow.closed_at.is_(None)),
             close_values=lambda now: {"closed_at": naive(now), "updated_at": naive(now)},
             settle=self.settle,
+            is_paid=lambda: VipOrderRow.pay_status == rules.PayStatus.PAID, amount=VipOrderRow.pay_amount,
+            paid_at=VipOrderRow.paid_at,
         )
 
     def settle(self, order_id: int, channel: PaymentChannel, note: Notification) -> Reply:

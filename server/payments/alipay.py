@@ -32,6 +32,8 @@ from server.payments.channels import (
     RefundStatement,
     Reply,
 )
+from server.payments.statements import Statement, StatementError, parse_alipay_zip
+from server.payments.url_policy import fetch_allowed
 from server.platform.money import parse_yuan, yuan_string_2dp
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,9 @@ log = logging.getLogger(__name__)
 BEIJING = timezone(timedelta(hours=8))  # Alipay's timestamps are Beijing time
 PAID = ("TRADE_SUCCESS", "TRADE_FINISHED")
 KNOWN_STATUSES = PAID + ("WAIT_BUYER_PAY", "TRADE_CLOSED")
+# Where a statement may be downloaded from (the query answers a provider-chosen URL):
+# Alipay's bill centre; ALIPAY_BILL_HOSTS adds others (host or host:port).
+BILL_HOSTS = ("dwbillcenter.alipay.com",)
 METHODS = {
     "Alipay_AopApp": ("alipay.trade.app.pay", "QUICK_MSECURITY_PAY"),
     "Alipay_AopWap": ("alipay.trade.wap.pay", "QUICK_WAP_WAY"),
@@ -63,13 +68,16 @@ class AlipayChannel:
     name = "alipay"
 
     def __init__(self, *, app_id: str, seller_id: str, app_private_key: str, alipay_public_key: str,
-                 gateway_url: str, timeout: float = 10.0, clock=lambda: datetime.now(timezone.utc)):
+                 gateway_url: str, timeout: float = 10.0, clock=lambda: datetime.now(timezone.utc),
+                 bill_hosts: tuple[str, ...] = BILL_HOSTS):
         if not (app_id and seller_id and app_private_key and alipay_public_key):
             raise ValueError("Alipay needs app_id, seller_id, the app private key and Alipay's public key")
         self.app_id = app_id
         self.seller_id = seller_id
         self.gateway_url = gateway_url
         self._clock = clock
+        self._timeout = timeout
+        self._bill_hosts = tuple(h.strip().lower() for h in bill_hosts if h.strip())
         self._sdk = AliPay(
             appid=app_id,
             app_notify_url=None,
@@ -224,3 +232,19 @@ class AlipayChannel:
         except (KeyError, ValueError) as exc:
             raise ChannelUnavailable("alipay refund query: malformed refund_amount") from exc
         return RefundStatement(trade_no, REFUND_SUCCEEDED, refund_no, amount, provider_refund_id=answer.get("trade_no", ""))
+
+    # ---- statements (reconciliation) ---------------------------------------------
+
+    def statement(self, business_date: str) -> Statement:
+        """The trade bill of one business date: alipay.data.dataservice.bill.downloadurl.query
+        answers a short-lived URL (signed answer, checked by the SDK); the zip is fetched
+        only from the bill hosts. Raises StatementError (the run fails and is retried)."""
+        try:
+            answer = self._call("alipay.data.dataservice.bill.downloadurl.query",
+                                {"bill_type": "trade", "bill_date": business_date})
+        except ChannelUnavailable as exc:
+            raise StatementError(str(exc)) from exc
+        if answer.get("code") != "10000" or not answer.get("bill_download_url"):
+            raise StatementError(f"bill download URL query answered {answer.get('code')} {answer.get('sub_code')}")
+        data = fetch_allowed(answer["bill_download_url"], self._bill_hosts, self._timeout)
+        return parse_alipay_zip(data, business_date)

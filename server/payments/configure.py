@@ -73,7 +73,7 @@ def build_channels(s: Settings, sandbox: PaymentChannel, announce: bool = True) 
         alipay = AlipayChannel(
             app_id=s.alipay_app_id, seller_id=s.alipay_seller_id,
             app_private_key=s.secret("alipay_app_private_key"), alipay_public_key=s.secret("alipay_public_key"),
-            gateway_url=s.alipay_gateway_url,
+            gateway_url=s.alipay_gateway_url, bill_hosts=tuple(s.alipay_bill_hosts.split(",")),
         )
         setup.channels.append(alipay)
         setup.routes.update({m: alipay.name for m in ALIPAY_METHODS})

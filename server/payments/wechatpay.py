@@ -10,6 +10,7 @@ or one of the configured platform certificates (during a switch both are valid).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
@@ -37,6 +38,13 @@ from server.payments.channels import (
     RefundRequest,
     RefundStatement,
     Reply,
+)
+from server.payments.statements import (
+    Statement,
+    StatementError,
+    gunzip_if_needed,
+    parse_wechat_fundflow,
+    parse_wechat_tradebill,
 )
 
 log = logging.getLogger(__name__)
@@ -263,4 +271,44 @@ class WechatPayChannel:
         statement = self._refund(json.loads(text), ChannelUnavailable)
         if statement.refund_no != refund_no:
             raise ChannelUnavailable("WeChat Pay answered about another refund")
+        return statement
+
+    # ---- statements (reconciliation): /v3/bill/tradebill, /v3/bill/fundflowbill ----------
+
+    def _bill(self, call, business_date: str) -> bytes:
+        """Applies for a bill (signed answer: download_url + hash), downloads it from our
+        own API host only (the URL is WeChat's choice) and checks the hash, which is over
+        the original file (a gzip is decompressed first)."""
+        try:
+            code, text = call(business_date, tar_type="GZIP")
+        except requests.RequestException as exc:
+            raise StatementError(f"WeChat Pay unreachable: {exc}") from exc
+        except Exception as exc:  # the SDK raises bare Exception when the answer's signature is bad
+            raise StatementError(f"WeChat Pay answer rejected: {exc}") from exc
+        if code != 200:
+            raise StatementError(f"WeChat Pay bill application answered {code}: {str(text)[:200]}")
+        try:
+            answer = json.loads(text)
+            url, hash_type, hash_value = answer["download_url"], answer["hash_type"], answer["hash_value"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StatementError("WeChat Pay bill answer malformed") from exc
+        base = self._sdk._core._gate_way + "/"
+        if not isinstance(url, str) or not url.startswith(base) or "@" in url[:len(base) + 1]:
+            raise StatementError("bill download URL is not on the configured WeChat Pay API host")
+        try:
+            code, data = self._sdk.download_bill(url)
+        except requests.RequestException as exc:
+            raise StatementError(f"bill download failed: {exc}") from exc
+        if code != 200 or not isinstance(data, bytes):
+            raise StatementError(f"bill download answered {code}")
+        data = gunzip_if_needed(data)
+        if str(hash_type).upper() != "SHA1" or hashlib.sha1(data).hexdigest() != str(hash_value).lower():
+            raise StatementError("bill hash does not match")
+        return data
+
+    def statement(self, business_date: str) -> Statement:
+        statement = parse_wechat_tradebill(
+            self._bill(lambda d, **kw: self._sdk.trade_bill(d, bill_type="ALL", **kw), business_date), business_date)
+        statement.totals.update(parse_wechat_fundflow(
+            self._bill(lambda d, **kw: self._sdk.fundflow_bill(d, account_type="BASIC", **kw), business_date)))
         return statement

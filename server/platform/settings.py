@@ -110,6 +110,13 @@ class Settings(BaseSettings):
     settle_requery_after_seconds: int = 120
     settle_interval_seconds: float = 60.0
     settle_batch_size: int = 50
+    # Daily reconciliation (docs/reconciliation.md): from this hour (Asia/Shanghai; -1: off)
+    # the settlement loop reconciles yesterday's statements once per channel; a failed run
+    # is retried after reconcile_retry_seconds; one replica runs a date (lease).
+    reconcile_hour: int = 10
+    reconcile_retry_seconds: int = 600
+    reconcile_lease_seconds: int = 900
+    alipay_bill_hosts: str = "dwbillcenter.alipay.com"  # where Alipay's statement links may point (comma list)
 
     def secret(self, name: str) -> str:
         """A key given inline (`name`) or as a file (`name`_file)."""

@@ -241,6 +241,8 @@ class RechargeService:
             is_open=lambda: RechargeOrderRow.state == rules.OrderState.WAITING,
             close_values=lambda now: {"state": rules.OrderState.FAILED, "updated_at": naive(now)},
             settle=self.settle,
+            is_paid=lambda: RechargeOrderRow.state == rules.OrderState.PAID, amount=RechargeOrderRow.amount,
+            paid_at=RechargeOrderRow.paid_at,
         )
 
     def _transition(self, uow: UnitOfWork, order: RechargeOrderRow, state: str, txn_id: str) -> bool:
