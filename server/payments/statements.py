@@ -91,6 +91,7 @@ ALIPAY_HEADER = ("支付宝交易号,商户订单号,业务类型,商品名称,�
                  "订单金额（元）,商家实收（元）,支付宝红包（元）,集分宝（元）,支付宝优惠（元）,商家优惠（元）,券核销金额（元）,"
                  "券名称,商家红包消费金额（元）,卡消费金额（元）,退款批次号/请求号,服务费（元）,分润（元）,备注").split(",")
 ALIPAY_TYPES = {"交易": PAYMENT, "退款": REFUND}
+ALIPAY_AMOUNTS = [h for h in ALIPAY_HEADER if h.endswith("（元）")]
 
 
 def parse_alipay_zip(data: bytes, business_date: str) -> Statement:
@@ -135,6 +136,8 @@ def parse_alipay_detail(text: str, business_date: str) -> Statement:
         if kind is None:
             raise StatementError(f"alipay line {n}: unknown 业务类型 {v['业务类型']!r}")
         amount = amount_fen(v["订单金额（元）"])
+        for column in ALIPAY_AMOUNTS:  # every money column must parse, not only the ones used
+            amount_fen(v[column])
         if (kind == PAYMENT) != (amount >= 0):
             raise StatementError(f"alipay line {n}: amount sign does not fit {v['业务类型']}")
         if not v["商户订单号"]:
@@ -152,6 +155,7 @@ WECHAT_TRADE_HEADER = ("交易时间,公众账号ID,商户号,特约商户号,�
                        "货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,"
                        "商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注").split(",")
 WECHAT_TRADE_SUMMARY = "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额".split(",")
+WECHAT_AMOUNTS = ("应结订单金额", "代金券金额", "退款金额", "充值券退款金额", "订单金额", "申请退款金额")
 WECHAT_FUND_HEADER_START = "记账时间"
 WECHAT_FUND_SUMMARY_START = "资金流水总笔数"
 
@@ -192,6 +196,8 @@ def parse_wechat_tradebill(data: bytes, business_date: str) -> Statement:
     for n, row in enumerate(rows, 1):
         v = _check_width(header, row, f"wechat trade line {n}")
         state, fee = v["交易状态"], amount_fen(v["手续费"], places=5)
+        for column in WECHAT_AMOUNTS:  # every money column must parse, not only the ones used
+            amount_fen(v[column])
         if not v["商户订单号"]:
             raise StatementError(f"wechat trade line {n}: no 商户订单号")
         if state == "SUCCESS":

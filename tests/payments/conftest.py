@@ -90,6 +90,7 @@ def real_settings(settings: Settings, providers: Providers) -> Settings:
         alipay_app_private_key=keys.bare_base64(keys.private_pem(providers.alipay_app_key)),
         alipay_public_key=keys.bare_base64(keys.public_pem(providers.alipay_key)),
         alipay_gateway_url=providers.alipay.gateway,
+        alipay_bill_hosts=providers.alipay.url.removeprefix("http://"),  # its statement links (127.0.0.1:port)
         wechatpay_mchid=WECHAT_MCHID, wechatpay_appid=WECHAT_APPID, wechatpay_js_appid=WECHAT_JS_APPID,
         wechatpay_merchant_serial_no=WECHAT_MERCHANT_SERIAL,
         wechatpay_private_key_file=str(d / "wechat_key.pem"),  # keys can come from files
@@ -135,6 +136,12 @@ def _reset_providers(request):
         p.wechat.refunds.clear()
         p.wechat.refund_status = "SUCCESS"
         p.appstore.transactions.clear()
+        p.alipay.bills.clear()
+        p.alipay.bill_files.clear()
+        p.alipay.bill_url_host = ""
+        p.wechat.bills.clear()
+        p.wechat.bill_files.clear()
+        p.wechat.bill_hash = p.wechat.bill_url = ""
         for server in (p.alipay, p.wechat, p.appstore):
             server.rejected.clear()
             server.requests.clear()

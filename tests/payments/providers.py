@@ -7,11 +7,17 @@ it), and signs its own answers and notifications with the provider-side keys."""
 from __future__ import annotations
 
 import base64
+import csv
+import gzip
+import hashlib
+import io
 import json
+import zipfile
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -90,7 +96,35 @@ class FakeAlipay(FakeServer):
         self.trades: dict[str, AlipayTrade] = {}
         self.refunds: dict[str, tuple[str, int]] = {}  # out_request_no -> (out_trade_no, fen)
         self.rejected: list[str] = []
+        self.bills: dict[str, bytes] = {}  # bill_date -> the trade bill zip
+        self.bill_files: dict[str, bytes] = {}  # fileId -> zip (what the download URL serves)
+        self.bill_url_host = ""  # planted: the download URL names another host
         super().__init__()
+
+    def publish_bill(self, bill_date: str, lines: list["BillLine"]) -> bytes:
+        self.bills[bill_date] = alipay_bill_zip(self.seller_id, bill_date, lines)
+        return self.bills[bill_date]
+
+    def download(self, path: str):
+        file_id = dict(parse_qsl(urlsplit(path).query)).get("fileId", "")
+        data = self.bill_files.get(file_id)
+        if data is None:
+            return 404, {}, b"expired"
+        return 200, {"Content-Type": "application/oct-stream;charset=utf-8",
+                     "Content-Disposition": "attachment; filename=bill.csv.zip"}, data
+
+    def bill_url(self, biz: dict):
+        name = "alipay_data_dataservice_bill_downloadurl_query_response"
+        data = self.bills.get(biz.get("bill_date", ""))
+        if biz.get("bill_type") != "trade" or data is None:
+            return self._answer(name, {"code": "40004", "msg": "Business Failed", "sub_code": "isp.bill_not_exist",
+                                       "sub_msg": "账单不存在"})
+        file_id = secrets.token_hex(8)
+        self.bill_files[file_id] = data
+        base = f"http://{self.bill_url_host}" if self.bill_url_host else self.url
+        return self._answer(name, {"code": "10000", "msg": "Success", "bill_download_url":
+                                   f"{base}/downloadBillFile.resource?bizType=trade&userId={self.seller_id}"
+                                   f"&fileType=csv.zip&bizDates={biz['bill_date'].replace('-', '')}&fileId={file_id}"})
 
     @property
     def gateway(self) -> str:
@@ -103,7 +137,9 @@ class FakeAlipay(FakeServer):
     def handle(self, method, path, headers, body):
         url = urlsplit(path)
         fields = dict(parse_qsl(url.query or body.decode(), keep_blank_values=True))
-        self.requests.append((method, fields.get("method", "")))
+        self.requests.append((method, fields.get("method", "") or url.path))
+        if url.path == "/downloadBillFile.resource" and method == "GET":
+            return self.download(path)
         if url.path != "/gateway.do":
             return 404, {}, b""
         if not self.verify_request(fields) or fields.get("app_id") != self.app_id:
@@ -117,6 +153,8 @@ class FakeAlipay(FakeServer):
             return self.refund(biz)
         if method == "alipay.trade.fastpay.refund.query":
             return self.refund_query(biz)
+        if method == "alipay.data.dataservice.bill.downloadurl.query":
+            return self.bill_url(biz)
         trade = self.trades.get(biz.get("out_trade_no", ""))
         if trade is None:
             return self._answer("alipay_trade_query_response", {
@@ -214,7 +252,27 @@ class FakeWechatPay(FakeServer):
         self.refunds: dict[str, dict] = {}  # out_refund_no -> refund
         self.refund_status = "SUCCESS"  # what a new refund answers (PROCESSING: the result comes later)
         self.rejected: list[str] = []
+        self.bills: dict[tuple[str, str], bytes] = {}  # (tradebill|fundflowbill, date) -> original CSV
+        self.bill_files: dict[str, bytes] = {}  # token -> what the download URL serves
+        self.bill_hash = ""  # planted: a wrong hash_value
+        self.bill_url = ""  # planted: a download URL elsewhere
         super().__init__()
+
+    def publish_bills(self, bill_date: str, lines: list["BillLine"]) -> None:
+        self.bills[("tradebill", bill_date)] = wechat_trade_bill(self, bill_date, lines)
+        self.bills[("fundflowbill", bill_date)] = wechat_fund_bill(bill_date, lines)
+
+    def apply_bill(self, kind: str, query: dict):
+        data = self.bills.get((kind, query.get("bill_date", "")))
+        if data is None:
+            return self._json(400, {"code": "NO_STATEMENT_EXIST", "message": "账单文件不存在"})
+        if query.get("tar_type") not in (None, "GZIP"):
+            return self._json(400, {"code": "PARAM_ERROR", "message": "tar_type"})
+        token = secrets.token_urlsafe(24)
+        self.bill_files[token] = gzip.compress(data) if query.get("tar_type") == "GZIP" else data
+        return self._json(200, {
+            "hash_type": "SHA1", "hash_value": self.bill_hash or hashlib.sha1(data).hexdigest(),
+            "download_url": self.bill_url or f"{self.url}/v3/billdownload/file?token={token}"})
 
     def check_authorization(self, method, path, headers, body) -> str | None:
         """What WeChat Pay checks on every request; None when fine, else the error code."""
@@ -237,6 +295,13 @@ class FakeWechatPay(FakeServer):
             self.rejected.append(path)
             return self._json(401, {"code": error, "message": "签名错误"})
         url = urlsplit(path)
+        if method == "GET" and url.path in ("/v3/bill/tradebill", "/v3/bill/fundflowbill"):
+            return self.apply_bill(url.path.rsplit("/", 1)[1], dict(parse_qsl(url.query)))
+        if method == "GET" and url.path == "/v3/billdownload/file":
+            data = self.bill_files.get(dict(parse_qsl(url.query)).get("token", ""))
+            if data is None:
+                return self._json(404, {"code": "NOT_FOUND", "message": "账单已过期"})
+            return 200, {"Content-Type": "application/octet-stream"}, data  # unsigned, as WeChat Pay serves it
         if method == "POST" and url.path in ("/v3/pay/transactions/app", "/v3/pay/transactions/jsapi"):
             order = json.loads(body)
             if order.get("mchid") != self.mchid or order.get("appid") not in self.appids:
@@ -354,6 +419,133 @@ class FakeWechatPay(FakeServer):
         headers = self._signed_headers(text, timestamp, key, serial)
         headers["Content-Type"] = "application/json"
         return text.encode(), headers
+
+
+# ------------------------------------------------------ daily statements ----
+
+
+@dataclass
+class BillLine:
+    """A line a test plants in a provider's statement (built from the orders it made)."""
+
+    kind: str  # "payment" | "refund"
+    out_trade_no: str
+    fen: int
+    txn_id: str = field(default_factory=lambda: "4200" + secrets.token_hex(12))
+    refund_no: str = ""
+    refund_id: str = field(default_factory=lambda: "50" + secrets.token_hex(14))
+    fee_fen: int = 0  # charged (payment) or given back (refund), positive
+    refund_status: str = "SUCCESS"
+    time: str = "2026-12-04 10:00:00"
+
+
+def yuan(fen: int) -> str:
+    return f"{'-' if fen < 0 else ''}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+
+
+class _GbkName(zipfile.ZipInfo):
+    """Alipay's zip names are GBK bytes without the UTF-8 flag."""
+
+    def _encodeFilenameFlags(self):
+        return self.filename.encode("gbk"), self.flag_bits
+
+
+def alipay_bill_zip(seller_id: str, bill_date: str, lines: list[BillLine]) -> bytes:
+    """The trade bill zip as Alipay serves it: a GBK detail file (comment lines,
+    tab-padded values, refunds negative, fee negative = charged) and its summary file."""
+    day = bill_date.replace("-", "")
+    y, m, d = bill_date.split("-")
+    head = [
+        "#支付宝业务明细查询", f"#账号：[{seller_id}0156]",
+        f"#起始日期：[{y}年{m}月{d}日 00:00:00]   终止日期：[{y}年{m}月{int(d) + 1:02d}日 00:00:00]",
+        "#-----------------------------------------业务明细列表----------------------------------------",
+        "支付宝交易号,商户订单号,业务类型,商品名称,创建时间,完成时间,门店编号,门店名称,操作员,终端号,对方账户,订单金额（元）,"
+        "商家实收（元）,支付宝红包（元）,集分宝（元）,支付宝优惠（元）,商家优惠（元）,券核销金额（元）,券名称,商家红包消费金额（元）,"
+        "卡消费金额（元）,退款批次号/请求号,服务费（元）,分润（元）,备注",
+    ]
+    rows = []
+    for line in lines:
+        refund = line.kind == "refund"
+        amount = yuan(-line.fen if refund else line.fen)
+        fee = yuan(line.fee_fen if refund else -line.fee_fen)
+        rows.append(",".join([
+            f"{line.txn_id}\t", f"{line.out_trade_no}\t", "退款\t" if refund else "交易\t", "会员, 充值", line.time,
+            line.time, "\t", "\t", "\t", "\t", "*杨(137****2600)\t", amount, amount, "0.00", "0.00", "0.00", "0.00",
+            "0.00", "", "0.00\t", "0.00", f"{line.refund_no}\t" if refund else "\t", fee, "0.00", ""]).replace(
+                "会员, 充值", '"会员, 充值"'))
+    paid = sum(x.fen for x in lines if x.kind == "payment")
+    refunded = sum(x.fen for x in lines if x.kind == "refund")
+    tail = ["#-----------------------------------------业务明细列表结束------------------------------------",
+            f"#交易合计：{sum(1 for x in lines if x.kind == 'payment')}笔，商家实收共{yuan(paid)}元",
+            f"#退款合计：{sum(1 for x in lines if x.kind == 'refund')}笔，商家实收共{yuan(-refunded)}元",
+            f"#导出时间：[{y}年{m}月{d}日 10:00:00]"]
+    detail = "\r\n".join(head + rows + tail) + "\r\n"
+    summary = "\r\n".join([
+        "#支付宝业务汇总查询", f"#账号：[{seller_id}0156]",
+        "#-----------------------------------------业务汇总列表----------------------------------------",
+        "门店编号,门店名称,交易订单总笔数,退款订单总笔数,订单金额（元）,商家实收（元）",
+        f"合计,,{sum(1 for x in lines if x.kind == 'payment')},{sum(1 for x in lines if x.kind == 'refund')},"
+        f"{yuan(paid - refunded)},{yuan(paid - refunded)}",
+        "#-----------------------------------------业务汇总列表结束------------------------------------"]) + "\r\n"
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(_GbkName(f"{seller_id}0156_{day}_业务明细.csv"), detail.encode("gbk"))
+        z.writestr(_GbkName(f"{seller_id}0156_{day}_业务明细(汇总).csv"), summary.encode("gbk"))
+    return out.getvalue()
+
+
+def _backquoted(values: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerow([f"`{v}" for v in values])
+    return out.getvalue()
+
+
+def wechat_trade_bill(fake: "FakeWechatPay", bill_date: str, lines: list[BillLine]) -> bytes:
+    """/v3/bill/tradebill bill_type=ALL: back-quoted values, fees with 5 decimals
+    (refund lines give the fee back: negative), the summary header and values last."""
+    header = ("交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,"
+              "应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,商品名称,商户数据包,"
+              "手续费,费率,订单金额,申请退款金额,费率备注\r\n")
+    text = header
+    for line in lines:
+        refund = line.kind == "refund"
+        fee = Decimal(-line.fee_fen if refund else line.fee_fen) / 100
+        text += _backquoted([
+            f"{bill_date} 10:00:00", sorted(fake.appids)[0], fake.mchid, "0", "", line.txn_id, line.out_trade_no,
+            "o_test", "APP", "REFUND" if refund else "SUCCESS", "OTHERS", "CNY",
+            "0.00" if refund else yuan(line.fen), "0.00", line.refund_id if refund else "0",
+            line.refund_no if refund else "0", yuan(line.fen) if refund else "0.00", "0.00",
+            "ORIGINAL" if refund else "", line.refund_status if refund else "", "会员, 充值",
+            '{"k":"v, w"}', f"{fee:.5f}", "0.60%", "0.00" if refund else yuan(line.fen),
+            yuan(line.fen) if refund else "0.00", ""])
+    paid = sum(x.fen for x in lines if x.kind == "payment")
+    refunded = sum(x.fen for x in lines if x.kind == "refund")
+    fees = Decimal(sum(x.fee_fen if x.kind == "payment" else -x.fee_fen for x in lines)) / 100
+    text += "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额\r\n"
+    text += _backquoted([str(len(lines)), yuan(paid), yuan(refunded), "0.00", f"{fees:.5f}", yuan(paid),
+                         yuan(refunded)])
+    return text.encode("utf-8")
+
+
+def wechat_fund_bill(bill_date: str, lines: list[BillLine]) -> bytes:
+    header = "记账时间,微信支付业务单号,资金流水单号,业务名称,业务类型,收支类型,收支金额（元）,账户结余（元）,资金变更提交申请人,备注,业务凭证号\r\n"
+    text, balance, income, expense, n_in, n_out, rows = header, 0, 0, 0, 0, 0, 0
+    for line in lines:
+        entries = [("退款", "支出", line.fen)] if line.kind == "refund" else [("交易", "收入", line.fen)]
+        if line.kind == "payment" and line.fee_fen:
+            entries.append(("扣除交易手续费", "支出", line.fee_fen))
+        for name, direction, fen in entries:
+            balance += fen if direction == "收入" else -fen
+            income += fen if direction == "收入" else 0
+            expense += fen if direction == "支出" else 0
+            n_in += direction == "收入"
+            n_out += direction == "支出"
+            rows += 1
+            text += _backquoted([f"{bill_date} 10:00:00", line.txn_id, secrets.token_hex(10), name, name, direction,
+                                 yuan(fen), yuan(balance), "system", "缺省", line.refund_no or line.out_trade_no])
+    text += "资金流水总笔数,收入笔数,收入金额,支出笔数,支出金额\r\n"
+    text += _backquoted([str(rows), str(n_in), yuan(income), str(n_out), yuan(expense)])
+    return text.encode("utf-8")
 
 
 # ------------------------------------------------------------ App Store -----
