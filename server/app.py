@@ -30,7 +30,7 @@ from server.merchant.config import OpenApiSettings
 from server.merchant.service import OpenApi, build_openapi
 from server.membership.limits import CHECK_IAP, VIP_ORDER
 from server.payments.channels import ChannelRegistry, PaymentChannel, RefundStatement, Reply
-from server.payments import refund_servicer
+from server.payments import reconcile_servicer, refund_servicer
 from server.payments.configure import build_channels, build_iap_verifier
 from server.payments.iap import IapVerifier, SandboxIapVerifier
 from server.payments.reconciliation import ReconciliationService
@@ -160,6 +160,7 @@ def services(app: App) -> list[Registration]:
         partial(wallet_servicer.register, wallets=app.recharges.wallet),
         partial(merchant_servicer.register, charges=app.openapi.charges),
         partial(refund_servicer.register, refunds=app.refunds),
+        partial(reconcile_servicer.register, reconciliation=app.reconciliation),
     ]
 
 

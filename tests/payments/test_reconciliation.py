@@ -366,3 +366,61 @@ def test_two_replicas_reconciling_the_same_date_at_once_heal_once(real_gateway, 
         assert uow.session.scalar(select(func.count()).select_from(RefundRow).where(
             RefundRow.refund_no == "2026120499990001")) == 1
         assert uow.session.scalar(select(func.count()).select_from(WalletEntryRow)) == 1
+
+
+# ------------------------------------------------------------- the admin RPC ----
+
+
+def test_admin_rpc_reads_runs_and_reports_internal_door_only(real_gateway, token, providers, real_app, channel,
+                                                             gateway):
+    import grpc
+
+    from tests.conftest import auth
+    from vipay.payments.v1 import reconciliation_pb2 as pb
+    from vipay.payments.v1 import reconciliation_pb2_grpc as pb_grpc
+
+    o = plant_alipay_day(real_gateway, token, providers, real_app)
+    assert real_app.reconciliation.run(today(), "alipay").status == "succeeded"
+    stub = pb_grpc.ReconciliationServiceStub(channel)  # the internal door (same database)
+    admin = auth(token(0, "admin"))
+    (run,) = stub.ListReconciliationRuns(pb.ListReconciliationRunsRequest(channel="alipay"), metadata=admin).runs
+    assert (run.business_date, run.state, run.attempts, run.fees_fen) == (today(), "succeeded", 1, 133)
+    assert dict(run.counts) == {"matched": 2, "provider_only_paid": 3, "provider_only_refund": 1, "local_only": 1,
+                                "mismatch": 1}
+    got = stub.GetReconciliationRun(pb.GetReconciliationRunRequest(business_date=today(), channel="alipay"),
+                                    metadata=admin)
+    assert got.items[0].category != "matched" and len(got.items) == 8
+    local = next(i for i in got.items if i.category == "local_only")
+    assert (local.order_number, local.HasField("provider_amount_fen"), local.local_amount_fen) == (o["local"], False,
+                                                                                                 5400)
+    for metadata, code in ((auth(token(1)), grpc.StatusCode.PERMISSION_DENIED), ((), grpc.StatusCode.UNAUTHENTICATED)):
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ListReconciliationRuns(pb.ListReconciliationRunsRequest(), metadata=metadata)
+        assert refused.value.code() == code
+    for request in (pb.GetReconciliationRunRequest(business_date="2026-02-30", channel="alipay"),
+                    pb.GetReconciliationRunRequest(business_date=today(), channel="sandbox")):
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.GetReconciliationRun(request, metadata=admin)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as missing:
+        stub.GetReconciliationRun(pb.GetReconciliationRunRequest(business_date="2020-01-01", channel="wechat"),
+                                  metadata=admin)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    # Not on the public door, with or without the admin credential.
+    with gateway.client(token(0, "admin")) as c:
+        r = c.post("/vipay.payments.v1.ReconciliationService/ListReconciliationRuns", json={})
+    assert r.status_code >= 400 and "runs" not in r.text
+
+
+def test_metrics_show_discrepancies_by_class_and_the_last_success(real_gateway, token, providers, real_app):
+    from server.app import database_gauges
+
+    plant_alipay_day(real_gateway, token, providers, real_app)
+    assert real_app.reconciliation.run(today(), "alipay").status == "succeeded"
+    families = {f.name: f for f in database_gauges(real_app).collect()}
+    discrepancies = {tuple(s.labels.values()): s.value
+                     for s in families["vipay_reconciliation_discrepancies"].samples}
+    assert discrepancies == {("alipay", "provider_only_paid"): 3, ("alipay", "provider_only_refund"): 1,
+                             ("alipay", "local_only"): 1, ("alipay", "mismatch"): 1}
+    (last,) = families["vipay_reconciliation_last_success_timestamp_seconds"].samples
+    assert last.labels == {"channel": "alipay"} and abs(last.value - datetime.now(timezone.utc).timestamp()) < 60
