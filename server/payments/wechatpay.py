@@ -40,6 +40,7 @@ from server.payments.channels import (
     Reply,
 )
 from server.payments.statements import (
+    MAX_FILE_BYTES,
     Statement,
     StatementError,
     gunzip_if_needed,
@@ -301,6 +302,8 @@ class WechatPayChannel:
             raise StatementError(f"bill download failed: {exc}") from exc
         if code != 200 or not isinstance(data, bytes):
             raise StatementError(f"bill download answered {code}")
+        if len(data) > MAX_FILE_BYTES:
+            raise StatementError("bill larger than the statement limit")
         data = gunzip_if_needed(data)
         if str(hash_type).upper() != "SHA1" or hashlib.sha1(data).hexdigest() != str(hash_value).lower():
             raise StatementError("bill hash does not match")

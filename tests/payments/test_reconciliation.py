@@ -470,3 +470,17 @@ def test_the_command_against_the_real_channels_on_a_planted_day(real_gateway, to
     providers.wechat.bill_hash = "f" * 40
     failed = reconcile_cli(real_settings, "--date", today(), "--channel", "wechatpay")
     assert failed.returncode == 1 and "wechat: failed (bill hash does not match)" in failed.stdout
+
+
+def test_two_processes_reconciling_the_same_date_at_once_heal_once(real_gateway, token, providers, real_app,
+                                                                  real_settings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    o = plant_alipay_day(real_gateway, token, providers, real_app)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: reconcile_cli(real_settings, "--date", today(), "--channel", "alipay"),
+                                range(2)))
+    outcomes = sorted(r.stdout.splitlines()[0].split(": ", 1)[1].split(" ")[0] for r in results)
+    assert outcomes in (["busy", "succeeded"], ["succeeded", "succeeded"]), [r.stdout + r.stderr for r in results]
+    assert grants_for(real_app, str(o["lost_id"])) == 1 and real_app.recharges.balance(5) == 3000
+    assert [r.refund_no for r in real_app.refunds.by_order_number(o["console"])] == ["2026120499990001"]
