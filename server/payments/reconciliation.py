@@ -306,6 +306,9 @@ class ReconciliationService:
         return "applied: taken back through the refund path"
 
     def _local_only(self, statement: Statement, channel_name: str, matched_fallbacks: set[str]) -> list[Item]:
+        """Paid / refunded here on the business day, absent from the statement, and not on
+        another day's statement either (a late notification, or an order healed from
+        yesterday's statement, is paid here today but stated on the day the money moved)."""
         start, end = business_day_utc(statement.business_date)
         paid_numbers = {line.trade_no for line in statement.lines if line.kind == PAYMENT}
         refund_numbers = {line.refund_no for line in statement.lines if line.kind == REFUND}
@@ -327,7 +330,23 @@ class ReconciliationService:
                     items.append(Item(LOCAL_ONLY, REFUND, row.order_number, refund_no=row.refund_no, book=row.book,
                                       local_amount_fen=row.amount_fen, action=FLAGGED,
                                       detail="refunded here, not in the statement"))
-        return items
+            elsewhere = self._stated_on_other_days(uow, statement, channel_name, items)
+        return [i for i in items if (i.kind, i.refund_no or i.order_number) not in elsewhere]
+
+    @staticmethod
+    def _stated_on_other_days(uow: UnitOfWork, statement: Statement, channel_name: str, items: list[Item]) -> set:
+        """(kind, number) of the candidates that another day's reconciled statement lists."""
+        payments = sorted({i.order_number for i in items if i.kind == PAYMENT})
+        refunds = sorted({i.refund_no for i in items if i.kind == REFUND})
+        found = set()
+        it, run = ReconciliationItemRow, ReconciliationRunRow
+        for kind, column, numbers in ((PAYMENT, it.order_number, payments), (REFUND, it.refund_no, refunds)):
+            for i in range(0, len(numbers), 500):
+                found.update((kind, number) for (number,) in uow.session.execute(
+                    select(column).join(run, run.id == it.run_id).where(
+                        run.channel == channel_name, run.business_date != statement.business_date, it.kind == kind,
+                        it.provider_amount_fen.is_not(None), column.in_(numbers[i:i + 500]))))
+        return found
 
     @staticmethod
     def _summary(statement: Statement, report: RunReport) -> dict:

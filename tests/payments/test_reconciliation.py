@@ -484,3 +484,20 @@ def test_two_processes_reconciling_the_same_date_at_once_heal_once(real_gateway,
     assert outcomes in (["busy", "succeeded"], ["succeeded", "succeeded"]), [r.stdout + r.stderr for r in results]
     assert grants_for(real_app, str(o["lost_id"])) == 1 and real_app.recharges.balance(5) == 3000
     assert [r.refund_no for r in real_app.refunds.by_order_number(o["console"])] == ["2026120499990001"]
+
+
+def test_an_order_healed_from_yesterdays_statement_is_not_local_only_today(real_gateway, token, providers,
+                                                                            real_app):
+    # Paid at the provider yesterday, notification lost: healed today from yesterday's
+    # statement, so it is paid *here* today; today's statement does not list it.
+    yesterday = (datetime.now(SHANGHAI).date() - timedelta(days=1)).isoformat()
+    with real_gateway.client(token(2)) as c:
+        lost = create(c)
+    late = alipay_paid_vip(real_gateway, token, providers, user=1)  # paid yesterday 23:59, notified today
+    providers.alipay.publish_bill(yesterday, [BillLine("payment", lost["trade_no"], 5400),
+                                              BillLine("payment", late["trade_no"], 5400)])
+    healed = real_app.reconciliation.run(yesterday, "alipay")
+    assert classes(healed) == {("provider_only_paid", "payment", lost["trade_no"], ""): "applied",
+                               ("matched", "payment", late["trade_no"], ""): "none"}
+    providers.alipay.publish_bill(today(), [])
+    assert real_app.reconciliation.run(today(), "alipay").items == []
