@@ -154,9 +154,9 @@ class ReconciliationService:
             report.status = "dry_run" if dry_run else SUCCEEDED
             report.summary = self._summary(statement, report)
         except Exception as exc:
-            if dry_run:
-                raise
             why = str(exc) if isinstance(exc, StatementError) else f"{type(exc).__name__}: {exc}"
+            if dry_run:
+                return RunReport(business_date, channel_name, FAILED, error=why)  # nothing stored
             self._fail(run_id, why)
             RUNS.labels(channel_name, FAILED).inc()
             log.error("reconciliation failed (retried later)", extra={"date": business_date,

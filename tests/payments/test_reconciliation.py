@@ -294,6 +294,8 @@ def test_a_bad_hash_fails_the_run_before_anything_is_applied_then_the_schedule_r
     providers.wechat.bill_hash = "0" * 40
     failures = RUNS.labels("wechat", "failed")._value.get()
     before = snapshot(real_app)
+    dry = real_app.reconciliation.run(today(), "wechat", dry_run=True)
+    assert (dry.status, dry.error) == ("failed", "bill hash does not match") and snapshot(real_app) == before
     report = real_app.reconciliation.run(today(), "wechat")
     assert report.status == "failed" and "hash" in report.error
     assert RUNS.labels("wechat", "failed")._value.get() == failures + 1  # alerts (metric + error log)
