@@ -503,3 +503,35 @@ def test_an_order_healed_from_yesterdays_statement_is_not_local_only_today(real_
                                ("matched", "payment", late["trade_no"], ""): "none"}
     providers.alipay.publish_bill(today(), [])
     assert real_app.reconciliation.run(today(), "alipay").items == []
+
+
+def test_the_settlement_loop_runs_the_daily_schedule(real_gateway, token, providers, real_app):
+    import asyncio
+
+    from server.payments.settlement_worker import settle_forever
+
+    lost = alipay_recharge(real_gateway, token)
+    providers.alipay.publish_bill(today(), [BillLine("payment", lost, 3000)])
+    providers.wechat.publish_bills(today(), [])
+    before_hour = datetime.combine(datetime.now(SHANGHAI).date() + timedelta(days=1), datetime.min.time(),
+                                   SHANGHAI) + timedelta(hours=9, minutes=59)
+    clock = [before_hour]
+    scheduled = service_like(real_app, clock=lambda: clock[0].astimezone(timezone.utc))
+
+    async def loop_until(done, seconds):
+        task = asyncio.create_task(settle_forever(real_app.settlement, 0.05, scheduled.run_due))
+        for _ in range(int(seconds / 0.05)):
+            await asyncio.sleep(0.05)
+            if done():
+                break
+        await asyncio.sleep(0.3)  # a few more passes
+        task.cancel()
+
+    asyncio.run(loop_until(lambda: False, 0.5))
+    assert real_app.reconciliation.runs(today()) == [] and real_app.recharges.balance(5) == 0  # before the hour
+    clock[0] = before_hour + timedelta(minutes=2)
+    asyncio.run(loop_until(lambda: len([r for r in real_app.reconciliation.runs(today()) if r.state == "succeeded"])
+                           == 2, 60))
+    assert sorted((r.channel, r.state, r.attempts) for r in real_app.reconciliation.runs(today())) == [
+        ("alipay", "succeeded", 1), ("wechat", "succeeded", 1)]  # once, though the loop passed many times
+    assert real_app.recharges.balance(5) == 3000
