@@ -190,8 +190,8 @@ def test_alipay_day_every_class_detected_healed_once_and_rerun_is_idempotent(rea
     report = real_app.reconciliation.run(today(), "alipay")
     assert report.status == "succeeded" and classes(report) == expected_alipay(o, "applied")
     # Healed through the notification / refund paths, exactly once.
-    assert real_app.memberships.status(2).current_level == "middle" and grants_for(real_app, str(o["lost_id"])) == 1
-    assert real_app.recharges.balance(5) == 3000
+    assert real_app.memberships.ledger.status(2).current_level == "middle" and grants_for(real_app, str(o["lost_id"])) == 1
+    assert real_app.recharges.wallet.balance(5) == 3000
     refund = real_app.refunds.get("2026120499990001")
     assert (refund.state, refund.origin, refund.amount_fen) == ("succeeded", "provider", 1800)
     assert report.summary["fees_fen"] == 32 * 3 + 18 + 30 - 11 and report.summary["paid_fen"] == 5400 * 3 + 3000 + 5000 + 990
@@ -223,7 +223,7 @@ def test_cli_prints_the_report_of_a_planted_day_and_dry_run(real_gateway, token,
     args = argparse.Namespace(date=today(), channel="alipay", dry_run=True, app=lambda talks_to_providers=False: real_app)
     payments_cli.cmd_reconcile(args)
     dry = capsys.readouterr().out
-    assert "dry run: nothing applied" in dry and real_app.recharges.balance(5) == 0
+    assert "dry run: nothing applied" in dry and real_app.recharges.wallet.balance(5) == 0
     args.dry_run = False
     payments_cli.cmd_reconcile(args)
     out = capsys.readouterr().out
@@ -255,7 +255,7 @@ def test_wechat_day_heals_lost_payment_console_refund_and_processing_refund(real
     providers.wechat.refund_status = "PROCESSING"
     ours = real_app.refunds.refund(paid.order_number, amount_fen=1000, reason="customer")  # result never notified
     assert ours.state == "processing"
-    balance = real_app.recharges.balance(5)
+    balance = real_app.recharges.wallet.balance(5)
     providers.wechat.publish_bills(today(), [
         BillLine("payment", paid.order_number, 10000, fee_fen=60),
         BillLine("payment", lost.order_number, 10000, fee_fen=60),
@@ -274,10 +274,10 @@ def test_wechat_day_heals_lost_payment_console_refund_and_processing_refund(real
         ("provider_only_refund", "refund", paid.order_number, ours.refund_no): "applied",
         ("provider_only_refund", "refund", paid.order_number, "CONSOLE-20261204-1"): "applied",
     }
-    assert real_app.recharges.balance(7) > 0 and real_app.refunds.get(ours.refund_no).state == "succeeded"
+    assert real_app.recharges.wallet.balance(7) > 0 and real_app.refunds.get(ours.refund_no).state == "succeeded"
     console = real_app.refunds.get("CONSOLE-20261204-1")
     assert (console.state, console.origin, console.amount_fen) == ("succeeded", "provider", 2000)
-    assert real_app.recharges.balance(5) < balance  # the console refund's share taken back
+    assert real_app.recharges.wallet.balance(5) < balance  # the console refund's share taken back
     assert report.summary["provider_totals"]["fund_income_fen"] == 20000
     after = snapshot(real_app)
     # The late refund notification (WeChat Pay's REFUND.SUCCESS for the console refund) changes nothing.
@@ -302,7 +302,7 @@ def test_a_bad_hash_fails_the_run_before_anything_is_applied_then_the_schedule_r
     (run,) = real_app.reconciliation.runs(today(), "wechat")
     assert run.state == "failed" and run.next_attempt_at is not None and run.lease_until is None
     assert before_without(snapshot(real_app), "runs") == before_without(before, "runs")
-    assert real_app.recharges.balance(7) == 0  # never half-applied
+    assert real_app.recharges.wallet.balance(7) == 0  # never half-applied
 
     # The daily schedule (as the settlement loop calls it, tomorrow after the hour) retries it.
     providers.wechat.bill_hash = ""
@@ -312,7 +312,7 @@ def test_a_bad_hash_fails_the_run_before_anything_is_applied_then_the_schedule_r
     # Alipay published nothing for the date: that run fails too (and is retried later).
     assert [(r.business_date, r.channel, r.status) for r in scheduled.run_due()] == [
         (today(), "alipay", "failed"), (today(), "wechat", "succeeded")]
-    assert real_app.recharges.balance(7) > 0
+    assert real_app.recharges.wallet.balance(7) > 0
     (run,) = real_app.reconciliation.runs(today(), "wechat")
     assert run.state == "succeeded" and run.attempts == 2
     assert scheduled.run_due() == []  # done for the day; the failed one waits for its retry time
@@ -334,7 +334,7 @@ def test_statement_links_outside_the_provider_hosts_are_never_fetched(real_gatew
     providers.alipay.bill_url_host = "127.0.0.2:9"  # the answer names another host
     report = real_app.reconciliation.run(today(), "alipay")
     assert report.status == "failed" and "not an allowed provider host" in report.error
-    assert real_app.recharges.balance(5) == 0
+    assert real_app.recharges.wallet.balance(5) == 0
     providers.wechat.publish_bills(today(), [])
     providers.wechat.bill_url = "http://127.0.0.2:9/v3/billdownload/file?token=x"
     report = real_app.reconciliation.run(today(), "wechat")
@@ -363,7 +363,7 @@ def test_two_replicas_reconciling_the_same_date_at_once_heal_once(real_gateway, 
     assert {r.status for r in results.values()} <= {"succeeded", "busy"}
     assert results["b"].status == "succeeded"  # past every lease: it always runs (A may run alongside)
     assert grants_for(real_app, str(o["lost_id"])) == 1
-    assert real_app.recharges.balance(5) == 3000
+    assert real_app.recharges.wallet.balance(5) == 3000
     with real_app.uow_factory() as uow:
         assert uow.session.scalar(select(func.count()).select_from(RefundRow).where(
             RefundRow.refund_no == "2026120499990001")) == 1
@@ -462,13 +462,13 @@ def test_the_command_against_the_real_channels_on_a_planted_day(real_gateway, to
     providers.wechat.publish_bills(today(), [])  # a quiet day at WeChat Pay
     dry = reconcile_cli(real_settings, "--date", today(), "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "would_apply" in dry.stdout and real_app.recharges.balance(5) == 0
+    assert "would_apply" in dry.stdout and real_app.recharges.wallet.balance(5) == 0
     result = reconcile_cli(real_settings, "--date", today())
     print(result.stdout)  # the closing note's report (pytest -s)
     assert result.returncode == 0, result.stderr
     assert f"reconciliation {today()} alipay: succeeded" in result.stdout
     assert f"reconciliation {today()} wechat: succeeded" in result.stdout
-    assert real_app.recharges.balance(5) == 3000 and grants_for(real_app, str(o["lost_id"])) == 1
+    assert real_app.recharges.wallet.balance(5) == 3000 and grants_for(real_app, str(o["lost_id"])) == 1
     providers.wechat.bill_hash = "f" * 40
     failed = reconcile_cli(real_settings, "--date", today(), "--channel", "wechatpay")
     assert failed.returncode == 1 and "wechat: failed (bill hash does not match)" in failed.stdout
@@ -484,7 +484,7 @@ def test_two_processes_reconciling_the_same_date_at_once_heal_once(real_gateway,
                                 range(2)))
     outcomes = sorted(r.stdout.splitlines()[0].split(": ", 1)[1].split(" ")[0] for r in results)
     assert outcomes in (["busy", "succeeded"], ["succeeded", "succeeded"]), [r.stdout + r.stderr for r in results]
-    assert grants_for(real_app, str(o["lost_id"])) == 1 and real_app.recharges.balance(5) == 3000
+    assert grants_for(real_app, str(o["lost_id"])) == 1 and real_app.recharges.wallet.balance(5) == 3000
     assert [r.refund_no for r in real_app.refunds.by_order_number(o["console"])] == ["2026120499990001"]
 
 
@@ -528,10 +528,10 @@ def test_the_settlement_loop_runs_the_daily_schedule(real_gateway, token, provid
         task.cancel()
 
     asyncio.run(loop_until(lambda: False, 0.5))
-    assert real_app.reconciliation.runs(today()) == [] and real_app.recharges.balance(5) == 0  # before the hour
+    assert real_app.reconciliation.runs(today()) == [] and real_app.recharges.wallet.balance(5) == 0  # before the hour
     clock[0] = before_hour + timedelta(minutes=2)
     asyncio.run(loop_until(lambda: len([r for r in real_app.reconciliation.runs(today()) if r.state == "succeeded"])
                            == 2, 60))
     assert sorted((r.channel, r.state, r.attempts) for r in real_app.reconciliation.runs(today())) == [
         ("alipay", "succeeded", 1), ("wechat", "succeeded", 1)]  # once, though the loop passed many times
-    assert real_app.recharges.balance(5) == 3000
+    assert real_app.recharges.wallet.balance(5) == 3000
