@@ -75,7 +75,9 @@ def main(argv: list[str]) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="vipay-stack-") as tmp:
         work = Path(tmp)
-        grpc_port, http_port, admin_port = free_port(), free_port(), free_port()
+        # VIPAY_STACK_PORT_BASE=N: ports N, N+1, N+2 (a stack started by hand in a port range).
+        base = int(os.environ.get("VIPAY_STACK_PORT_BASE", "0"))
+        grpc_port, http_port, admin_port = (base, base + 1, base + 2) if base else (free_port(), free_port(), free_port())
         env = {**os.environ, "DATABASE_URL": f"sqlite:///{work / 'vipay.db'}", "GRPC_PORT": str(grpc_port),
                "HTTP_PORT": str(http_port), "ENVOY_ADMIN_PORT": str(admin_port),
                "PUBLIC_BASE_URL": f"http://127.0.0.1:{http_port}",

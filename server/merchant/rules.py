@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from vipay.legacy.v1 import errors_pb2
+
 from server.platform.errors import DomainError, Kind
 
 SUCCESS = 200
@@ -41,23 +43,27 @@ class OrderState(StrEnum):
     REFUNDED = "refunded"
 
 
-# reason -> (status code in the body, message). docs/openapi.md mirrors this table.
-STATUS = {
-    Refusal.OPENAPI_INVALID_PARAMS: (4001, "invalid parameters"),
-    Refusal.OPENAPI_TIMESTAMP_EXPIRED: (4002, "timestamp outside the allowed window"),
-    Refusal.OPENAPI_NONCE_REPLAYED: (4003, "nonce already used"),
-    Refusal.OPENAPI_SIGN_INVALID: (4004, "signature verification failed"),
-    Refusal.OPENAPI_SIGN_TYPE_UNSUPPORTED: (4005, "sign type not enabled for this merchant"),
-    Refusal.OPENAPI_BUSINESS_MISMATCH: (4006, "businessId does not match the merchant"),
-    Refusal.OPENAPI_BUSINESS_UNKNOWN: (4007, "unknown businessId"),
-    Refusal.OPENAPI_MERCHANT_DISABLED: (4008, "merchant disabled"),
-    Refusal.OPENAPI_PRODUCT_NOT_ALLOWED: (4009, "product not allowed"),
-    Refusal.OPENAPI_BIZ_CODE_CONFLICT: (4010, "bizCode already used with other parameters"),
-    Refusal.OPENAPI_INSUFFICIENT_BALANCE: (4011, "insufficient balance"),
-    Refusal.OPENAPI_ORDER_FAILED: (4012, "account not found; order failed and refunded"),
-    Refusal.OPENAPI_ORDER_NOT_FOUND: (4040, "order not found"),
-    Refusal.INTERNAL: (5000, "internal error"),
+# reason -> (status code in the body, message). The codes are declared once, in
+# protos/vipay/legacy/v1/errors.proto (OpenApiStatus), which the SDKs' typed errors
+# are generated from; docs/openapi.md mirrors this table.
+_MESSAGES = {
+    Refusal.OPENAPI_INVALID_PARAMS: "invalid parameters",
+    Refusal.OPENAPI_TIMESTAMP_EXPIRED: "timestamp outside the allowed window",
+    Refusal.OPENAPI_NONCE_REPLAYED: "nonce already used",
+    Refusal.OPENAPI_SIGN_INVALID: "signature verification failed",
+    Refusal.OPENAPI_SIGN_TYPE_UNSUPPORTED: "sign type not enabled for this merchant",
+    Refusal.OPENAPI_BUSINESS_MISMATCH: "businessId does not match the merchant",
+    Refusal.OPENAPI_BUSINESS_UNKNOWN: "unknown businessId",
+    Refusal.OPENAPI_MERCHANT_DISABLED: "merchant disabled",
+    Refusal.OPENAPI_PRODUCT_NOT_ALLOWED: "product not allowed",
+    Refusal.OPENAPI_BIZ_CODE_CONFLICT: "bizCode already used with other parameters",
+    Refusal.OPENAPI_INSUFFICIENT_BALANCE: "insufficient balance",
+    Refusal.OPENAPI_ORDER_FAILED: "account not found; order failed and refunded",
+    Refusal.OPENAPI_ORDER_NOT_FOUND: "order not found",
+    Refusal.INTERNAL: "internal error",
 }
+STATUS = {reason: (errors_pb2.OpenApiStatus.Value("OPEN_API_STATUS_" + reason.removeprefix("OPENAPI_")), message)
+          for reason, message in _MESSAGES.items()}
 KINDS = {
     Refusal.OPENAPI_INVALID_PARAMS: Kind.INVALID,
     Refusal.OPENAPI_TIMESTAMP_EXPIRED: Kind.UNAUTHENTICATED,

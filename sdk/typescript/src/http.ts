@@ -1,32 +1,29 @@
-// Typed helpers for the HTTP paths (through Envoy). Answers are parsed strictly
-// into the generated message types (fromJson refuses unknown fields), so a shape
-// drift shows up as an error, not as undefined at run time.
+// Typed helpers for the HTTP paths (through Envoy). Answers are parsed into the generated
+// message types, ignoring fields this SDK does not know yet (adding a response field is a
+// compatible change: docs/versioning.md). Refusals throw typed errors (errors.ts).
 import { fromJson, type DescMessage, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
 import * as mp from "../gen/vipay/membership/v1/membership_pb.js";
 import * as rp from "../gen/vipay/recharge/v1/recharge_pb.js";
+import { EnvelopeError, HttpError, type Family } from "./errors.js";
+import { withRetries, type CallOptions } from "./retry.js";
+import { jsonOf, send, type Answer } from "./transport.js";
 
-/** A refusal of api-docs/001: the HTTP status and {"message", "errors"}. */
-export class HttpError extends Error {
-  constructor(readonly status: number, readonly body: { message?: string; errors?: Record<string, string[]> }) {
-    super(`HTTP ${status}: ${body?.message ?? ""}`);
-  }
+export { EnvelopeError, HttpError };
+
+/** Parse options every SDK call uses: unknown fields are ignored (forward compatibility). */
+export const PARSE = { ignoreUnknownFields: true } as const;
+
+export function parse<T extends DescMessage>(schema: T, json: unknown): MessageShape<T> {
+  return fromJson(schema, json as JsonValue, PARSE);
 }
-
-/** A refusal of 000/002/003, which answer HTTP 200 with their envelope: `code` is the envelope's
- * c / code / status, `data` what the envelope carries (002: {errors} or {captchaUrl}). */
-export class EnvelopeError extends Error {
-  constructor(readonly code: number, message: string, readonly data: unknown) {
-    super(`${code}: ${message}`);
-  }
-}
-
-type Family = "000" | "002" | "003";
 
 /** The envelope's refusal, if the body is one (checked before parsing into the success type). */
-function refusal(family: Family, body: Record<string, unknown>): EnvelopeError | undefined {
-  if (family === "000" && body.c !== 0) return new EnvelopeError(Number(body.c), String(body.m), body.d);
-  if (family === "002" && body.success !== true) return new EnvelopeError(Number(body.code), String(body.message), body.data);
-  if (family === "003" && body.status !== 200) return new EnvelopeError(Number(body.status), String(body.message), body.data);
+function refusal(family: Family, body: Record<string, unknown>, a: Answer): EnvelopeError | undefined {
+  if (family === "000" && body.c !== 0) return new EnvelopeError(Number(body.c), String(body.m), body.d, a.requestId, family, a.retryAfter);
+  if (family === "002" && body.success !== true)
+    return new EnvelopeError(Number(body.code), String(body.message), body.data, a.requestId, family, a.retryAfter);
+  if (family === "003" && body.status !== 200)
+    return new EnvelopeError(Number(body.status), String(body.message), body.data, a.requestId, family, a.retryAfter);
   return undefined;
 }
 
@@ -42,102 +39,151 @@ export interface CreateVipOrder {
   level: "low" | "middle" | "high";
   pay_method: "Alipay_AopApp" | "Alipay_AopWap" | "Alipay_AopPage" | "WechatPay_App" | "WechatPay_Js" | "Iap";
   quantity?: number;
+  /** Idempotency key (AIP-155): with it the call is retried safely; without it, never. */
   request_id?: string;
   openid?: string;
 }
 
-export class VipayHttp {
-  constructor(readonly baseUrl: string, readonly credentials: Credentials = {}) {}
+type Query = Record<string, string | number | undefined>;
+const qs = (query: Query) => {
+  const s = new URLSearchParams(Object.entries(query).filter(([, v]) => v !== undefined)
+    .map(([k, v]) => [k, String(v)])).toString();
+  return s ? `?${s}` : "";
+};
 
-  async request(method: string, path: string, init: { body?: unknown; headers?: Record<string, string> } = {}) {
+export class VipayHttp {
+  constructor(readonly baseUrl: string, readonly credentials: Credentials = {}, readonly options: CallOptions = {}) {}
+
+  /** One call: retried (fresh attempt, same request) only when `idempotent`. */
+  async request<T>(method: string, path: string, handle: (a: Answer) => T,
+                   init: { body?: unknown; headers?: Record<string, string>; idempotent?: boolean } = {}): Promise<T> {
     const headers: Record<string, string> = { ...init.headers };
     if (this.credentials.token) headers["authorization"] = `Bearer ${this.credentials.token}`;
     if (this.credentials.accessToken) headers["access-token"] = this.credentials.accessToken;
     if (init.body !== undefined) headers["content-type"] = "application/json";
-    return fetch(this.baseUrl.replace(/\/$/, "") + path, {
-      method, headers, body: init.body === undefined ? undefined : JSON.stringify(init.body),
-    });
+    const body = init.body === undefined ? undefined : JSON.stringify(init.body);
+    const idempotent = init.idempotent ?? (method === "GET");
+    return withRetries(idempotent, this.options.retry, async () =>
+      handle(await send(this.baseUrl.replace(/\/$/, "") + path, { method, headers, body }, this.options.timeoutMs)));
   }
 
-  private async json<T extends DescMessage>(schema: T, res: Response, ok: number[]): Promise<MessageShape<T>> {
-    const body = (await res.json()) as JsonValue;
-    if (!ok.includes(res.status)) throw new HttpError(res.status, body as never);
-    return fromJson(schema, body);
+  /** 001: the statuses in `ok` parse into `schema`; any other throws HttpError. */
+  private membership<T extends DescMessage>(schema: T, ok: number) {
+    return (a: Answer): MessageShape<T> => {
+      const body = jsonOf(a.text);
+      if (a.status !== ok) throw httpError(a, body);
+      return parse(schema, body);
+    };
   }
 
   // --- 001 membership ---
-  async getVipConfigs() {
-    return this.json(mp.GetVipConfigsResponseSchema, await this.request("GET", "/api/v2/vip/configs"), [200]);
+  getVipConfigs() {
+    return this.request("GET", "/api/v2/vip/configs", this.membership(mp.GetVipConfigsResponseSchema, 200));
   }
-  /** 201 Created: the order and its pay_data. */
-  async createVipOrder(order: CreateVipOrder) {
-    return this.json(mp.CreateVipOrderResponseSchema, await this.request("POST", "/api/v2/vip/orders", { body: order }), [201]);
+  /** 201 Created: the order and its pay_data. Retried only when `request_id` is given. */
+  createVipOrder(order: CreateVipOrder) {
+    return this.request("POST", "/api/v2/vip/orders", this.membership(mp.CreateVipOrderResponseSchema, 201),
+                        { body: order, idempotent: !!order.request_id });
   }
-  /** The bare JSON array the document shows. */
-  async listVipOrders(query: { offset?: number; limit?: number; s?: string; d?: string; timezone?: string } = {}) {
-    const qs = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)])).toString();
-    const res = await this.request("GET", "/api/v2/vip/orders" + (qs ? `?${qs}` : ""));
-    const body = (await res.json()) as JsonValue[];
-    if (res.status !== 200) throw new HttpError(res.status, body as never);
-    return body.map((o) => fromJson(mp.VipOrderSchema, o));
+  /** One page: the bare JSON array the document shows. */
+  listVipOrders(query: { offset?: number; limit?: number; s?: string; d?: string; timezone?: string } = {}) {
+    return this.request("GET", "/api/v2/vip/orders" + qs(query), (a) => {
+      const body = jsonOf(a.text);
+      if (a.status !== 200) throw httpError(a, body);
+      return (body as unknown[]).map((o) => parse(mp.VipOrderSchema, o));
+    });
   }
-  async getVipOrder(id: number) {
-    return this.json(mp.VipOrderSchema, await this.request("GET", `/api/v2/vip/orders/${id}`), [200]);
+  /** Every order, page after page (offset/limit), newest first. */
+  async *vipOrders(query: { limit?: number; s?: string; d?: string; timezone?: string } = {}) {
+    const limit = query.limit ?? 15;
+    for (let offset = 0; ; offset += limit) {
+      const page = await this.listVipOrders({ ...query, offset, limit });
+      yield* page;
+      if (page.length < limit) return;
+    }
   }
-  /** 204 No Content. */
-  async deleteVipOrder(id: number): Promise<void> {
-    const res = await this.request("DELETE", `/api/v2/vip/orders/${id}`);
-    if (res.status !== 204) throw new HttpError(res.status, await res.json());
+  getVipOrder(id: number) {
+    return this.request("GET", `/api/v2/vip/orders/${id}`, this.membership(mp.VipOrderSchema, 200));
   }
-  /** 201 Created, or HttpError 403 when there is nothing to convert. */
-  async exchangeVip(level: string) {
-    return this.json(mp.ExchangeVipResponseSchema, await this.request("PATCH", "/api/v2/vip/exchange-vip", { body: { level } }), [201]);
+  /** 204 No Content. Not retried (a second delete answers 404). */
+  deleteVipOrder(id: number): Promise<void> {
+    return this.request("DELETE", `/api/v2/vip/orders/${id}`, (a) => {
+      if (a.status !== 204) throw httpError(a, jsonOf(a.text));
+    });
   }
-  async checkVipOrder(id: number) {
-    return this.json(mp.CheckVipOrderResponseSchema, await this.request("GET", `/api/v2/vip/check-order/${id}`), [200]);
+  /** 201 Created, or HttpError 403 when there is nothing to convert. Not retried. */
+  exchangeVip(level: string) {
+    return this.request("PATCH", "/api/v2/vip/exchange-vip", this.membership(mp.ExchangeVipResponseSchema, 201),
+                        { body: { level } });
   }
-  async getMyMembership() {
-    return this.json(mp.MembershipStatusSchema, await this.request("GET", "/api/v2/vip/membership"), [200]);
+  checkVipOrder(id: number) {
+    return this.request("GET", `/api/v2/vip/check-order/${id}`, this.membership(mp.CheckVipOrderResponseSchema, 200));
+  }
+  getMyMembership() {
+    return this.request("GET", "/api/v2/vip/membership", this.membership(mp.MembershipStatusSchema, 200));
   }
   /** text/html. */
-  async getVipProtocol(): Promise<string> {
-    const res = await this.request("GET", "/api/v2/vip/protocol");
-    if (res.status !== 200) throw new HttpError(res.status, await res.json());
-    return res.text();
+  getVipProtocol(): Promise<string> {
+    return this.request("GET", "/api/v2/vip/protocol", (a) => {
+      if (a.status !== 200) throw httpError(a, jsonOf(a.text));
+      return a.text;
+    });
   }
 
   // --- 000 / 002 / 003 recharge: refusals arrive as HTTP 200 envelopes and throw EnvelopeError ---
-  private async enveloped<T extends DescMessage>(family: Family, schema: T, res: Response): Promise<MessageShape<T>> {
-    const body = (await res.json()) as Record<string, unknown>;
-    const refused = res.status === 200 ? refusal(family, body) : new EnvelopeError(res.status, String(body?.message), body);
-    if (refused) throw refused;
-    return fromJson(schema, body as JsonValue);
+  private enveloped<T extends DescMessage>(family: Family, schema: T) {
+    return (a: Answer): MessageShape<T> => {
+      const body = jsonOf(a.text) as Record<string, unknown> | undefined;
+      if (a.status !== 200 || !body || typeof body !== "object") {
+        throw new EnvelopeError(a.status, String(body?.message ?? a.text.slice(0, 200)), body, a.requestId, "http", a.retryAfter);
+      }
+      const refused = refusal(family, body, a);
+      if (refused) throw refused;
+      return parse(schema, body);
+    };
   }
-  async getChargeIndex() {
-    return this.enveloped("000", rp.GetChargeIndexResponseSchema, await this.request("GET", "/charge/index"));
+  getChargeIndex() {
+    return this.request("GET", "/charge/index", this.enveloped("000", rp.GetChargeIndexResponseSchema));
   }
-  async createChargePayment(id: number, payType: string) {
-    const res = await this.request("POST", "/charge/pay", { body: { id, payType } });
-    return this.enveloped("000", rp.CreateChargePaymentResponseSchema, res);
+  /** Not retried (creates a payment). */
+  createChargePayment(id: number, payType: string) {
+    return this.request("POST", "/charge/pay", this.enveloped("000", rp.CreateChargePaymentResponseSchema),
+                        { body: { id, payType } });
   }
-  async getRecharge() {
-    return this.enveloped("002", rp.GetRechargeResponseSchema, await this.request("GET", "/api/recharge"));
+  getRecharge() {
+    return this.request("GET", "/api/recharge", this.enveloped("002", rp.GetRechargeResponseSchema));
   }
-  async createRechargeOrder(order: { id?: number; price: string; payModeId: number; goodsId?: number;
-                                     _verifyCode?: string; openid?: string }) {
-    return this.enveloped("002", rp.CreateRechargeOrderResponseSchema,
-                          await this.request("POST", "/api/recharge/order", { body: order }));
+  /** Not retried (creates an order). */
+  createRechargeOrder(order: { id?: number; price: string; payModeId: number; goodsId?: number;
+                               _verifyCode?: string; openid?: string }) {
+    return this.request("POST", "/api/recharge/order", this.enveloped("002", rp.CreateRechargeOrderResponseSchema),
+                        { body: order });
   }
-  async getRechargeHistory(query: { page?: number; rows?: number; startDate?: string; endDate?: string;
-                                    orderState?: string } = {}) {
-    const qs = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)])).toString();
-    return this.enveloped("002", rp.GetRechargeHistoryResponseSchema,
-                          await this.request("GET", "/api/recharge/history" + (qs ? `?${qs}` : "")));
+  /** One page (page is 1-based). */
+  getRechargeHistory(query: { page?: number; rows?: number; startDate?: string; endDate?: string;
+                              orderState?: string } = {}) {
+    return this.request("GET", "/api/recharge/history" + qs(query), this.enveloped("002", rp.GetRechargeHistoryResponseSchema));
+  }
+  /** Every record matching the filters, page after page. */
+  async *rechargeHistory(query: { rows?: number; startDate?: string; endDate?: string; orderState?: string } = {}) {
+    const rows = query.rows ?? 20;
+    for (let page = 1, seen = 0; ; page++) {
+      const data = (await this.getRechargeHistory({ ...query, page, rows })).data;
+      const records = data?.rows ?? [];
+      yield* records;
+      seen += records.length;
+      if (records.length < rows || seen >= (data?.total ?? 0)) return;
+    }
   }
   /** 003: the route travels in the query (/index.php?s=...). */
-  async getRechargeCenter(storeId: number, platform: string, client = platform) {
+  getRechargeCenter(storeId: number, platform: string, client = platform) {
     const path = `/index.php?s=/api/recharge/center&client=${encodeURIComponent(client)}`;
-    const res = await this.request("GET", path, { headers: { storeId: String(storeId), platform } });
-    return this.enveloped("003", rp.GetRechargeCenterResponseSchema, res);
+    return this.request("GET", path, this.enveloped("003", rp.GetRechargeCenterResponseSchema),
+                        { headers: { storeId: String(storeId), platform } });
   }
+}
+
+function httpError(a: Answer, body: unknown): HttpError {
+  const b = body && typeof body === "object" ? body as { message?: string } : { message: a.text.slice(0, 200) };
+  return new HttpError(a.status, b, a.requestId, a.retryAfter);
 }

@@ -1,8 +1,13 @@
-// api-docs/004 for merchants: request signing and status-callback verification
-// (mirrors clients/merchant_client.py and docs/openapi.md).
-import { createHmac, createPublicKey, randomBytes, sign, verify } from "node:crypto";
-import { fromJson, type DescMessage, type JsonValue } from "@bufbuild/protobuf";
+// api-docs/004 for merchants: request signing, typed refusals, retries (the same body and
+// bizCode, a fresh nonce and timestamp per attempt), and status-callback verification
+// (callback.ts). Mirrors docs/openapi.md.
+import { createHmac, randomBytes, sign } from "node:crypto";
+import { type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import * as op from "../gen/vipay/openapi/v1/openapi_charge_pb.js";
+import { MerchantError, OpenApiStatus } from "./errors.js";
+import { parse } from "./http.js";
+import { withRetries, type CallOptions } from "./retry.js";
+import { jsonOf, send } from "./transport.js";
 
 export const CHARGE_PATH = "/v1/openapi/order/VIPCharge";
 export const QUERY_ORDER_PATH = "/v1/openapi/order/query";
@@ -14,39 +19,12 @@ export function signingString(method: string, path: string, businessId: string, 
   return Buffer.concat([Buffer.from([method, path, businessId, timestamp, nonce].join("\n") + "\n"), body, Buffer.from("\n")]);
 }
 
-/** CALLBACK, merchantId, businessId, timestamp, nonce, body: the merchantId line binds a report to its merchant. */
-export function callbackSigningString(merchantId: string, businessId: string, timestamp: string, nonce: string,
-                                      body: Buffer): Buffer {
-  return Buffer.concat([Buffer.from(["CALLBACK", merchantId, businessId, timestamp, nonce].join("\n") + "\n"), body,
-                        Buffer.from("\n")]);
-}
-
 /** SHA256-RSA (PKCS#1 v1.5) with the merchant's private key, base64. */
 export const signRsa = (privateKeyPem: string, message: Buffer) => sign("sha256", message, privateKeyPem).toString("base64");
 /** MD5: HMAC-MD5 with the merchant's secret, hex. */
 export const signMd5 = (secret: string, message: Buffer) => createHmac("md5", secret).update(message).digest("hex");
 
-/** True when a status callback really comes from the platform, is fresh and is for YOUR merchantId (pass your
- * own, never one read from the request: one platform key signs every merchant's reports, and this is what
- * refuses another merchant's report replayed to you). Header names in any case; remember the nonces you
- * accepted to refuse replays. */
-export function verifyCallback(platformPublicKeyPem: string, headers: Record<string, string | string[] | undefined>,
-                               body: Buffer, merchantId: string, maxSkewMs = 5 * 60 * 1000): boolean {
-  const h: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) if (typeof v === "string") h[k.toLowerCase()] = v;
-  const { timestamp, nonce, businessid, sign: signature } = h;
-  if (!timestamp || !nonce || !businessid || !signature || !/^[0-9]+$/.test(timestamp)) return false;
-  if (Math.abs(Date.now() - Number(timestamp)) > maxSkewMs) return false;
-  try {
-    return verify("sha256", callbackSigningString(merchantId, businessid, timestamp, nonce, body),
-                  createPublicKey(platformPublicKeyPem), Buffer.from(signature, "base64"))
-      && JSON.parse(body.toString("utf8")).merchantId === merchantId;
-  } catch {
-    return false;
-  }
-}
-
-export interface MerchantOptions {
+export interface MerchantOptions extends CallOptions {
   merchantId: string;
   businessId: string;
   privateKeyPem?: string;
@@ -54,6 +32,7 @@ export interface MerchantOptions {
   signType?: "SHA256-RSA" | "MD5";
 }
 
+/** Success bodies: {"status": 200, "message", "data"}. Refusals throw MerchantError. */
 export class MerchantClient {
   readonly signType: "SHA256-RSA" | "MD5";
 
@@ -70,13 +49,27 @@ export class MerchantClient {
              sign: signature, signType: this.signType };
   }
 
-  /** Signs the exact bytes sent; answers {"status", "message", "data"} (HTTP 200 for refusals too). */
-  async post<T extends DescMessage>(schema: T, path: string, payload: Record<string, string>) {
+  /** Signs the exact bytes sent. Every 004 call is safe to repeat (the charge is idempotent by
+   * bizCode, the others read), so network errors, 429/503 and 5000 are retried, each attempt
+   * with a new nonce and timestamp (a nonce is accepted once). */
+  async post<T extends DescMessage>(schema: T, path: string, payload: Record<string, string>): Promise<MessageShape<T>> {
     const body = Buffer.from(JSON.stringify(payload));
-    const res = await fetch(this.baseUrl.replace(/\/$/, "") + path, { method: "POST", body, headers: this.signedHeaders(path, body) });
-    return fromJson(schema, (await res.json()) as JsonValue);
+    const url = this.baseUrl.replace(/\/$/, "") + path;
+    return withRetries(true, this.options.retry, async () => {
+      const a = await send(url, { method: "POST", body, headers: this.signedHeaders(path, body) }, this.options.timeoutMs);
+      const json = jsonOf(a.text) as { status?: unknown; message?: unknown; data?: unknown } | undefined;
+      const status = typeof json?.status === "number" ? json.status : (a.status === 200 ? 0 : a.status);
+      if (status !== OpenApiStatus.SUCCESS) {
+        const code = a.status >= 500 && typeof json?.status !== "number" ? OpenApiStatus.INTERNAL : status;
+        throw new MerchantError(code, String(json?.message ?? a.text.slice(0, 200)), json?.data ?? null, a.requestId,
+                                a.retryAfter);
+      }
+      return parse(schema, json);
+    });
   }
 
+  /** Buys a membership. A failed order (unknown account, refunded) throws MerchantError 4012
+   * (OpenApiStatus.ORDER_FAILED) with the order in `data`. */
   vipCharge(args: { productCode: string; account: string; bizCode: string; mobile?: string; callbackUrl?: string }) {
     const { merchantId, businessId } = this.options;
     const body: Record<string, string> = { merchantId, businessId, productCode: args.productCode, account: args.account,
