@@ -107,8 +107,9 @@ $(TS)/node_modules/.stamp: $(TS)/package-lock.json
 	cd $(TS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The npm package: compiled JS + .d.ts (generated code included), packed into sdk/dist/.
 sdk-ts: tools protos $(TS)/node_modules/.stamp
-	cd $(TS) && npm run --silent build
+	cd $(TS) && npm run --silent build && rm -f ../dist/vipay-sdk-*.tgz && npm run --silent pack
 
 # Go: Debian's stock protoc 3.21 + plugins (this also proves protoc accepts every proto),
 # built offline in GOPATH mode against /usr/share/gocode (GOPROXY=off).
