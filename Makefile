@@ -12,7 +12,7 @@ DESCRIPTOR := gateway/api.binpb
 GEN_STAMP := gen/.stamp
 LUA_TABLE := gateway/legacy_operations.lua
 
-.PHONY: run test bench lint breaking baseline format protos migrate seed keys clean spec sdk sdk-test sdk-ts sdk-go tools docs
+.PHONY: run test bench lint breaking baseline format protos migrate seed keys clean spec sdk sdk-test sdk-ts sdk-python sdk-go tools docs
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || $(PY_VERSION) -m venv $(VENV)
@@ -111,6 +111,15 @@ $(TS)/node_modules/.stamp: $(TS)/package-lock.json
 sdk-ts: tools protos $(TS)/node_modules/.stamp
 	cd $(TS) && npm run --silent build && rm -f ../dist/vipay-sdk-*.tgz && npm run --silent pack
 
+# The Python wheel: sdk/python (hand-written vipay_sdk) plus the generated stubs (vipay.*),
+# built with the venv's setuptools (no build isolation: nothing to download).
+PYSDK := sdk/python
+sdk-python: protos
+	rm -rf $(PYSDK)/src/vipay $(PYSDK)/build sdk/dist/vipay_sdk-*.whl
+	cp -r gen/vipay $(PYSDK)/src/vipay
+	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w sdk/dist $(PYSDK)
+	rm -rf $(PYSDK)/build
+
 # Go: Debian's stock protoc 3.21 + plugins (this also proves protoc accepts every proto),
 # built offline in GOPATH mode against /usr/share/gocode (GOPROXY=off).
 sdk-go: tools $(THIRD_PARTY)/.stamp
@@ -128,7 +137,7 @@ docs: tools $(SPEC) $(REF)/node_modules/.stamp
 	cd $(REF) && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true npm run --silent build
 	@echo "API reference: $(REF)/index.html"
 
-sdk: $(SPEC) sdk-ts sdk-go docs
+sdk: $(SPEC) sdk-ts sdk-python sdk-go docs
 
 # A stack on free ports (sdk/stack.py), then each suite against it.
 sdk-test: sdk keys
@@ -138,4 +147,4 @@ format: $(THIRD_PARTY)/.stamp
 	$(VENV)/bin/buf format -w
 
 clean:
-	rm -rf .build gen $(DESCRIPTOR) $(LUA_TABLE) var $(TS)/gen $(TS)/dist sdk/go/gen sdk/go/.gopath $(REF)/index.html
+	rm -rf .build gen $(DESCRIPTOR) $(LUA_TABLE) var $(TS)/gen $(TS)/dist sdk/dist $(PYSDK)/src/vipay sdk/go/gen sdk/go/.gopath $(REF)/index.html

@@ -54,12 +54,19 @@ def typescript(folder: Path) -> None:
 
 
 def python(folder: Path) -> None:
-    wheel = next(DIST.glob("vipay-*.whl"))
+    wheel = next(DIST.glob("vipay_sdk-*.whl"))
     venv.create(folder / "venv", with_pip=True)
     py = str(folder / "venv" / "bin" / "python")
     run([py, "-m", "pip", "install", "-q", str(wheel)], folder)
     (folder / "quickstart.py").write_text(quickstart_blocks(SDK / "python" / "README.md", "python"))
     expect(run([py, "quickstart.py"], folder), r"^charged VC\w+ 4\.51$", r"^balance \d", r"^not found: ORDER_NOT_FOUND request \S+")
+    # The generated stubs ship in the same wheel, for internal Python services: a real call.
+    stubs = ("import os, subprocess\nfrom vipay_sdk import channel\nfrom vipay.recharge.v1 import wallet_pb2, wallet_pb2_grpc\n"
+             "token = subprocess.run([os.environ['VIPAY_PYTHON'], '-m', 'server', 'token', '--user-id', '0', '--role', "
+             "'service'], cwd=os.environ['VIPAY_ROOT'], capture_output=True, text=True, check=True).stdout.strip()\n"
+             "w = wallet_pb2_grpc.WalletServiceStub(channel(os.environ['VIPAY_GRPC'], token))\n"
+             "print('wallet balance', w.GetWallet(wallet_pb2.GetWalletRequest(user_id=42)).balance_fen)\n")
+    expect(run([py, "-c", stubs], folder), r"^wallet balance \d+$")
 
 
 def go(folder: Path) -> None:

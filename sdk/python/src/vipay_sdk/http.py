@@ -1,0 +1,122 @@
+"""The membership (001) and recharge (002) HTTP APIs: answers parsed into the generated
+types (unknown fields ignored), refusals as HttpError / EnvelopeError, retries for what is
+safe, and iterators over every page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import urlencode
+
+import httpx
+from vipay.membership.v1 import membership_pb2 as mp
+from vipay.recharge.v1 import recharge_pb2 as rp
+
+from vipay_sdk.errors import EnvelopeError, HttpError
+from vipay_sdk.merchant import parse
+from vipay_sdk.retry import DEFAULT_TIMEOUT, RetryPolicy, with_retries
+from vipay_sdk.transport import Answer, send
+
+
+class VipayHttp:
+    def __init__(self, base_url: str, *, token: str = "", access_token: str = "", timeout: float = DEFAULT_TIMEOUT,
+                 retry: RetryPolicy = RetryPolicy(), http: httpx.Client | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.headers: dict[str, str] = {}
+        if token:
+            self.headers["authorization"] = f"Bearer {token}"
+        if access_token:
+            self.headers["access-token"] = access_token
+        self.retry = retry
+        self.http = http or httpx.Client(timeout=timeout)
+
+    def request(self, method: str, path: str, handle, *, json_body=None, idempotent: bool | None = None):
+        import json
+        headers = dict(self.headers)
+        content = None
+        if json_body is not None:
+            headers["content-type"] = "application/json"
+            content = json.dumps(json_body).encode()
+        safe = method == "GET" if idempotent is None else idempotent
+        return with_retries(safe, self.retry,
+                            lambda _: handle(send(self.http, method, self.base_url + path, headers, content)))
+
+    @staticmethod
+    def _membership(message_type, ok: int):
+        def handle(a: Answer):
+            body = a.json()
+            if a.status != ok:
+                raise HttpError(a.status, body if isinstance(body, dict) else {"message": a.text[:200]},
+                                a.request_id, a.retry_after)
+            return parse(message_type, body)
+        return handle
+
+    @staticmethod
+    def _recharge(message_type):
+        def handle(a: Answer):
+            body = a.json()
+            if a.status != 200 or not isinstance(body, dict):
+                raise EnvelopeError(a.status, a.text[:200], body, a.request_id, "http", a.retry_after)
+            if body.get("success") is not True:
+                raise EnvelopeError(int(body.get("code", 0)), str(body.get("message")), body.get("data"),
+                                    a.request_id, "002", a.retry_after)
+            return parse(message_type, body)
+        return handle
+
+    # --- 001 ---
+    def get_vip_configs(self) -> mp.GetVipConfigsResponse:
+        return self.request("GET", "/api/v2/vip/configs", self._membership(mp.GetVipConfigsResponse, 200))
+
+    def create_vip_order(self, *, timezone: str, duration: int, level: str, pay_method: str,
+                         request_id: str = "", **extra) -> mp.CreateVipOrderResponse:
+        """201 Created. Retried only with a request_id (the same request_id answers the same order)."""
+        body = {"timezone": timezone, "duration": duration, "level": level, "pay_method": pay_method, **extra}
+        if request_id:
+            body["request_id"] = request_id
+        return self.request("POST", "/api/v2/vip/orders", self._membership(mp.CreateVipOrderResponse, 201),
+                            json_body=body, idempotent=bool(request_id))
+
+    def list_vip_orders(self, *, offset: int = 0, limit: int = 15, **filters) -> list[mp.VipOrder]:
+        def handle(a: Answer):
+            body = a.json()
+            if a.status != 200:
+                raise HttpError(a.status, body if isinstance(body, dict) else {}, a.request_id, a.retry_after)
+            return [parse(mp.VipOrder, o) for o in body]
+        query = urlencode({"offset": offset, "limit": limit, **filters})
+        return self.request("GET", f"/api/v2/vip/orders?{query}", handle)
+
+    def vip_orders(self, *, limit: int = 15, **filters) -> Iterator[mp.VipOrder]:
+        """Every order, page after page."""
+        offset = 0
+        while True:
+            page = self.list_vip_orders(offset=offset, limit=limit, **filters)
+            yield from page
+            if len(page) < limit:
+                return
+            offset += limit
+
+    def get_my_membership(self) -> mp.MembershipStatus:
+        return self.request("GET", "/api/v2/vip/membership", self._membership(mp.MembershipStatus, 200))
+
+    # --- 002 ---
+    def get_recharge(self) -> rp.GetRechargeResponse:
+        return self.request("GET", "/api/recharge", self._recharge(rp.GetRechargeResponse))
+
+    def create_recharge_order(self, *, id: int, price: str, pay_mode_id: int, **extra) -> rp.CreateRechargeOrderResponse:
+        """Never retried (creates an order)."""
+        return self.request("POST", "/api/recharge/order", self._recharge(rp.CreateRechargeOrderResponse),
+                            json_body={"id": id, "price": price, "payModeId": pay_mode_id, **extra})
+
+    def get_recharge_history(self, *, page: int = 1, rows: int = 20, **filters) -> rp.GetRechargeHistoryResponse:
+        query = urlencode({"page": page, "rows": rows, **filters})
+        return self.request("GET", f"/api/recharge/history?{query}", self._recharge(rp.GetRechargeHistoryResponse))
+
+    def recharge_history(self, *, rows: int = 20, **filters) -> Iterator[rp.RechargeRecord]:
+        """Every record matching the filters, page after page."""
+        page, seen = 1, 0
+        while True:
+            data = self.get_recharge_history(page=page, rows=rows, **filters).data
+            yield from data.rows
+            seen += len(data.rows)
+            if len(data.rows) < rows or seen >= data.total:
+                return
+            page += 1
