@@ -3,7 +3,7 @@
 # this is also the check that stock protoc accepts every proto file.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-module=vipay.local/sdk
+module=github.com/vipay/vipay/sdk/go
 opts=""
 for f in $(cd protos && find vipay -name '*.proto' | sort); do
   pkg=$(dirname "$f" | sed 's#^vipay/##')                     # membership/v1
@@ -16,6 +16,3 @@ protoc -Iprotos -I.build/third_party -I/usr/include \
   --go_out=sdk/go/gen --go_opt="module=$module/gen,$opts" \
   --go-grpc_out=sdk/go/gen --go-grpc_opt="module=$module/gen,$opts" \
   $(find protos -name '*.proto' | sort)
-# GOPATH mode (Debian ships the Go libraries as sources in /usr/share/gocode; no module proxy).
-mkdir -p sdk/go/.gopath/src/vipay.local
-ln -sfn ../../.. sdk/go/.gopath/src/vipay.local/sdk

@@ -13,9 +13,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	vipay "vipay.local/sdk"
-	membershipv1 "vipay.local/sdk/gen/membership/v1"
-	rechargev1 "vipay.local/sdk/gen/recharge/v1"
+	vipay "github.com/vipay/vipay/sdk/go"
+	membershipv1 "github.com/vipay/vipay/sdk/go/gen/membership/v1"
+	rechargev1 "github.com/vipay/vipay/sdk/go/gen/recharge/v1"
 )
 
 // server runs `python -m server ...`: credentials come from the server's own CLI.
