@@ -11,6 +11,7 @@ and DATABASE_URL. Secrets come from var/dev.env like every other command."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -38,11 +39,10 @@ def server_cli(env: dict, *args: str) -> str:
 
 def register_merchant(env: dict, work: Path) -> dict:
     """A merchant with RSA and MD5 keys, a balance, one product and one linked account."""
-    out = server_cli(env, "merchant", "create", "sdk-m1", "--md5")
-    pem = out[out.index("-----BEGIN"):out.index("-----END")]
-    pem += out[out.index("-----END"):].split("\n", 1)[0] + "\n"
-    md5 = out.split("# MD5 secret of merchant sdk-m1: give it to the merchant now.\n", 1)[1].split()[0]
-    (work / "merchant.pem").write_text(pem)
+    # As an operator onboards a partner: the key straight to a file (mode 600), the rest as JSON.
+    created = json.loads(server_cli(env, "merchant", "create", "sdk-m1", "--md5", "--json",
+                                    "--key-out", str(work / "merchant.pem")))
+    md5 = created["md5Secret"]
     (work / "platform.pem").write_text(server_cli(env, "merchant", "platform-key"))
     server_cli(env, "merchant", "top-up", "sdk-m1", "1000")
     server_cli(env, "merchant", "set-product", "sdk-m1", "87103", "--level", "middle", "--months", "1",

@@ -20,12 +20,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import secrets
 import sys
 
 from server.membership import cli as membership_cli
 from server.merchant import cli as merchant_cli
 from server.payments import cli as payments_cli
+from server.payments.sandbox_tools import GATEWAY_FILE
 from server.platform.settings import VAR, get_settings
 from server.recharge import cli as recharge_cli
 
@@ -81,11 +83,13 @@ def cmd_run(args) -> None:
 
     envoy = Envoy(s.http_port, s.envoy_admin_port, s.grpc_port, VAR, log_path=VAR / "envoy.log")
     envoy.start()
+    (VAR / GATEWAY_FILE).write_text(s.public_base_url + "\n")  # for sandbox-pay & co.
     print(f"gateway http://127.0.0.1:{s.http_port}  admin http://127.0.0.1:{s.envoy_admin_port}  "
           f"gRPC (internal) {s.grpc_host}:{s.grpc_port}  (Envoy log: var/envoy.log)", flush=True)
     try:
         asyncio.run(serve_forever(build_app(s)))
     finally:
+        (VAR / GATEWAY_FILE).unlink(missing_ok=True)
         envoy.stop()
 
 
@@ -107,11 +111,13 @@ def _run_replicas(s, count: int) -> None:
     try:
         envoy.start()
         envoy.wait_healthy(count)  # announce the doors once every replica serves
+        (VAR / GATEWAY_FILE).write_text(s.public_base_url + "\n")  # for sandbox-pay & co.
         print(f"gateway http://127.0.0.1:{s.http_port}  admin http://127.0.0.1:{s.envoy_admin_port}  "
               f"gRPC (internal, {count} replicas) {s.grpc_host}:{s.grpc_port}  (Envoy log: var/envoy.log)",
               flush=True)
         replicas.supervise(stop)
     finally:
+        (VAR / GATEWAY_FILE).unlink(missing_ok=True)
         envoy.stop()
         replicas.stop()
 
@@ -131,7 +137,7 @@ def cmd_token(args) -> None:
 
 def cmd_sandbox_pay(args) -> None:
     """Pays any sandbox order by its number (VIP trade_no, recharge RC…) through Envoy."""
-    from server.payments.sandbox_tools import send_sandbox_notification
+    from server.payments.sandbox_tools import running_gateway, send_sandbox_notification
 
     app = args.app()
     for area in AREA_CLIS:
@@ -143,7 +149,12 @@ def cmd_sandbox_pay(args) -> None:
     path, channel, amount = found
     if channel != "sandbox":
         sys.exit(f"order {args.number} is paid through {channel}, not the sandbox")
-    send_sandbox_notification(app, path, args.number, amount, args.status)
+    # The gateway: --gateway; else PUBLIC_BASE_URL / HTTP_PORT when set in the environment; else
+    # the one a running `server run` recorded (whichever ports it was started with); else settings.
+    explicit = any(name in os.environ for name in ("PUBLIC_BASE_URL", "HTTP_PORT"))
+    gateway = args.gateway or (None if explicit else running_gateway(VAR))
+    if not send_sandbox_notification(app, path, args.number, amount, args.status, gateway):
+        sys.exit(f"the notification for {args.number} was not accepted")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -166,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("sandbox-pay", help="pay a sandbox order (VIP trade_no or recharge RC…) through Envoy")
     p.add_argument("number")
     p.add_argument("--status", default="PAID", choices=["PAID", "CLOSED"])
+    p.add_argument("--gateway", help="gateway URL (default: the running `server run`'s, else PUBLIC_BASE_URL)")
     p.set_defaults(fn=cmd_sandbox_pay)
     for area in AREA_CLIS:
         area.add_commands(sub)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -23,8 +24,35 @@ def ensure_platform_key() -> None:
     print(f"OpenAPI callback signing key in {path}")
 
 
-def _print_keys(merchant_id: str, keys) -> None:
-    if keys.rsa_private_key:
+def _write_key(path: str, pem: str) -> None:
+    """The private key to a new file only the operator can read (mode 600; never overwrites)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(pem)
+
+
+def _report_keys(args, keys, done: str) -> None:
+    """--key-out FILE: the RSA private key goes to FILE (mode 600), not to the output.
+    --json: one JSON object (merchantId, keyFile or rsaPrivateKey, md5Secret) instead of text."""
+    key_out = getattr(args, "key_out", None)
+    if key_out and keys.rsa_private_key:
+        _write_key(key_out, keys.rsa_private_key)
+    if getattr(args, "json", False):
+        out = {"merchantId": args.merchant_id}
+        if keys.rsa_private_key:
+            out.update({"keyFile": key_out} if key_out else {"rsaPrivateKey": keys.rsa_private_key})
+        if keys.md5_secret:
+            out["md5Secret"] = keys.md5_secret
+        print(json.dumps(out))
+        return
+    print(done)
+    if key_out and keys.rsa_private_key:
+        print(f"# RSA private key of merchant {args.merchant_id} written to {key_out} (mode 600); it is NOT stored.")
+    _print_keys(args.merchant_id, keys, skip_rsa=bool(key_out))
+
+
+def _print_keys(merchant_id: str, keys, skip_rsa: bool = False) -> None:
+    if keys.rsa_private_key and not skip_rsa:
         print(f"# RSA private key of merchant {merchant_id}: give it to the merchant now; it is NOT stored.")
         print(keys.rsa_private_key, end="")
     if keys.md5_secret:
@@ -36,15 +64,14 @@ def _create(reg, args, public_key: str | None) -> None:
     keys = reg.create(args.merchant_id, args.name or args.merchant_id, args.business_id or [],
                       callback_url=args.callback_url, rsa=not args.no_rsa, md5=args.md5,
                       rsa_public_key=public_key)
-    print(f"merchant {args.merchant_id} created")
-    _print_keys(args.merchant_id, keys)
+    _report_keys(args, keys, f"merchant {args.merchant_id} created")
 
 
 def _rotate_keys(reg, args, public_key: str | None) -> None:
     if not (args.rsa or args.md5 or public_key):
         sys.exit("say what to rotate: --rsa, --md5 and/or --public-key-file")
-    _print_keys(args.merchant_id, reg.rotate_keys(args.merchant_id, args.rsa, args.md5, public_key))
-    print(f"keys of merchant {args.merchant_id} rotated (the old ones no longer verify)")
+    _report_keys(args, reg.rotate_keys(args.merchant_id, args.rsa, args.md5, public_key),
+                 f"keys of merchant {args.merchant_id} rotated (the old ones no longer verify)")
 
 
 def _top_up(reg, args, public_key: str | None) -> None:
@@ -114,10 +141,19 @@ def cmd_merchant(args) -> None:
 
     app = args.app()
     public_key = Path(args.public_key_file).read_text() if getattr(args, "public_key_file", None) else None
+    key_out = getattr(args, "key_out", None)
+    if key_out and (Path(key_out).exists() or not os.access(Path(key_out).resolve().parent, os.W_OK)):
+        # Checked before the key is made: a key that cannot be written would be lost.
+        sys.exit(f"--key-out {key_out}: must be a new file in a writable folder")
     try:
         ACTIONS[args.action](app.openapi.registry, args, public_key)
     except DomainError as err:
         sys.exit(err.message)
+
+
+def _key_options(p) -> None:
+    p.add_argument("--key-out", metavar="FILE", help="write the generated RSA private key to FILE (mode 600, new file)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (merchantId, keyFile|rsaPrivateKey, md5Secret)")
 
 
 def add_commands(sub) -> None:
@@ -131,11 +167,13 @@ def add_commands(sub) -> None:
     p.add_argument("--md5", action="store_true", help="also issue an MD5 secret")
     p.add_argument("--no-rsa", action="store_true", help="no RSA key (MD5 only)")
     p.add_argument("--public-key-file", help="the merchant's own RSA public key (PEM) instead of generating one")
+    _key_options(p)
     p = actions.add_parser("rotate-keys")
     p.add_argument("merchant_id")
     p.add_argument("--rsa", action="store_true", help="generate a new RSA key pair")
     p.add_argument("--md5", action="store_true", help="generate a new MD5 secret")
     p.add_argument("--public-key-file")
+    _key_options(p)
     p = actions.add_parser("top-up")
     p.add_argument("merchant_id")
     p.add_argument("amount", help="yuan, e.g. 1000 or 99.5")
