@@ -135,8 +135,10 @@ $(REF)/node_modules/.stamp: $(REF)/package-lock.json
 	cd $(REF) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Self-contained (--inlineBundle: no CDN script), and `redocly lint` must report 0 errors.
 docs: tools $(SPEC) $(REF)/node_modules/.stamp
 	cd $(REF) && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true npm run --silent build
+	cd $(REF) && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true npm run --silent lint
 	@echo "API reference: $(REF)/index.html"
 
 sdk: $(SPEC) sdk-ts sdk-python sdk-go docs

@@ -7,5 +7,6 @@ echo "== TypeScript (node --test)"; (cd sdk/typescript && npm test --silent) || 
 echo "== Go (go test)"; sdk/go/test.sh || status=1
 echo "== Python (pytest sdk/python/tests)"; "$VIPAY_PYTHON" -m pytest -q -p no:cacheprovider sdk/python/tests || status=1
 echo "== README quickstarts (each package installed into an empty folder)"; "$VIPAY_PYTHON" -m sdk.quickstarts || status=1
+echo "== API reference offline (headless Chromium, network disabled)"; (cd sdk/reference && node offline-check.mjs) || status=1
 echo "== schemathesis (sdk/openapi.yaml vs the live gateway)"; "$VIPAY_PYTHON" -m sdk.contract_check || status=1
 exit $status

@@ -10,7 +10,7 @@ from google.api import annotations_pb2, field_behavior_pb2, http_pb2  # noqa: F4
 from google.protobuf import descriptor_pb2
 from vipay.legacy.v1 import options_pb2 as legacy
 
-from . import gateway
+from . import gateway, reference
 
 F = descriptor_pb2.FieldDescriptorProto
 SCALARS = {
@@ -174,14 +174,14 @@ def build(data: bytes) -> dict:
                 path, verb, operation = operation_for(b, key, method, rule, op)
                 paths.setdefault(path, {})[verb] = operation
                 tags.add(op.tag)
-    return {
+    return reference.polish({
         "openapi": "3.0.3",
         "info": {"title": gateway.TITLE, "version": gateway.VERSION, "description": gateway.DESCRIPTION},
         "servers": [{"url": "http://127.0.0.1:8080", "description": "make run"}],
         "tags": [{"name": family.tag} for family in gateway.FAMILIES.values() if family.tag in tags],
         "paths": paths,
         "components": {"schemas": b.schemas, "securitySchemes": gateway.SECURITY_SCHEMES},
-    }
+    }, b, gateway.SIGNING_HEADERS)
 
 
 def operation_for(b: Builder, key: str, method, rule, op: gateway.Op):
