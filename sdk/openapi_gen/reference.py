@@ -101,6 +101,8 @@ def typed_nullables(node):
     if isinstance(node, dict):
         if node.get("nullable") and "type" not in node and not any(k in node for k in ("$ref", "allOf", "anyOf", "oneOf")):
             node["type"] = "object"
+            if node.get("enum") == [None]:  # "always null": generators choke on an enum of null alone
+                del node["enum"]
         for v in node.values():
             typed_nullables(v)
     elif isinstance(node, list):
@@ -147,9 +149,14 @@ def polish(doc: dict, b, signing_headers) -> dict:
     """Adds the reference sections and what redocly lint asks for (no change to what the API does)."""
     doc["info"]["description"] += "\n\n" + signing_section() + "\n" + code_tables(b.image)
     doc["info"]["license"] = {"name": "Proprietary", "url": "https://vipay.example.com/terms"}
-    doc["tags"] = [{"name": t["name"], "description": TAGS.get(t["name"], t["name"])} for t in doc["tags"]]
+    # Tag names become module/class names in generated clients ("001 membership" is no Python
+    # identifier): an identifier-safe name, shown as the document's name (x-displayName).
+    safe = {t["name"]: re.sub(r"^(\d{3}) (.+)$", r"\2_\1", t["name"]).replace(" ", "_") for t in doc["tags"]}
+    doc["tags"] = [{"name": safe[t["name"]], "x-displayName": t["name"], "description": TAGS.get(t["name"], t["name"])}
+                   for t in doc["tags"]]
     for path, ops in doc["paths"].items():
         for verb, op in ops.items():
+            op["tags"] = [safe.get(t, t) for t in op.get("tags", [])]
             op.setdefault("summary", summary(op, op["operationId"]))
             op.setdefault("security", [])  # public, or signed with headers (004): no security scheme
             if op["operationId"] == "VipCharge":
