@@ -10,7 +10,7 @@ from pathlib import Path
 from vipay.legacy.v1 import errors_pb2
 
 from server.merchant import rules
-from server.recharge import envelopes
+from server.recharge import envelope_codes as envelopes
 
 SERVER = Path(__file__).resolve().parents[2] / "server"
 # A reason is the first argument of the constructors of domain errors.
