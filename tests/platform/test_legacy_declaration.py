@@ -22,8 +22,10 @@ COPIED = ("server", "protos", "gateway", "migrations", "sdk/__init__.py", "sdk/o
 
 
 def pay_schema(spec: dict) -> tuple[list, dict]:
+    """The operation's tags as the reference shows them (x-displayName; the names are identifiers)."""
     operation = spec["paths"]["/charge/pay"]["post"]
-    return operation["tags"], operation["responses"]["200"]["content"]["application/json"]["schema"]
+    shown = {t["name"]: t.get("x-displayName", t["name"]) for t in spec["tags"]}
+    return [shown[t] for t in operation["tags"]], operation["responses"]["200"]["content"]["application/json"]["schema"]
 
 
 @pytest.fixture
