@@ -14,7 +14,7 @@ from server.recharge import envelope_codes as envelopes
 
 SERVER = Path(__file__).resolve().parents[2] / "server"
 # A reason is the first argument of the constructors of domain errors.
-RAISED = re.compile(r"\b(?:DomainError|refund_error|refusal|_problem)\(\s*\"([A-Z][A-Z0-9_]+)\"")
+RAISED = re.compile(r"\b(?:DomainError|refund_error|refusal|_problem)\(\s*(?:\"|(?:rules\.)?Refusal\.)([A-Z][A-Z0-9_]+)")
 NOT_FOUND = re.compile(r"\bnot_found\(\s*\"([a-z_]+)\"")
 
 REASONS = {v.name.removeprefix("ERROR_REASON_") for v in errors_pb2.ErrorReason.DESCRIPTOR.values}
@@ -27,7 +27,7 @@ def raised_reasons() -> set[str]:
         text = path.read_text()
         found |= set(RAISED.findall(text))
         found |= {what.upper() + "_NOT_FOUND" for what in NOT_FOUND.findall(text)}
-    return found
+    return found | {r.value for r in rules.Refusal}  # the 004 area's reasons, all of them
 
 
 def test_the_scan_finds_the_reasons_of_every_area():
