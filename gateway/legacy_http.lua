@@ -44,9 +44,11 @@ end
 
 local function replace_body(handle, bytes, content_type)
   local headers = handle:headers()
-  headers:replace("content-length", tostring(#bytes))
   headers:replace("content-type", content_type)
-  handle:body():setBytes(bytes)
+  headers:replace("content-length", tostring(#bytes))
+  -- body(true): a headers-only answer (a trailers-only gRPC error) gets a body too,
+  -- instead of a content-length that nothing follows.
+  handle:body(true):setBytes(bytes)
 end
 
 -- YoShop-style routes (api-docs/003) put the route in the query:
@@ -282,6 +284,22 @@ local function public_path(base)
   return false
 end
 
+-- gRPC's own request headers are the transcoder's to set: a client's grpc-timeout,
+-- grpc-encoding, te or binary (-bin) metadata would reach the gRPC server, which fails
+-- the call before our code runs (issue 18).
+local function strip_grpc_headers(headers)
+  local names = {}
+  for name, _ in pairs(headers) do
+    local lower = name:lower()
+    if lower:sub(1, 5) == "grpc-" or lower == "te" or lower:sub(-4) == "-bin" then
+      names[#names + 1] = name
+    end
+  end
+  for _, name in ipairs(names) do
+    headers:remove(name)
+  end
+end
+
 function envoy_on_request(handle)
   local headers = handle:headers()
   local path = headers:get(":path")
@@ -301,6 +319,7 @@ function envoy_on_request(handle)
     handle:respond({ [":status"] = "404", ["content-type"] = "text/plain" }, "Not Found\n")
     return
   end
+  strip_grpc_headers(headers)
   if path:sub(1, 10) == "/index.php" then
     local rewritten = yoshop_path(path)
     if rewritten ~= nil then
@@ -363,8 +382,15 @@ function envoy_on_response(handle)
     -- A gRPC error the transcoder left as is (trailers-only, e.g. the server failed
     -- before our interceptor ran): never an HTTP 200 with an empty body.
     local grpc_status = headers:get("grpc-status") or "13"
-    headers:replace(":status", GRPC_TO_HTTP[grpc_status] or "500")
-    headers:replace("content-type", "text/plain")
+    local status = GRPC_TO_HTTP[grpc_status] or "500"
+    headers:replace(":status", status)
+    if family(handle) == nil then
+      -- No envelope on this path: a short text, never a bodyless answer.
+      local _, _, summary = describe_refusal("", tonumber(status))
+      replace_body(handle, summary .. "\n", "text/plain")
+    else
+      headers:replace("content-type", "text/plain") -- the family's envelope below
+    end
   end
   for _, name in ipairs(INTERNAL_HEADERS) do
     headers:remove(name)

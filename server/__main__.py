@@ -79,9 +79,10 @@ def cmd_run(args) -> None:
         _run_replicas(s, args.replicas)
         return
     from server.app import build_app, serve_forever
-    from server.platform.envoy import Envoy
+    from server.platform.envoy import Envoy, edge_config
 
-    envoy = Envoy(s.http_port, s.envoy_admin_port, s.grpc_port, VAR, log_path=VAR / "envoy.log")
+    envoy = Envoy(s.http_port, s.envoy_admin_port, s.grpc_port, VAR, log_path=VAR / "envoy.log",
+                  edge=edge_config(s))
     envoy.start()
     (VAR / GATEWAY_FILE).write_text(s.public_base_url + "\n")  # for sandbox-pay & co.
     print(f"gateway http://127.0.0.1:{s.http_port}  admin http://127.0.0.1:{s.envoy_admin_port}  "
@@ -98,7 +99,7 @@ def _run_replicas(s, count: int) -> None:
     import signal
     import threading
 
-    from server.platform.envoy import Envoy
+    from server.platform.envoy import Envoy, edge_config
     from server.platform.replicas import Replicas
 
     replicas = Replicas(count)
@@ -107,7 +108,7 @@ def _run_replicas(s, count: int) -> None:
         signal.signal(sig, lambda *_: stop.set())
     replicas.start()
     envoy = Envoy(s.http_port, s.envoy_admin_port, replicas.ports, VAR, log_path=VAR / "envoy.log",
-                  internal=(s.grpc_host, s.grpc_port))
+                  internal=(s.grpc_host, s.grpc_port), edge=edge_config(s))
     try:
         envoy.start()
         envoy.wait_healthy(count)  # announce the doors once every replica serves

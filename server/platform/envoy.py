@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -20,6 +22,63 @@ from server.platform.settings import ROOT
 
 GATEWAY = ROOT / "gateway"
 LOCAL = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    """The public door's timeouts, limits and policies (docs/edge.md); from Settings via
+    `edge_config`, the defaults are gateway/envoy.yaml's."""
+
+    request_headers_timeout: float = 10.0
+    request_timeout: float = 30.0
+    stream_idle_timeout: float = 20.0
+    idle_timeout: float = 60.0
+    max_connections: int = 4096
+    max_heap_mb: int = 256
+    cors_allowed_origins: tuple[str, ...] = ()
+    catalog_max_age: int = 0  # seconds the edge may serve a public catalog; 0: never cached
+
+
+def edge_config(settings) -> EdgeConfig:
+    return EdgeConfig(
+        request_headers_timeout=settings.edge_request_headers_timeout_seconds,
+        request_timeout=settings.edge_request_timeout_seconds,
+        stream_idle_timeout=settings.edge_stream_idle_timeout_seconds,
+        idle_timeout=settings.edge_idle_timeout_seconds,
+        max_connections=settings.edge_max_connections,
+        max_heap_mb=settings.edge_max_heap_mb,
+        cors_allowed_origins=tuple(o.strip() for o in settings.cors_allowed_origins.split(",") if o.strip()),
+        catalog_max_age=int(settings.catalog_refresh_seconds),
+    )
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+def _origin_matcher(origin: str) -> dict:
+    """`http://localhost:*` -> any port of that host; otherwise the exact origin."""
+    if origin.endswith(":*"):
+        host = re.escape(origin[:-2])
+        return {"safe_regex": {"regex": host + r"(:[0-9]{1,5})?"}}
+    return {"exact": origin}
+
+
+def _apply_edge(config: dict, public: dict, edge: EdgeConfig) -> None:
+    manager = public["filter_chains"][0]["filters"][-1]["typed_config"]
+    manager["request_headers_timeout"] = _seconds(edge.request_headers_timeout)
+    manager["request_timeout"] = _seconds(edge.request_timeout)
+    manager["stream_idle_timeout"] = _seconds(edge.stream_idle_timeout)
+    manager["common_http_protocol_options"]["idle_timeout"] = _seconds(edge.idle_timeout)
+    public["filter_chains"][0]["filters"][0]["typed_config"]["max_connections"] = edge.max_connections
+    for monitor in config["overload_manager"]["resource_monitors"]:
+        if monitor["name"].endswith("fixed_heap"):
+            monitor["typed_config"]["max_heap_size_bytes"] = edge.max_heap_mb * 1024 * 1024
+        else:
+            monitor["typed_config"]["max_active_downstream_connections"] = edge.max_connections
+    host = manager["route_config"]["virtual_hosts"][0]
+    cors = host["typed_per_filter_config"]["envoy.filters.http.cors"]
+    cors["allow_origin_string_match"] = [_origin_matcher(o) for o in edge.cors_allowed_origins]
 
 
 def _listener(config: dict, name: str) -> dict:
@@ -65,13 +124,15 @@ def _routes(listener: dict) -> list[dict]:
 
 
 def render_config(http_port: int, admin_port: int, grpc_ports: int | Sequence[int],
-                  internal: tuple[str, int] | None = None, host: str = LOCAL) -> str:
+                  internal: tuple[str, int] | None = None, host: str = LOCAL,
+                  edge: EdgeConfig | None = None) -> str:
     """gateway/envoy.yaml for these ports. `grpc_ports`: the gRPC server, or every replica;
     `internal`: (host, port) of the internal gRPC listener (multi-replica mode)."""
     config = yaml.safe_load((GATEWAY / "envoy.yaml").read_text())
     config["admin"]["address"] = _socket(LOCAL, admin_port)
     public = _listener(config, "http")
     public["address"] = _socket(host, http_port)
+    _apply_edge(config, public, edge or EdgeConfig())
     ports = [grpc_ports] if isinstance(grpc_ports, int) else list(grpc_ports)
     cluster = config["static_resources"]["clusters"][0]
     cluster["load_assignment"]["endpoints"] = [
@@ -92,10 +153,11 @@ def envoy_binary() -> str:
 
 class Envoy:
     def __init__(self, http_port: int, admin_port: int, grpc_ports: int | Sequence[int], workdir: Path,
-                 log_path: Path | None = None, internal: tuple[str, int] | None = None):
+                 log_path: Path | None = None, internal: tuple[str, int] | None = None,
+                 edge: EdgeConfig | None = None):
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / f"envoy-{http_port}.yaml"
-        self.config_path.write_text(render_config(http_port, admin_port, grpc_ports, internal))
+        self.config_path.write_text(render_config(http_port, admin_port, grpc_ports, internal, edge=edge))
         self.http_port, self.admin_port = http_port, admin_port
         self._log = open(log_path, "ab") if log_path else None
         self.process: subprocess.Popen | None = None

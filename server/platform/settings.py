@@ -54,6 +54,17 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # ---- the public door (Envoy; docs/edge.md: Timeouts and limits, CORS).
+    edge_request_headers_timeout_seconds: float = 10.0  # all request headers received within
+    edge_request_timeout_seconds: float = 30.0  # the whole request (headers and body) received within
+    edge_stream_idle_timeout_seconds: float = 20.0  # a request with no bytes either way is reset
+    edge_idle_timeout_seconds: float = 60.0  # an idle keep-alive connection is closed
+    edge_max_connections: int = 4096  # open client connections, in total
+    edge_max_heap_mb: int = 256  # Envoy's heap budget for the overload manager's actions
+    # Origins whose browser pages may call the API (comma-separated; `http://localhost:*`
+    # allows any port). Default: none, no CORS header is sent.
+    cors_allowed_origins: str = ""
+
     # The order-creating paths (001 POST /api/v2/vip/orders and check-iap-result,
     # 000 POST /charge/pay): attempts per user and per client IP in each fixed window,
     # each path counted apart; over it, 429 in the family's envelope (docs/recharge.md:
