@@ -302,6 +302,8 @@ end
 
 function envoy_on_request(handle)
   local headers = handle:headers()
+  -- Envoy's local_reply_config envelopes only the refusals this filter never saw.
+  handle:streamInfo():dynamicMetadata():set("vipay.legacy", "seen", true)
   local path = headers:get(":path")
   if path == nil then
     return
@@ -375,18 +377,22 @@ function envoy_on_response(handle)
   local headers = handle:headers()
   local meta = handle:streamInfo():dynamicMetadata():get("vipay.legacy")
   if meta and meta.refused_grpc then
-    -- Headers only (Envoy sent no body): the status says it all.
+    -- Envoy dressed it as a headers-only gRPC answer: the plain 415 again, with its text.
     headers:replace(":status", "415")
-    headers:replace("content-type", "text/plain")
+    replace_body(handle, "gRPC is not served on this port\n", "text/plain")
   elseif (headers:get("content-type") or ""):sub(1, 16) == "application/grpc" then
     -- A gRPC error the transcoder left as is (trailers-only, e.g. the server failed
     -- before our interceptor ran): never an HTTP 200 with an empty body.
     local grpc_status = headers:get("grpc-status") or "13"
     local status = GRPC_TO_HTTP[grpc_status] or "500"
+    local summary
+    if not (meta and meta.seen) then
+      status, summary = "400", "Bad Request" -- refused by Envoy before any filter ran ('#' in the path)
+    end
     headers:replace(":status", status)
     if family(handle) == nil then
       -- No envelope on this path: a short text, never a bodyless answer.
-      local _, _, summary = describe_refusal("", tonumber(status))
+      summary = summary or select(3, describe_refusal("", tonumber(status)))
       replace_body(handle, summary .. "\n", "text/plain")
     else
       headers:replace("content-type", "text/plain") -- the family's envelope below
