@@ -65,7 +65,7 @@ def _origin_matcher(origin: str) -> dict:
 
 
 def _apply_edge(config: dict, public: dict, edge: EdgeConfig) -> None:
-    manager = public["filter_chains"][0]["filters"][-1]["typed_config"]
+    manager = _manager(public)
     manager["request_headers_timeout"] = _seconds(edge.request_headers_timeout)
     manager["request_timeout"] = _seconds(edge.request_timeout)
     manager["stream_idle_timeout"] = _seconds(edge.stream_idle_timeout)
@@ -118,9 +118,13 @@ def _internal_listener(public: dict, host: str, port: int) -> dict:
     }
 
 
+def _manager(listener: dict) -> dict:
+    """The listener's HTTP connection manager (the last network filter)."""
+    return listener["filter_chains"][0]["filters"][-1]["typed_config"]
+
+
 def _routes(listener: dict) -> list[dict]:
-    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
-    return manager["route_config"]["virtual_hosts"][0]["routes"]
+    return _manager(listener)["route_config"]["virtual_hosts"][0]["routes"]
 
 
 def render_config(http_port: int, admin_port: int, grpc_ports: int | Sequence[int],
