@@ -61,7 +61,13 @@ REPLICAS ?= 1
 run: seed
 	$(PY) -m server run --replicas $(REPLICAS)
 
-test: protos keys lint breaking
+# Headless Chromium (Debian) for the cross-origin browser test (tests/edge/test_cors.py);
+# the playwright package in requirements.lock drives it.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: protos keys lint breaking $(CHROMIUM)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Real load generators (Debian): h2load for gRPC, wrk for HTTP through Envoy.
