@@ -126,7 +126,10 @@ def build_app(settings: Settings, engine: Engine | None = None, *, announce_chan
     recharges = RechargeService(uow_factory, RechargeCatalogProvider(uow_factory, settings.catalog_refresh_seconds),
                                 channels, memberships.ledger, captchas, settings.public_base_url, order_ttl=order_ttl,
                                 reads=reads)
-    openapi = build_openapi(uow_factory, memberships.ledger, openapi_settings, callback_resolver)
+    # The stack's own ports are never a callback target (docs/openapi.md: Callback address policy).
+    own_ports = frozenset(p for p in (settings.http_port, settings.grpc_port, settings.envoy_admin_port,
+                                      settings.metrics_port) if p)
+    openapi = build_openapi(uow_factory, memberships.ledger, openapi_settings, callback_resolver, own_ports)
     requery_after = timedelta(seconds=settings.settle_requery_after_seconds)
     requery_every = timedelta(seconds=max(settings.settle_interval_seconds, 1))
     refunds = RefundService(

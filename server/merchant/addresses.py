@@ -95,10 +95,18 @@ class AddressPolicy:
     allow_private: bool = False
     resolver: Callable[[str, int], list[str]] = field(default=system_resolver)
 
+    # The stack's own ports (Envoy admin, internal gRPC, metrics, the public door): refused on
+    # loopback and private addresses even when allow_private lets those through.
+    own_ports: frozenset[int] = frozenset()
+
     def check(self, url: str) -> Target:
         """Resolves the URL's host; raises AddressRefused unless every address is allowed."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(url)
+            hostname = parts.hostname  # `http://[::1/`, `http://[zz]/`, `a]b`: ValueError
+        except ValueError:
+            raise AddressRefused("callbackUrl must be an http(s) URL") from None
+        if parts.scheme not in ("http", "https") or not hostname:
             raise AddressRefused("callbackUrl must be an http(s) URL")
         if parts.username is not None or parts.password is not None:
             raise AddressRefused("callbackUrl must not carry credentials")
@@ -106,7 +114,7 @@ class AddressPolicy:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
             raise AddressRefused("callbackUrl has a bad port") from None
-        host = parts.hostname
+        host = hostname
         try:
             literal = ipaddress.ip_address(host)
             addresses = [str(literal)]
@@ -121,4 +129,6 @@ class AddressPolicy:
             why = refusal_reason(ipaddress.ip_address(text.split("%", 1)[0]), self.allow_private)
             if why:
                 raise AddressRefused(f"callbackUrl resolves to a {why} address")
+            if port in self.own_ports and refusal_reason(ipaddress.ip_address(text.split("%", 1)[0]), False):
+                raise AddressRefused("callbackUrl points at one of this service's own ports")
         return Target(url, parts.scheme, host, port, addresses[0].split("%", 1)[0])

@@ -37,12 +37,13 @@ class OpenApi:
 
 
 def build_openapi(uow_factory: Callable[[], UnitOfWork], memberships: MembershipGrants, s: OpenApiSettings,
-                  resolver: Callable[[str, int], list[str]] = system_resolver) -> OpenApi:
+                  resolver: Callable[[str, int], list[str]] = system_resolver,
+                  own_ports: frozenset[int] = frozenset()) -> OpenApi:
     """`s`: read by the composition root (server/app.py), never here; `resolver`: how
-    callback host names resolve."""
+    callback host names resolve; `own_ports`: the stack's ports, never a callback target."""
     dispatch = DispatchConfig(backoff=rules.parse_backoff(s.callback_backoff), interval=s.dispatch_interval_seconds,
                               lease=s.callback_lease_seconds, timeout=s.callback_timeout_seconds,
                               concurrency=max(s.callback_concurrency, 1))
-    addresses = AddressPolicy(allow_private=s.callback_allow_private_networks, resolver=resolver)
+    addresses = AddressPolicy(allow_private=s.callback_allow_private_networks, resolver=resolver, own_ports=own_ports)
     return OpenApi(MerchantChargeService(uow_factory, memberships, addresses), MerchantRegistry(uow_factory), dispatch,
                    platform_signer_loader(s.platform_key_file), s.dispatcher_enabled, uow_factory, addresses)

@@ -128,9 +128,24 @@ class TokenVerifier:
                 and 0 < exp - iat <= self._max and iat <= time.time() + 60)
 
 
+CREDENTIAL_HEADERS = ("authorization", "access-token")
+
+
+def check_single_credentials(names: list[str]) -> None:
+    """Each credential header at most once: with two, only one would be checked (the
+    metadata keeps the last), so `Access-Token: garbage` next to a good one passed."""
+    sent = [name for name in names if name in CREDENTIAL_HEADERS]
+    if len(sent) != len(set(sent)):
+        raise unauthenticated("Unauthenticated.")
+
+
 def require_user(principal: Principal | None) -> int:
+    """A user's own paths take a user token only: a service or admin credential names no
+    user (its subject 0 would read user 0's data)."""
     if principal is None:
         raise unauthenticated()
+    if principal.role != USER:
+        raise permission_denied("A user token is required.")
     return principal.user_id
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_status import rpc_status
 
-from server.platform.auth import Principal, TokenVerifier
+from server.platform.auth import Principal, TokenVerifier, check_single_credentials
 from server.platform.error_mapping import (
     EnvelopeRegistry,
     bounded,
@@ -188,7 +188,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         declared_headers = legacy_operations.success_headers(legacy_operations.declared(method))
 
         async def wrapper(request, context: grpc.aio.ServicerContext):
-            metadata = {k.lower(): v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+            pairs = [(k.lower(), v) for k, v in context.invocation_metadata() or () if isinstance(v, str)]
+            metadata = dict(pairs)
             call = Call(
                 method=method,
                 metadata=metadata,
@@ -202,6 +203,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             outcome, error = "OK", None
             try:
+                check_single_credentials([k for k, _ in pairs])
                 call.principal = self._verifier.principal(metadata)
                 if request is UNDECODABLE:
                     raise invalid([], "The request could not be decoded (text must be UTF-8).")

@@ -105,7 +105,7 @@ def personal(user_id: int, profile, totals: StoreTotals, platform_header: str) -
 def store_id_from(metadata: dict[str, str]) -> int:
     text = metadata.get("storeid", "").strip()
     # Store ids are positive BIGINTs: a larger number overflowed the database (a 500 before).
-    if not text.isdigit() or not 0 < int(text) < 2**63:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 2**63:  # "²".isdigit() is True
         raise DomainError("STORE_REQUIRED", "The storeId header is required.", Kind.INVALID,
                           metadata={"header": "storeId"})
     return int(text)

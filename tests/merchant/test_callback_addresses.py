@@ -173,3 +173,35 @@ def test_the_setting_is_off_by_default_and_read_from_the_environment(monkeypatch
     openapi = build_openapi(None, None, OpenApiSettings(_env_file=None))
     assert openapi.addresses.allow_private is True
     assert openapi.dispatcher("x").addresses is openapi.addresses  # charge time and send time share it
+
+
+@pytest.mark.parametrize("url", ["http://[::1/", "http://[zz]/notify", "http://[127.0.0.1]/notify",
+                                 "http://a]b/notify", "https://[::1]x/"])
+def test_a_malformed_callback_url_is_4001_not_500(app, merchant, client_for, url):
+    """issue 18 §3: urlsplit's ValueError was a 500 {"status": 5000}."""
+    client = client_for(merchant)
+    before = snapshot(app)
+    reply = charge(client, url)
+    assert reply["status"] == 4001 and "callbackUrl" in reply["message"], reply
+    assert snapshot(app) == before
+
+
+def test_the_stacks_own_ports_are_refused_even_with_private_networks_allowed(app, merchant, client_for, settings,
+                                                                             dispatchers_paused):
+    client = client_for(merchant)
+    assert app.openapi.addresses.allow_private  # the session's configuration (tests/conftest.py)
+    for n, port in enumerate((settings.envoy_admin_port, settings.grpc_port, settings.http_port)):
+        for host in ("127.0.0.1", "localhost", "[::1]"):
+            reply = charge(client, f"http://{host}:{port}/quitquitquit", f"own-{n}-{host}")
+            assert reply["status"] == 4001 and "own ports" in reply["message"], (host, port, reply)
+    assert charge(client, "http://127.0.0.1:9/notify", "other-port")["status"] == 200
+
+
+def test_own_ports_apply_to_loopback_and_private_addresses_only():
+    policy = AddressPolicy(allow_private=True, own_ports=frozenset({9901}),
+                           resolver=lambda host, port: {"public.example": ["93.184.216.34"]}[host])
+    for url in ("http://127.0.0.1:9901/", "http://10.1.2.3:9901/", "http://[::ffff:127.0.0.1]:9901/"):
+        with pytest.raises(AddressRefused, match="own ports"):
+            policy.check(url)
+    assert policy.check("http://public.example:9901/").address == "93.184.216.34"
+    assert policy.check("http://127.0.0.1:9902/").port == 9902
