@@ -46,6 +46,10 @@ local function replace_body(handle, bytes, content_type)
   local headers = handle:headers()
   headers:replace("content-type", content_type)
   headers:replace("content-length", tostring(#bytes))
+  local meta = handle:streamInfo():dynamicMetadata():get("vipay.legacy")
+  if meta and meta.head then
+    return -- the answer to HEAD has headers only: a body would be read as the next answer
+  end
   -- body(true): a headers-only answer (a trailers-only gRPC error) gets a body too,
   -- instead of a content-length that nothing follows.
   handle:body(true):setBytes(bytes)
@@ -304,6 +308,9 @@ function envoy_on_request(handle)
   local headers = handle:headers()
   -- Envoy's local_reply_config envelopes only the refusals this filter never saw.
   handle:streamInfo():dynamicMetadata():set("vipay.legacy", "seen", true)
+  if headers:get(":method") == "HEAD" then
+    handle:streamInfo():dynamicMetadata():set("vipay.legacy", "head", true)
+  end
   local path = headers:get(":path")
   if path == nil then
     return
@@ -434,10 +441,13 @@ function envoy_on_response(handle)
   if code == "204" then
     headers:remove("content-length")
     headers:remove("content-type")
-    handle:body():setBytes("")
+    local body = handle:body()
+    if body ~= nil then
+      body:setBytes("")
+    end
   elseif body ~= nil then
     replace_body(handle, body, "application/json")
-  elseif unwrap ~= nil then
+  elseif unwrap ~= nil and handle:body() ~= nil then
     local whole = handle:body():getBytes(0, handle:body():length())
     local value = first_field_value(whole, unwrap)
     if value ~= nil then

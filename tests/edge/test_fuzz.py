@@ -226,3 +226,92 @@ def test_fuzz_every_documented_path_through_envoy(gateway, grpc_server, token, s
 settings_for_fuzz = settings(max_examples=EXAMPLES_PER_PATH, deadline=None, derandomize=True, database=None,
                              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                                     HealthCheck.data_too_large, HealthCheck.filter_too_much])
+
+
+# ---- client-sent gRPC-reserved headers, odd methods, codec-level garbage (issue 18) ----
+
+RESERVED_NAMES = ["grpc-timeout", "grpc-encoding", "grpc-accept-encoding", "grpc-status", "grpc-message",
+                  "grpc-status-details-bin", "grpc-previous-rpc-attempts", "te", "x-a-bin", "x-trace-bin",
+                  "content-type"]
+reserved_headers = st.dictionaries(st.sampled_from(RESERVED_NAMES),
+                                   st.sampled_from(["!", "abc", "1n", "99999999H", "x", "trailers", "gzip", "13",
+                                                    "%%%", "AAAA", "application/grpc", "application/grpc-web",
+                                                    "application/grpc+json", "identity"]),
+                                   min_size=1, max_size=3)
+ODD_METHODS = ["OPTIONS", "HEAD", "PUT", "TRACE", "PROPFIND", "PATCH", "DELETE", "POST", "GET"]
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: f"{e[1]}-{e[0]}-{ENDPOINTS.index(e)}")
+def test_fuzz_client_grpc_headers_and_odd_methods(gateway, token, settings, endpoint):
+    """Never a 5xx, never an answer without a body (HEAD and 204 aside)."""
+    secret_token = {"user": token(1), "user2": token(2), "user-key-admin": token(1), "huge-sub": token(1)}
+    seen = []
+    with gateway.client() as client:
+        @settings_for_fuzz_half
+        @given(requests(endpoint, secret_token), reserved_headers, st.sampled_from(ODD_METHODS + [endpoint[1]] * 3))
+        def run(request, extra, method):
+            family, _, path, query, headers, content = request
+            url = path + ("?" + urlencode(query, errors="surrogatepass") if query else "")
+            r = client.request(method, url, headers={**headers, **extra}, content=content)
+            seen.append(r.status_code)
+            assert r.status_code < 500 or documented_500(family, path, r), (method, path, extra, r.status_code,
+                                                                            r.text[:300])
+            if method != "HEAD" and r.status_code != 204:
+                assert r.content, (method, path, extra, r.status_code, dict(r.headers))
+
+        run()
+    assert len(seen) >= min(EXAMPLES_PER_PATH // 2, 20)
+
+
+def _raw_exchange(port: int, data: bytes) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        return out
+
+
+PATHS = ["/ping", "/api/v2/vip/configs", "/api/v2/vip/orders", "/charge/index", "/api/recharge",
+         "/api/recharge/history", "/index.php?s=/api/recharge/center", "/v1/openapi/order/query", "/nope"]
+garbage_requests = st.builds(
+    lambda method, path, junk, where, header: (method + b" " + (path + junk if where == "path" else path)
+                                               + b" HTTP/1.1\r\nHost: x\r\n"
+                                               + (b"X-J: a" + junk + b"b\r\n" if where == "header" else b"")
+                                               + header + b"Connection: close\r\n\r\n"),
+    st.sampled_from([b"GET", b"get", b"Post", b"FOO", b"G@T", b"OPTIONS", b"POST", b"DELETE"]),
+    st.sampled_from([p.encode() for p in PATHS]),
+    st.sampled_from([b"#x", b" x", b"\x01", b"\x7f", b"\x00", b"%00", b"%zz", b"\xff", b"\t", b"/../..", b"//", b"?a=\x02"]),
+    st.sampled_from(["path", "header"]),
+    st.sampled_from([b"", b"content-type: application/grpc\r\ncontent-length: 0\r\n", b"te: trailers\r\n",
+                     b"x-a-bin: !\r\n", b"grpc-timeout: abc\r\n", b"content-length: 0\r\n"]),
+)
+
+
+@pytest.mark.db
+def test_fuzz_codec_level_garbage(gateway):
+    """Requests Envoy's HTTP codec refuses: always a 4xx (or a family's in-body refusal)
+    with a body whose length is what content-length says."""
+    seen = []
+
+    @settings(max_examples=EXAMPLES_PER_PATH * 2, deadline=None, derandomize=True, database=None)
+    @given(garbage_requests)
+    def run(raw):
+        answer = _raw_exchange(gateway.envoy.http_port, raw)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        seen.append(status)
+        assert status < 500, (raw, answer[:300])
+        assert body, (raw, answer[:300])
+        lengths = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")]
+        assert not lengths or int(lengths[0]) == len(body), (raw, answer[:300])
+
+    run()
+    assert len(seen) >= 20
+
+
+settings_for_fuzz_half = settings(settings_for_fuzz, max_examples=max(EXAMPLES_PER_PATH // 2, 1))
