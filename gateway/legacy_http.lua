@@ -276,6 +276,11 @@ local PUBLIC_PATHS = {
 }
 local PUBLIC_PREFIXES = { "/api/v2/vip/", "/charge/", "/api/recharge/", "/v1/openapi/", "/api/refunds/" }
 
+-- Reads that are the same for every anonymous caller: the edge may cache them (envoy.yaml).
+local CATALOGS = {
+  ["/api/v2/vip/configs"] = true, ["/api/v2/bootstrappers"] = true, ["/charge/index"] = true, ["/api/recharge"] = true,
+}
+
 local function public_path(base)
   if PUBLIC_PATHS[base] then
     return true
@@ -308,6 +313,10 @@ function envoy_on_request(handle)
   local headers = handle:headers()
   -- Envoy's local_reply_config envelopes only the refusals this filter never saw.
   handle:streamInfo():dynamicMetadata():set("vipay.legacy", "seen", true)
+  local credentialed = headers:get("authorization") ~= nil or headers:get("access-token") ~= nil
+  if credentialed then
+    handle:streamInfo():dynamicMetadata():set("vipay.legacy", "credentialed", true)
+  end
   if headers:get(":method") == "HEAD" then
     handle:streamInfo():dynamicMetadata():set("vipay.legacy", "head", true)
   end
@@ -337,6 +346,12 @@ function envoy_on_request(handle)
     end
   end
   local base = path:match("^[^?]*")
+  if CATALOGS[base] and headers:get(":method") == "GET" and not credentialed then
+    -- The same answer whatever the query (catalogs take no parameter) or host: one edge
+    -- cache entry per catalog, which clients cannot multiply.
+    headers:replace(":path", base)
+    headers:replace(":authority", "catalog")
+  end
   local family = family_of(base)
   if family ~= nil then
     handle:streamInfo():dynamicMetadata():set("vipay.legacy", "family", family)
@@ -407,6 +422,13 @@ function envoy_on_response(handle)
   end
   for _, name in ipairs(INTERNAL_HEADERS) do
     headers:remove(name)
+  end
+  if meta and meta.credentialed and headers:get("cache-control") == nil then
+    headers:replace("cache-control", "private, no-store") -- a caller's own answer: no shared cache keeps it
+  end
+  if headers:get("access-control-allow-origin") ~= nil and (headers:get("cache-control") or ""):sub(1, 8) == "max-age=" then
+    -- A cacheable catalog with CORS headers (added after the edge cache): they depend on the Origin.
+    headers:replace("vary", "Origin")
   end
   local code = headers:get("x-http-code")
   local body = headers:get("x-http-body")

@@ -48,7 +48,9 @@ def edge_config(settings) -> EdgeConfig:
         max_connections=settings.edge_max_connections,
         max_heap_mb=settings.edge_max_heap_mb,
         cors_allowed_origins=tuple(o.strip() for o in settings.cors_allowed_origins.split(",") if o.strip()),
-        catalog_max_age=int(settings.catalog_refresh_seconds),
+        # HTTP ages count whole seconds, so an entry can be served up to a second past its
+        # max-age: one second less keeps the edge within CATALOG_REFRESH_SECONDS.
+        catalog_max_age=max(int(settings.catalog_refresh_seconds) - 1, 0),
     )
 
 
@@ -77,6 +79,14 @@ def _apply_edge(config: dict, public: dict, edge: EdgeConfig) -> None:
         else:
             monitor["typed_config"]["max_active_downstream_connections"] = edge.max_connections
     host = manager["route_config"]["virtual_hosts"][0]
+    catalog_routes = [r for r in host["routes"] if r.get("route", {}).get("cluster") == "edge_self"]
+    if edge.catalog_max_age <= 0:
+        host["routes"] = [r for r in host["routes"] if r not in catalog_routes]
+        manager["http_filters"] = [f for f in manager["http_filters"] if f["name"] != "envoy.filters.http.cache"]
+    for route in host["routes"]:
+        if route not in catalog_routes:  # the cache filter is for the anonymous catalog reads only
+            route.setdefault("typed_per_filter_config", {})["envoy.filters.http.cache"] = {
+                "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}
     cors = host["typed_per_filter_config"]["envoy.filters.http.cors"]
     cors["allow_origin_string_match"] = [_origin_matcher(o) for o in edge.cors_allowed_origins]
 
@@ -92,7 +102,7 @@ def _socket(host: str, port: int) -> dict:
 def _internal_listener(public: dict, host: str, port: int) -> dict:
     """The internal door: gRPC only (HTTP/2), every service, balanced over the replicas
     with the public routes' safe retry policy. No transcoder, no Lua."""
-    route = copy.deepcopy(next(r["route"] for r in _routes(public) if "route" in r))
+    route = copy.deepcopy(next(r["route"] for r in _routes(public) if r.get("route", {}).get("cluster") == "grpc_backend"))
     route["timeout"] = "60s"
     return {
         "name": "internal_grpc",
@@ -123,6 +133,35 @@ def _manager(listener: dict) -> dict:
     return listener["filter_chains"][0]["filters"][-1]["typed_config"]
 
 
+def _catalog_fill_listener(public: dict, max_age: int) -> dict:
+    """The public listener's chain without the cache, the catalog routes, the connection
+    limit or the CORS policy, on an internal address: where the edge cache fetches a miss.
+    Its answers say how long they may be cached (the cache skips the public routes'
+    header mutations)."""
+    fill = copy.deepcopy(public)
+    fill["name"] = "catalog_fill"
+    del fill["address"]
+    fill.pop("per_connection_buffer_limit_bytes", None)
+    fill["internal_listener"] = {}
+    fill["filter_chains"][0]["filters"] = fill["filter_chains"][0]["filters"][-1:]
+    manager = _manager(fill)
+    manager["stat_prefix"] = "catalog_fill"
+    manager.pop("access_log", None)
+    manager["http_filters"] = [f for f in manager["http_filters"]
+                               if f["name"] not in ("envoy.filters.http.cache", "envoy.filters.http.cors")]
+    manager["route_config"]["response_headers_to_add"] = [
+        {"header": {"key": "cache-control", "value": f"max-age={max_age}"},
+         "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]
+    host = manager["route_config"]["virtual_hosts"][0]
+    host.pop("typed_per_filter_config", None)
+    host["routes"] = [r for r in host["routes"] if r.get("route", {}).get("cluster") != "edge_self"]
+    for route in host["routes"]:
+        route.get("typed_per_filter_config", {}).pop("envoy.filters.http.cache", None)
+        if not route.get("typed_per_filter_config", True):
+            del route["typed_per_filter_config"]
+    return fill
+
+
 def _routes(listener: dict) -> list[dict]:
     return _manager(listener)["route_config"]["virtual_hosts"][0]["routes"]
 
@@ -136,14 +175,18 @@ def render_config(http_port: int, admin_port: int, grpc_ports: int | Sequence[in
     config["admin"]["address"] = _socket(LOCAL, admin_port)
     public = _listener(config, "http")
     public["address"] = _socket(host, http_port)
-    _apply_edge(config, public, edge or EdgeConfig())
+    edge = edge or EdgeConfig()
+    _apply_edge(config, public, edge)
     ports = [grpc_ports] if isinstance(grpc_ports, int) else list(grpc_ports)
-    cluster = config["static_resources"]["clusters"][0]
+    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    cluster = clusters["grpc_backend"]
     cluster["load_assignment"]["endpoints"] = [
         {"lb_endpoints": [{"endpoint": {"address": _socket(LOCAL, port)}} for port in ports]}
     ]
     if internal is not None:
         config["static_resources"]["listeners"].append(_internal_listener(public, *internal))
+    if any(r.get("route", {}).get("cluster") == "edge_self" for r in _routes(public)):
+        config["static_resources"]["listeners"].append(_catalog_fill_listener(public, edge.catalog_max_age))
     text = json.dumps(config, indent=1)  # JSON is YAML: Envoy reads it as the .yaml it is
     for name in ("api.binpb", "legacy_http.lua"):
         text = text.replace(f'"gateway/{name}"', json.dumps(str(GATEWAY / name)))

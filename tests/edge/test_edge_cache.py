@@ -1,0 +1,106 @@
+"""Public catalogs served from Envoy's cache (issue 18 §5; docs/edge.md: Catalogs at the
+edge): anonymous reads of the catalogs are cached for at most the refresh time, answers
+to a caller with a credential never are, and a catalog change shows within that time."""
+
+import dataclasses
+import time
+
+import httpx
+import pytest
+
+from server.membership.catalog import demo_catalog
+from server.platform.envoy import EdgeConfig, Envoy
+from tests.conftest import free_port
+
+MAX_AGE = 2
+CATALOGS = ["/api/v2/vip/configs", "/api/v2/bootstrappers", "/charge/index", "/api/recharge"]
+
+
+@pytest.fixture(scope="module")
+def cached(grpc_server, tmp_path_factory):
+    envoy = Envoy(free_port(), free_port(), grpc_server.port, tmp_path_factory.mktemp("envoy-cache"),
+                  edge=EdgeConfig(catalog_max_age=MAX_AGE))
+    envoy.start()
+    yield envoy
+    envoy.stop()
+
+
+def _fills(envoy: Envoy) -> int:
+    """Requests the cache sent on to the server (its misses)."""
+    stats = httpx.get(f"http://127.0.0.1:{envoy.admin_port}/stats?filter=^http.catalog_fill.downstream_rq_total$",
+                      timeout=5).text
+    return int(stats.split(":")[1]) if ":" in stats else 0
+
+
+def _client(envoy: Envoy, **headers) -> httpx.Client:
+    return httpx.Client(base_url=f"http://127.0.0.1:{envoy.http_port}", headers=headers, timeout=10)
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("path", CATALOGS)
+def test_anonymous_catalog_reads_are_served_from_the_edge(cached, path):
+    time.sleep(MAX_AGE + 0.1)  # what an earlier test left has gone stale
+    with _client(cached) as c:
+        first = c.get(path)
+        before = _fills(cached)
+        # Cache-busting parameters, other hosts: the same entry (clients cannot grow the cache).
+        again = [c.get(path + f"?_t={i}", headers={"host": f"h{i}.example"}) for i in range(20)]
+    assert first.status_code == 200 and first.headers["cache-control"] == f"max-age={MAX_AGE}"
+    assert all(a.status_code == 200 and a.content == first.content for a in again)
+    assert all("age" in a.headers for a in again)
+    assert _fills(cached) == before  # none reached the server
+    assert len({a.headers["x-request-id"] for a in again}) == len(again)  # each answer its own id
+
+
+@pytest.mark.db
+def test_answers_to_a_credential_are_never_cached_and_users_never_see_each_other(app, cached, token):
+    app.recharges.move(1, 0, 12300, "seed", "seed-1", debit=False)
+    app.recharges.move(2, 0, 4500, "seed", "seed-2", debit=False)
+    with _client(cached) as c:
+        anonymous = c.get("/api/recharge")
+        answers = []
+        for _ in range(3):
+            for user, balance in ((1, "123"), (2, "45")):
+                for header in ({"Authorization": f"Bearer {token(user)}"}, {"Access-Token": token(user)}):
+                    r = c.get("/api/recharge", headers=header)
+                    answers.append((r, balance))
+        anonymous_after = c.get("/api/recharge")
+    assert "balance" not in anonymous.json()["data"] and "balance" not in anonymous_after.json()["data"]
+    for r, balance in answers:
+        assert r.status_code == 200 and r.json()["data"]["balance"] == balance, r.text
+        assert r.headers["cache-control"] == "private, no-store" and "age" not in r.headers
+
+
+@pytest.mark.db
+def test_a_bad_token_is_still_401_on_a_cached_catalog(cached):
+    with _client(cached) as c:
+        assert c.get("/api/v2/vip/configs").status_code == 200  # warm
+        for header in ({"Authorization": "Bearer garbage"}, {"Access-Token": "garbage"}):
+            r = c.get("/api/v2/vip/configs", headers=header)
+            assert r.status_code == 401, (header, r.text)
+
+
+@pytest.mark.db
+def test_a_catalog_change_is_visible_within_the_refresh_time(app, cached):
+    with _client(cached) as c:
+        time.sleep(MAX_AGE + 0.1)
+        assert c.get("/api/v2/vip/configs").json()["exchange"] == 1
+        changed_at = time.monotonic()
+        app.save_catalog(dataclasses.replace(demo_catalog(), exchange=0))
+        app.memberships.catalog.invalidate()
+        seen = c.get("/api/v2/vip/configs").json()["exchange"]
+        while seen != 0 and time.monotonic() - changed_at < MAX_AGE + 3:
+            time.sleep(0.1)
+            seen = c.get("/api/v2/vip/configs").json()["exchange"]
+        took = time.monotonic() - changed_at
+    # max-age, plus up to a second: HTTP dates and ages count whole seconds (edge_config sets
+    # max-age to CATALOG_REFRESH_SECONDS - 1 for that).
+    assert seen == 0 and took <= MAX_AGE + 1.2, took
+
+
+@pytest.mark.db
+def test_the_default_gateway_caches_nothing(gateway):
+    # tests.conftest: CATALOG_REFRESH_SECONDS=0, so no edge cache at all.
+    with gateway.client() as c:
+        answers = [c.get("/api/v2/vip/configs") for _ in range(3)]
+    assert all("age" not in a.headers and "cache-control" not in a.headers for a in answers)
