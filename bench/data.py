@@ -59,6 +59,15 @@ def load(database_url: str, start: int, count: int, with_history_user: bool, bat
         _load_postgres(database_url, chunks)
 
 
+def load_user(database_url: str, user_id: int, count: int, start: int = 10**16) -> None:
+    """`count` orders of each kind for one user (tests/edge/test_history_plans.py)."""
+    chunk = _rows(start, count, lambda _i, _r: user_id)
+    if database_url.startswith("sqlite"):
+        _load_sqlite(database_url.split("///", 1)[1], [chunk])
+    else:
+        _load_postgres(database_url, [chunk])
+
+
 def _materialise(chunk):
     return _rows(chunk[0], chunk[1], _filler_user) if isinstance(chunk[0], int) else chunk
 
