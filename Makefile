@@ -58,8 +58,10 @@ seed: migrate
 
 # REPLICAS=N: N gRPC processes behind Envoy (docs/edge.md; use PostgreSQL for N > 1).
 REPLICAS ?= 1
+# Development: browser pages on any http://localhost port may call the API (CORS;
+# docs/edge.md); set CORS_ALLOWED_ORIGINS (even empty) to choose otherwise.
 run: seed
-	$(PY) -m server run --replicas $(REPLICAS)
+	CORS_ALLOWED_ORIGINS="$${CORS_ALLOWED_ORIGINS-http://localhost:*}" $(PY) -m server run --replicas $(REPLICAS)
 
 # Headless Chromium (Debian) for the cross-origin browser test (tests/edge/test_cors.py);
 # the playwright package in requirements.lock drives it.
