@@ -186,8 +186,10 @@ class VipOrders:
                               Kind.UNAVAILABLE, metadata={"channel": channel.name}) from exc
 
     def list_orders(
-        self, user_id: int, *, offset: int, limit: int, start: str, end: str, timezone_name: str
+        self, user_id: int, *, offset: int, limit: int, start: str, end: str, timezone_name: str,
+        before_id: int | None = None,
     ) -> tuple[list[VipOrderView], bool]:
+        """`before_id`: only orders older than it (a keyset page token), walking the same index."""
         tz, bounds = _history_window(offset, limit, start, end, timezone_name)
         query = select(ORDER_COLUMNS).where(VipOrderRow.user_id == user_id, VipOrderRow.user_deleted_at.is_(None))
         since = day_start(bounds["s"], tz) if "s" in bounds else None
@@ -196,6 +198,8 @@ class VipOrders:
             query = query.where(VipOrderRow.created_at >= since)
         if until is not None:
             query = query.where(VipOrderRow.created_at < until)
+        if before_id is not None:
+            query = query.where(VipOrderRow.id < before_id)
         # ix_vip_orders_user_id (user_id, id) gives this order without a sort.
         query = query.order_by(VipOrderRow.id.desc()).offset(offset).limit(limit + 1)
         with self._reads() as conn:

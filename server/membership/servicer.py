@@ -25,7 +25,7 @@ from server.platform.calls import BlockingRunner, current_call
 from server.platform.error_mapping import EnvelopeRegistry
 from server.platform.rate_limits import RateLimiter
 from server.platform.errors import Violations
-from server.platform.paging import offset_from_token, page_token
+from server.platform.paging import keyset_token, position_from_token
 from server.platform.timestamps import timestamp_message
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -238,16 +238,16 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
     async def ListVipOrders(self, request, context):
         call = current_call.get()
         user_id = require_user(call.principal)
-        offset = offset_from_token(request.page_token) if request.page_token else request.offset
+        offset, before_id = position_from_token(request.page_token) if request.page_token else (request.offset, None)
         limit = request.page_size or request.limit or 15
         rows, more = await self._read(
             self._svc.orders.list_orders, user_id, offset=offset, limit=limit, start=request.s, end=request.d,
-            timezone_name=request.timezone or "Asia/Shanghai",
+            timezone_name=request.timezone or "Asia/Shanghai", before_id=before_id,
         )
         refunded = await self._read(self._refunded, [r.id for r in rows])
         return pb.ListVipOrdersResponse(
             vip_orders=[order_message(r, refunded.get(r.id, 0)) for r in rows],
-            next_page_token=page_token(offset + limit) if more else "",
+            next_page_token=keyset_token(rows[-1].id) if more else "",
         )
 
     async def GetVipOrder(self, request, context):

@@ -53,15 +53,17 @@ class Wallets:
 
     # ---- internal wallet operations (wallet.proto) ------------------------------
 
-    def wallet_entries(self, user_id: int, store_id: int, offset: int, limit: int
+    def wallet_entries(self, user_id: int, store_id: int, offset: int, limit: int, before_id: int | None = None
                        ) -> tuple[int, list[WalletEntryView], bool]:
+        """`before_id`: only entries older than it (a keyset page token)."""
         with self._uow() as uow:
             wallet = uow.session.scalar(select(WalletRow).where(WalletRow.user_id == user_id,
                                                                 WalletRow.store_id == store_id))
             if wallet is None:
                 return 0, [], False
+            older = [WalletEntryRow.id < before_id] if before_id is not None else []
             rows = list(uow.session.scalars(
-                select(WalletEntryRow).where(WalletEntryRow.wallet_id == wallet.id)
+                select(WalletEntryRow).where(WalletEntryRow.wallet_id == wallet.id, *older)
                 .order_by(WalletEntryRow.id.desc()).offset(offset).limit(limit + 1)
             ))
         return wallet.balance, [WalletEntryView.of(row) for row in rows[:limit]], len(rows) > limit

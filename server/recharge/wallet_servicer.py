@@ -9,7 +9,7 @@ from server.platform.auth import require_role
 from server.platform.calls import BlockingRunner, current_call
 from server.platform.error_mapping import EnvelopeRegistry
 from server.platform.errors import Violations
-from server.platform.paging import offset_from_token, page_token
+from server.platform.paging import keyset_token, position_from_token
 from server.platform.timestamps import timestamp_message
 from server.recharge.wallet import Wallets
 from server.recharge.views import WalletEntryView
@@ -29,16 +29,16 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
 
     async def GetWallet(self, request, context):
         require_role(current_call.get().principal, "service")
-        offset = offset_from_token(request.page_token) if request.page_token else 0
+        offset, before_id = position_from_token(request.page_token) if request.page_token else (0, None)
         if request.page_size < 0:  # PostgreSQL refuses a negative LIMIT (a 500 before)
             v = Violations()
             v.add("page_size", "The page_size must not be negative.")
             v.raise_if_any()
         limit = min(request.page_size or 20, 100)
         balance, rows, more = await self._run(self._svc.wallet_entries, request.user_id, request.store_id, offset,
-                                              limit)
+                                              limit, before_id)
         return wpb.GetWalletResponse(balance_fen=balance, entries=[entry_message(r) for r in rows],
-                                     next_page_token=page_token(offset + limit) if more else "")
+                                     next_page_token=keyset_token(rows[-1].id) if more else "")
 
     async def DebitWallet(self, request, context):
         require_role(current_call.get().principal, "service")
