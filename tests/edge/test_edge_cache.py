@@ -54,8 +54,8 @@ def test_anonymous_catalog_reads_are_served_from_the_edge(cached, path):
 
 @pytest.mark.db
 def test_answers_to_a_credential_are_never_cached_and_users_never_see_each_other(app, cached, token):
-    app.recharges.move(1, 0, 12300, "seed", "seed-1", debit=False)
-    app.recharges.move(2, 0, 4500, "seed", "seed-2", debit=False)
+    app.recharges.wallet.move(1, 0, 12300, "seed", "seed-1", debit=False)
+    app.recharges.wallet.move(2, 0, 4500, "seed", "seed-2", debit=False)
     with _client(cached) as c:
         anonymous = c.get("/api/recharge")
         answers = []

@@ -75,7 +75,7 @@ def _nth_newest(app, n: int) -> int:
 
 def _pages(app):
     """(name, call) for every paged history, first page and deep."""
-    memberships, recharges = app.memberships, app.recharges
+    memberships, recharges, wallet = app.memberships.orders, app.recharges, app.recharges.wallet
     return [
         ("001 orders", lambda: memberships.list_orders(USER, offset=0, limit=15, start="", end="",
                                                         timezone_name="Asia/Shanghai")),
@@ -90,9 +90,9 @@ def _pages(app):
         ("002 history dated", lambda: recharges.history(USER, page=1, rows=10, start="2025-06-01",
                                                         end="2025-06-30", state="")),
         ("002 history deep", lambda: recharges.history(USER, page=900, rows=10, start="", end="", state="")),
-        ("wallet entries", lambda: recharges.wallet_entries(USER, 0, 0, 20)),
-        ("wallet entries deep", lambda: recharges.wallet_entries(USER, 0, 9_000, 20)),
-        ("wallet entries keyset deep", lambda: recharges.wallet_entries(USER, 0, 0, 20, ROWS - 9_000)),
+        ("wallet entries", lambda: wallet.wallet_entries(USER, 0, 0, 20)),
+        ("wallet entries deep", lambda: wallet.wallet_entries(USER, 0, 9_000, 20)),
+        ("wallet entries keyset deep", lambda: wallet.wallet_entries(USER, 0, 0, 20, ROWS - 9_000)),
     ]
 
 
@@ -114,8 +114,8 @@ def test_every_paged_history_walks_an_index_without_sorting(app, long_history):
 
 @pytest.mark.db
 def test_the_pages_are_right(app, long_history):
-    first, more = app.memberships.list_orders(USER, offset=0, limit=15, start="", end="", timezone_name="UTC")
-    deep, _ = app.memberships.list_orders(USER, offset=9_990, limit=15, start="", end="", timezone_name="UTC")
+    first, more = app.memberships.orders.list_orders(USER, offset=0, limit=15, start="", end="", timezone_name="UTC")
+    deep, _ = app.memberships.orders.list_orders(USER, offset=9_990, limit=15, start="", end="", timezone_name="UTC")
     ids = [o.id for o in first] + [o.id for o in deep]
     assert more and len(first) == 15 and len(deep) == 10
     assert ids == sorted(ids, reverse=True)
