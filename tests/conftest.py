@@ -190,6 +190,37 @@ def gateway(grpc_server, tmp_path_factory) -> Iterator[Gateway]:
 
 
 @pytest.fixture
+def own_gateway(app, settings, openapi_settings, tmp_path):
+    """own_gateway(settings={...}, recharge_settings={...}) -> a Gateway in front of a gRPC
+    server of its own, whose app build_app composes on the test database from the
+    session's configuration with these changes (e.g. tighter limits). Nothing is changed
+    on the shared app: configuration is handed in when an app is built."""
+    from server.recharge.settings import RechargeSettings
+
+    started = []
+
+    def start(*, settings: dict | None = None, recharge_settings: dict | None = None) -> Gateway:
+        own = build_app(base_settings.model_copy(update=settings or {}), app.engine, announce_channels=False,
+                        recharge_settings=RechargeSettings().model_copy(update=recharge_settings or {}),
+                        openapi_settings=openapi_settings.model_copy(update={"dispatcher_enabled": False}),
+                        callback_resolver=local_resolver)
+        loop = _Loop()
+        server = loop.run(_make_server(own))
+        envoy = Envoy(free_port(), free_port(), server.port, tmp_path / f"envoy-{len(started)}",
+                      log_path=tmp_path / f"envoy-{len(started)}.log")
+        started.append((loop, server, envoy))
+        envoy.start()
+        return Gateway(f"http://127.0.0.1:{envoy.http_port}", envoy)
+
+    base_settings = settings
+    yield start
+    for loop, server, envoy in started:
+        envoy.stop()
+        loop.run(server.stop(0))
+        loop.close()
+
+
+@pytest.fixture
 def token(settings):
     """token(user_id, role='user') -> a signed bearer token: a user token, or for role
     service/admin a short-lived service credential (SERVICE_JWT_SECRET)."""

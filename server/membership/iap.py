@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from server.membership import rules
 from server.membership.ledger import MembershipLedger
 from server.membership.orders import VipOrders
+from server.membership.rules import Refusal
 from server.membership.tables import AppStoreNotificationRow, IapRedemptionRow, IapTransactionRow, VipOrderRow
 from server.membership.views import VipOrderView
 from server.payments.iap import IapVerifier, ReceiptRejected
@@ -43,14 +44,14 @@ class IapPurchases:
         with self._uow() as uow:
             order = VipOrderView.of(self._orders.own_order(uow, user_id, order_id))
         if order.pay_method != "Iap":
-            raise DomainError("NOT_IAP_ORDER", "The order is not an in-app purchase.", Kind.FAILED_PRECONDITION)
+            raise DomainError(Refusal.NOT_IAP_ORDER, "The order is not an in-app purchase.", Kind.FAILED_PRECONDITION)
         if order.pay_status == rules.PayStatus.PAID:
             return order
         # Verified before locking anything: a legacy receipt costs an App Store round trip.
         try:
             purchase = self._iap.verify(receipt)
         except ReceiptRejected as exc:
-            raise DomainError("IAP_VERIFICATION_FAILED", f"Receipt rejected: {exc}", Kind.FAILED_PRECONDITION) from exc
+            raise DomainError(Refusal.IAP_VERIFICATION_FAILED, f"Receipt rejected: {exc}", Kind.FAILED_PRECONDITION) from exc
         with self._uow() as uow:
             locked = self._orders.own_order(uow, user_id, order_id, lock=True)
             if locked.pay_status != rules.PayStatus.PAID:
@@ -61,24 +62,24 @@ class IapPurchases:
     def _redeem(self, uow: UnitOfWork, user_id: int, order: VipOrderRow, purchase) -> None:
         """Pays the locked order with a verified purchase, or refuses (nothing written)."""
         if purchase.product_id != order.vip_info.get("iap"):
-            raise DomainError("IAP_PRODUCT_MISMATCH", "The purchase is for another product.", Kind.FAILED_PRECONDITION)
+            raise DomainError(Refusal.IAP_PRODUCT_MISMATCH, "The purchase is for another product.", Kind.FAILED_PRECONDITION)
         if purchase.quantity != order.quantity:
             # One transaction pays for what it bought, never for an order of several
             # (orders of quantity > 1 from before Iap was limited to 1 included).
-            raise DomainError("ORDER_QUANTITY_MISMATCH", "The purchase is not for the order's quantity.",
+            raise DomainError(Refusal.ORDER_QUANTITY_MISMATCH, "The purchase is not for the order's quantity.",
                               Kind.FAILED_PRECONDITION,
                               metadata={"order_quantity": str(order.quantity), "quantity": str(purchase.quantity)})
         if purchase.app_account_token != self._iap.account_token(user_id):
-            raise DomainError("IAP_ACCOUNT_MISMATCH", "The purchase belongs to another account.", Kind.FAILED_PRECONDITION)
+            raise DomainError(Refusal.IAP_ACCOUNT_MISMATCH, "The purchase belongs to another account.", Kind.FAILED_PRECONDITION)
         # Locked first (the same row a REFUND/REVOKE notification locks): a refund that
         # arrived before, or races this redemption, is seen here or sees our redemption.
         known = self._lock_iap_transaction(uow, purchase.transaction_id)
         if known.revoked_at is not None:
-            raise DomainError("IAP_REFUNDED", "This purchase was refunded or revoked by the App Store.",
+            raise DomainError(Refusal.IAP_REFUNDED, "This purchase was refunded or revoked by the App Store.",
                               Kind.FAILED_PRECONDITION, metadata={"transaction_id": purchase.transaction_id})
         already = uow.session.get(IapRedemptionRow, purchase.transaction_id)
         if already is not None:
-            raise DomainError("IAP_ALREADY_REDEEMED", "This purchase was already redeemed.", Kind.CONFLICT,
+            raise DomainError(Refusal.IAP_ALREADY_REDEEMED, "This purchase was already redeemed.", Kind.CONFLICT,
                               metadata={"transaction_id": purchase.transaction_id})
         uow.session.add(IapRedemptionRow(
             transaction_id=purchase.transaction_id, order_id=order.id, user_id=user_id,
@@ -87,7 +88,7 @@ class IapPurchases:
         try:
             uow.session.flush()
         except IntegrityError as exc:  # a concurrent check redeemed it for another order first
-            raise DomainError("IAP_ALREADY_REDEEMED", "This purchase was already redeemed.", Kind.CONFLICT,
+            raise DomainError(Refusal.IAP_ALREADY_REDEEMED, "This purchase was already redeemed.", Kind.CONFLICT,
                               metadata={"transaction_id": purchase.transaction_id}) from exc
         self._orders.fulfil(uow, order, purchase.transaction_id)
 
@@ -97,7 +98,7 @@ class IapPurchases:
         400 when it does not verify (Apple retries; nothing changed)."""
         decode = getattr(self._iap, "decode_notification", None)
         if decode is None:
-            raise DomainError("APP_STORE_NOT_CONFIGURED", "App Store notifications are not configured.", Kind.NOT_FOUND)
+            raise DomainError(Refusal.APP_STORE_NOT_CONFIGURED, "App Store notifications are not configured.", Kind.NOT_FOUND)
         try:
             signed = json.loads(body)["signedPayload"]
             note = decode(signed)

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from server.membership import rules
 from server.membership.ledger import MembershipLedger
+from server.membership.rules import Refusal
 from server.membership.tables import VipOrderRow
 from server.membership.views import FIELDS, VipOrderView
 from server.payments.channels import (
@@ -182,7 +183,7 @@ class VipOrders:
         except ChannelUnavailable as exc:
             # The order stays unpaid (and closes later); the client may retry with the same request_id.
             log.error("payment channel failed", extra={"order_id": order.id, "channel": channel.name, "why": str(exc)})
-            raise DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "The payment channel is unavailable; please retry.",
+            raise DomainError(Refusal.PAYMENT_CHANNEL_UNAVAILABLE, "The payment channel is unavailable; please retry.",
                               Kind.UNAVAILABLE, metadata={"channel": channel.name}) from exc
 
     def list_orders(

@@ -8,7 +8,7 @@ import calendar
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from server.platform.errors import DomainError, Kind, Violations
@@ -26,6 +26,22 @@ PAY_METHODS = (
 )
 MAX_QUANTITY = 12
 MAX_REQUEST_ID = 64  # the vip_orders.request_id column
+
+
+class Refusal(StrEnum):
+    """Why a membership request is refused (the DomainError reason; membership/thinksns_envelope.py renders it)."""
+
+    VIP_DISABLED = "VIP_DISABLED"
+    EXCHANGE_REFUSED = "EXCHANGE_REFUSED"
+    PAYMENT_CHANNEL_UNAVAILABLE = "PAYMENT_CHANNEL_UNAVAILABLE"
+    NOT_IAP_ORDER = "NOT_IAP_ORDER"
+    IAP_VERIFICATION_FAILED = "IAP_VERIFICATION_FAILED"
+    IAP_PRODUCT_MISMATCH = "IAP_PRODUCT_MISMATCH"
+    ORDER_QUANTITY_MISMATCH = "ORDER_QUANTITY_MISMATCH"
+    IAP_ACCOUNT_MISMATCH = "IAP_ACCOUNT_MISMATCH"
+    IAP_REFUNDED = "IAP_REFUNDED"
+    IAP_ALREADY_REDEEMED = "IAP_ALREADY_REDEEMED"
+    APP_STORE_NOT_CONFIGURED = "APP_STORE_NOT_CONFIGURED"
 
 
 class PayStatus(IntEnum):
@@ -130,7 +146,7 @@ def quote_order(
     v.raise_if_any()
 
     if not catalog.switch:
-        raise DomainError("VIP_DISABLED", "The VIP feature is switched off.", Kind.FAILED_PRECONDITION)
+        raise DomainError(Refusal.VIP_DISABLED, "The VIP feature is switched off.", Kind.FAILED_PRECONDITION)
     config = catalog.levels[level]
     setting = catalog.setting(level, duration)
     if not config.enable or setting is None or not setting.enable:
@@ -218,7 +234,7 @@ def plan_exchange(
             consumed.append(level)
     if days == 0:
         raise DomainError(
-            "EXCHANGE_REFUSED",
+            Refusal.EXCHANGE_REFUSED,
             "No remaining days of a lower level to convert into this level.",
             Kind.PERMISSION_DENIED,
             metadata={"level": target},

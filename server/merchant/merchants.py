@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 
 from server.membership.grants import LEVELS
-from server.merchant.rules import check_callback_url
+from server.merchant.rules import Refusal, check_callback_url
 from server.merchant.signing import generate_md5_secret, generate_rsa_keypair, normalise_public_key
 from server.merchant.tables import (
     MerchantBalanceEntryRow,
@@ -26,7 +26,7 @@ from server.platform.unit_of_work import UnitOfWork
 
 
 def _problem(message: str) -> DomainError:
-    return DomainError("MERCHANT_ADMIN", message, Kind.FAILED_PRECONDITION)
+    return DomainError(Refusal.MERCHANT_ADMIN, message, Kind.FAILED_PRECONDITION)
 
 
 def _check_url(url: str | None) -> None:

@@ -32,6 +32,7 @@ class Refusal(StrEnum):
     OPENAPI_ORDER_FAILED = "OPENAPI_ORDER_FAILED"
     OPENAPI_ORDER_NOT_FOUND = "OPENAPI_ORDER_NOT_FOUND"
     INTERNAL = "INTERNAL"
+    MERCHANT_ADMIN = "MERCHANT_ADMIN"  # an operator's merchant command refused (CLI only; no body status)
 
 
 class OrderState(StrEnum):

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 
 from alipay import AliPay
 from alipay.exceptions import AliPayException, AliPayValidationError
+from alipay.utils import AliPayConfig
 
 from server.payments.channels import (
     REFUND_FAILED,
@@ -64,6 +65,15 @@ def bj_time(moment: datetime) -> str:
     return moment.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
 
 
+class _GatewayAliPay(AliPay):
+    """The SDK's client at our gateway: the SDK only knows production and its sandbox
+    (its constructor sets `_gateway` from `debug`), so this subclass sets its own."""
+
+    def __init__(self, gateway_url: str, **options):
+        super().__init__(**options)
+        self._gateway = gateway_url
+
+
 class AlipayChannel:
     name = "alipay"
 
@@ -78,15 +88,15 @@ class AlipayChannel:
         self._clock = clock
         self._timeout = timeout
         self._bill_hosts = tuple(h.strip().lower() for h in bill_hosts if h.strip())
-        self._sdk = AliPay(
+        self._sdk = _GatewayAliPay(
+            gateway_url,
             appid=app_id,
             app_notify_url=None,
             app_private_key_string=pem(app_private_key, "PRIVATE KEY"),  # the label does not matter to the SDK
             alipay_public_key_string=pem(alipay_public_key, "PUBLIC KEY"),
             sign_type="RSA2",
+            config=AliPayConfig(timeout=timeout),
         )
-        self._sdk._config.timeout = timeout
-        self._sdk._gateway = gateway_url  # the SDK only knows production / its sandbox
 
     # ---- paying -------------------------------------------------------------
 

@@ -5,8 +5,9 @@ actions and choose their limits (server/app.py composes them)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from sqlalchemy import BigInteger, Connection, Integer, String, bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
@@ -44,13 +45,18 @@ class RateLimiter:
     """Counts attempts at named actions; `rates`: action -> RateLimit (an action
     without one is not limited)."""
 
-    def __init__(self, uow_factory: Callable[[], UnitOfWork], rates: dict[str, RateLimit] | None = None, *,
+    def __init__(self, uow_factory: Callable[[], UnitOfWork], rates: Mapping[str, RateLimit] | None = None, *,
                  clock: Callable[[], float] = time.time, writes: Callable | None = None):
         # Counter updates share the group commit of the orders they guard (unit_of_work.py
         # GroupCommit): a transaction of their own per request cost an fsync per order.
         self._writes = writes or single_commits(uow_factory)
         self._clock = clock
-        self.rates = dict(rates or {})  # action -> RateLimit (mutable: tests tighten them)
+        self._rates = MappingProxyType(dict(rates or {}))  # fixed when built: other limits, another limiter
+
+    @property
+    def rates(self) -> Mapping[str, RateLimit]:
+        """action -> RateLimit, read-only."""
+        return self._rates
 
     def hit_all(self, keys: list[str], window_seconds: int) -> dict[str, int]:
         """Counts one request for each key in the current window, in one transaction
@@ -63,7 +69,7 @@ class RateLimiter:
         and answers its refusal, or None. An order path runs it inside its own write
         job, so the count shares the order's transaction and commit; a refused
         attempt's count commits too (the refusal is returned, not raised)."""
-        rate = self.rates.get(action)
+        rate = self._rates.get(action)
         if rate is None:
             return lambda conn: None
         now = int(self._clock())

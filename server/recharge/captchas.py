@@ -18,6 +18,7 @@ from server.platform.errors import DomainError, Kind
 from server.platform.rate_limits import RateLimiter
 from server.platform.times import naive_now
 from server.platform.unit_of_work import UnitOfWork
+from server.recharge.rules import Refusal
 
 # The rate-limited actions of this area (server/app.py gives them their limits).
 CHARGE_PAY, CAPTCHA = "charge_pay", "captcha"
@@ -51,12 +52,12 @@ class Limits:
 
 
 def captcha_required() -> DomainError:
-    return DomainError("CAPTCHA_REQUIRED", "Too many requests: enter the image verification code.",
+    return DomainError(Refusal.CAPTCHA_REQUIRED, "Too many requests: enter the image verification code.",
                        Kind.RESOURCE_EXHAUSTED, metadata={"captcha_url": CAPTCHA_PATH})
 
 
 def captcha_invalid() -> DomainError:
-    return DomainError("CAPTCHA_INVALID", "The verification code is wrong or expired; fetch a new one.",
+    return DomainError(Refusal.CAPTCHA_INVALID, "The verification code is wrong or expired; fetch a new one.",
                        Kind.FAILED_PRECONDITION, metadata={"captcha_url": CAPTCHA_PATH})
 
 
@@ -65,14 +66,18 @@ class CaptchaGuard:
                  render_png: Callable[[str], bytes]):
         self._uow = uow_factory
         self._counter = counter
-        self.limits = limits
+        self._limits = limits  # fixed when built (build_app hands in RechargeSettings)
         self._render = render_png
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
 
     def check(self, user_id: int, client_ip: str, verify_code: str) -> None:
         """Counts the attempt; over either limit it needs a valid captcha code."""
         user_key, ip_key = f"recharge_order:user:{user_id}", f"recharge_order:ip:{client_ip}"
-        counts = self._counter.hit_all([user_key, ip_key] if client_ip else [user_key], self.limits.window_seconds)
-        if counts[user_key] <= self.limits.per_user and counts.get(ip_key, 0) <= self.limits.per_ip:
+        counts = self._counter.hit_all([user_key, ip_key] if client_ip else [user_key], self._limits.window_seconds)
+        if counts[user_key] <= self._limits.per_user and counts.get(ip_key, 0) <= self._limits.per_ip:
             return
         if not verify_code:
             raise captcha_required()
@@ -80,13 +85,13 @@ class CaptchaGuard:
 
     def issue(self, user_id: int) -> bytes:
         """A new captcha for the user (older unused ones stop counting); the PNG."""
-        code = "".join(secrets.choice(CAPTCHA_ALPHABET) for _ in range(self.limits.captcha_length))
+        code = "".join(secrets.choice(CAPTCHA_ALPHABET) for _ in range(self._limits.captcha_length))
         now = naive_now()
         with self._uow() as uow:
             uow.session.execute(update(CaptchaRow).where(CaptchaRow.user_id == user_id, CaptchaRow.used_at.is_(None))
                                 .values(used_at=now))
             uow.session.add(CaptchaRow(user_id=user_id, code=code, created_at=now,
-                                       expires_at=now + timedelta(seconds=self.limits.captcha_ttl_seconds)))
+                                       expires_at=now + timedelta(seconds=self._limits.captcha_ttl_seconds)))
             uow.commit()
         return self._render(code)
 

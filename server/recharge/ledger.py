@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from server.platform.errors import DomainError, Kind
 from server.platform.times import naive_now
 from server.platform.unit_of_work import UnitOfWork
+from server.recharge.rules import Refusal
 from server.recharge.tables import WalletEntryRow, WalletRow
 
 EPOCH = datetime(1970, 1, 1)
@@ -38,7 +39,7 @@ def post(uow: UnitOfWork, wallet: WalletRow, amount: int, reason: str, reference
         raise ValueError("a ledger entry moves money")
     balance = wallet.balance + amount
     if balance < 0 and not allow_negative:
-        raise DomainError("INSUFFICIENT_BALANCE", "The balance is not enough.", Kind.FAILED_PRECONDITION,
+        raise DomainError(Refusal.INSUFFICIENT_BALANCE, "The balance is not enough.", Kind.FAILED_PRECONDITION,
                           metadata={"balance_fen": str(wallet.balance), "amount_fen": str(-amount)})
     now = naive_now()
     entry = WalletEntryRow(wallet_id=wallet.id, amount=amount, balance_after=balance, reason=reason,

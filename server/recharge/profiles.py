@@ -10,6 +10,7 @@ from server.platform.errors import Violations
 from server.platform.times import naive_now
 from server.platform.unit_of_work import UnitOfWork
 from server.recharge.tables import UserProfileRow
+from server.recharge.views import UserProfileView
 
 # Field -> default, in the order 003 shows them.
 DEFAULTS = {
@@ -30,11 +31,12 @@ class UserProfiles:
     def __init__(self, uow_factory: Callable[[], UnitOfWork]):
         self._uow = uow_factory
 
-    def get(self, user_id: int, store_id: int) -> UserProfileRow | None:
+    def get(self, user_id: int, store_id: int) -> UserProfileView | None:
         with self._uow() as uow:
-            return uow.session.get(UserProfileRow, (user_id, store_id))
+            row = uow.session.get(UserProfileRow, (user_id, store_id))
+            return None if row is None else UserProfileView.of(row)
 
-    def save(self, user_id: int, store_id: int, **changes) -> UserProfileRow:
+    def save(self, user_id: int, store_id: int, **changes) -> UserProfileView:
         """Creates or updates one profile; fields not given keep their value (or the default)."""
         v = Violations()
         if user_id <= 0:
@@ -60,5 +62,5 @@ class UserProfiles:
                 setattr(row, name, value)
             row.updated_at = now
             uow.commit()
-        return row
+            return UserProfileView.of(row)
 

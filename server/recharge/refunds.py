@@ -19,6 +19,7 @@ from server.platform.errors import DomainError, Kind
 from server.platform.unit_of_work import UnitOfWork
 from server.recharge import ledger, rules
 from server.recharge.ledger import REFUND, REFUND_UNDO
+from server.recharge.rules import Refusal
 from server.recharge.tables import RechargeOrderRow, WalletEntryRow
 
 
@@ -47,7 +48,7 @@ class RechargeOrderRefunds(OrderRefunds):
         due = amount_fen + gift
         wallet = ledger.lock_wallet(uow, order.user_id, order.store_id)
         if strict and wallet.balance < due:
-            raise DomainError("REFUND_EXCEEDS_BALANCE", "The wallet no longer holds what this refund takes back.",
+            raise DomainError(Refusal.REFUND_EXCEEDS_BALANCE, "The wallet no longer holds what this refund takes back.",
                               Kind.FAILED_PRECONDITION,
                               metadata={"balance_fen": str(wallet.balance), "take_back_fen": str(due)})
         take = min(due, wallet.balance)

@@ -14,6 +14,22 @@ from server.platform import money
 from server.platform.errors import DomainError, Kind, Violations, not_found
 
 
+class Refusal(StrEnum):
+    """Why a recharge request is refused (the DomainError reason; envelope_codes.py gives its 002/003 code)."""
+
+    RECHARGE_CLOSED = "RECHARGE_CLOSED"
+    PRICE_MISMATCH = "PRICE_MISMATCH"
+    CUSTOM_AMOUNT_DISABLED = "CUSTOM_AMOUNT_DISABLED"
+    AMOUNT_TOO_LOW = "AMOUNT_TOO_LOW"
+    CAPTCHA_REQUIRED = "CAPTCHA_REQUIRED"
+    CAPTCHA_INVALID = "CAPTCHA_INVALID"
+    STORE_REQUIRED = "STORE_REQUIRED"
+    INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
+    REFUND_EXCEEDS_BALANCE = "REFUND_EXCEEDS_BALANCE"
+    REQUEST_ID_REUSED = "REQUEST_ID_REUSED"
+    DUPLICATE_REFERENCE = "DUPLICATE_REFERENCE"
+    PAYMENT_CHANNEL_UNAVAILABLE = "PAYMENT_CHANNEL_UNAVAILABLE"
+
 
 class OrderState(StrEnum):
     """recharge_orders.state (also the `orderState` clients filter their history by)."""
@@ -258,20 +274,20 @@ def quote_plan(catalog: RechargeCatalog, plan_id: int, amount_fen: int) -> Quote
     """A plan (plan_id > 0, the price must be the plan's) or a custom amount (plan_id 0)."""
     s = catalog.setting
     if not s.is_entrance:
-        raise DomainError("RECHARGE_CLOSED", "Recharge is not open.", Kind.FAILED_PRECONDITION)
+        raise DomainError(Refusal.RECHARGE_CLOSED, "Recharge is not open.", Kind.FAILED_PRECONDITION)
     if plan_id:
         plan = catalog.plan(plan_id)
         if plan is None:
             raise not_found("plan", plan_id)
         if amount_fen != plan.money_fen:
-            raise DomainError("PRICE_MISMATCH", "The price does not match the recharge amount.",
+            raise DomainError(Refusal.PRICE_MISMATCH, "The price does not match the recharge amount.",
                               Kind.FAILED_PRECONDITION,
                               metadata={"plan_id": str(plan_id), "price": money.yuan_string_trimmed(plan.money_fen)})
         return Quote("plan", plan.name, plan.money_fen, plan.gift_fen, plan_id=plan.id)
     if not s.is_custom:
-        raise DomainError("CUSTOM_AMOUNT_DISABLED", "Custom amounts are not allowed.", Kind.FAILED_PRECONDITION)
+        raise DomainError(Refusal.CUSTOM_AMOUNT_DISABLED, "Custom amounts are not allowed.", Kind.FAILED_PRECONDITION)
     if amount_fen < s.lowest_money_fen:
-        raise DomainError("AMOUNT_TOO_LOW", f"The lowest amount is {money.yuan_string_trimmed(s.lowest_money_fen)}.",
+        raise DomainError(Refusal.AMOUNT_TOO_LOW, f"The lowest amount is {money.yuan_string_trimmed(s.lowest_money_fen)}.",
                           Kind.FAILED_PRECONDITION, metadata={"lowest": money.yuan_string_2dp(s.lowest_money_fen)})
     match = matched_gift(catalog.plans, amount_fen) if s.is_match_plan else None
     title = f"{money.yuan_string_trimmed(amount_fen)}元自定义充值"
@@ -281,12 +297,12 @@ def quote_plan(catalog: RechargeCatalog, plan_id: int, amount_fen: int) -> Quote
 def quote_package(catalog: RechargeCatalog, package_id: int, amount_fen: int | None = None) -> Quote:
     """A charge package; when a price is given (002 goodsId) it must be the package's."""
     if not catalog.setting.is_entrance:
-        raise DomainError("RECHARGE_CLOSED", "Recharge is not open.", Kind.FAILED_PRECONDITION)
+        raise DomainError(Refusal.RECHARGE_CLOSED, "Recharge is not open.", Kind.FAILED_PRECONDITION)
     package = catalog.package(package_id)
     if package is None:
         raise not_found("package", package_id)
     if amount_fen is not None and amount_fen != package.amount_fen:
-        raise DomainError("PRICE_MISMATCH", "The price does not match the package.", Kind.FAILED_PRECONDITION,
+        raise DomainError(Refusal.PRICE_MISMATCH, "The price does not match the package.", Kind.FAILED_PRECONDITION,
                           metadata={"package_id": str(package_id),
                                     "price": money.yuan_string_trimmed(package.amount_fen)})
     title = package.comment or f"{money.yuan_string_trimmed(package.amount_fen)}元充值"

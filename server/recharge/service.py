@@ -34,6 +34,7 @@ from server.recharge.captchas import CaptchaGuard
 from server.recharge.catalog import RechargeCatalogProvider
 from server.recharge.ledger import GIFT, RECHARGE
 from server.recharge.refunds import RechargeOrderRefunds
+from server.recharge.rules import Refusal
 from server.recharge.tables import RechargeOrderRow
 from server.recharge.views import RechargeOrderView
 from server.recharge.wallet import Wallets
@@ -203,7 +204,7 @@ class RechargeService:
             ))
         except ChannelUnavailable as exc:
             log.error("payment channel failed", extra={"order_id": order.id, "channel": channel.name, "why": str(exc)})
-            raise DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "The payment channel is unavailable; please retry.",
+            raise DomainError(Refusal.PAYMENT_CHANNEL_UNAVAILABLE, "The payment channel is unavailable; please retry.",
                               Kind.UNAVAILABLE, metadata={"channel": channel.name}) from exc
         return CreatedOrder(RechargeOrderView.of(order), pay_data)
 

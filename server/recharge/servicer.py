@@ -27,7 +27,7 @@ from server.recharge.recharge_envelope import recharge_envelope
 from server.recharge.yoshop_envelope import yoshop_envelope
 from server.recharge.profiles import DEFAULTS as PROFILE_DEFAULTS
 from server.recharge.profiles import UserProfiles
-from server.recharge.rules import RechargeCatalog
+from server.recharge.rules import RechargeCatalog, Refusal
 from server.recharge.service import RechargeService, local_text
 from server.recharge.views import RechargeOrderView
 from server.recharge.wallet import StoreTotals
@@ -106,7 +106,7 @@ def store_id_from(metadata: dict[str, str]) -> int:
     text = metadata.get("storeid", "").strip()
     # Store ids are positive BIGINTs: a larger number overflowed the database (a 500 before).
     if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 2**63:  # "²".isdigit() is True
-        raise DomainError("STORE_REQUIRED", "The storeId header is required.", Kind.INVALID,
+        raise DomainError(Refusal.STORE_REQUIRED, "The storeId header is required.", Kind.INVALID,
                           metadata={"header": "storeId"})
     return int(text)
 

@@ -54,3 +54,25 @@ class WalletEntryView(NamedTuple):
     @classmethod
     def of(cls, row: Any) -> WalletEntryView:
         return cls._make(getattr(row, name) for name in cls._fields)
+
+
+class UserProfileView(NamedTuple):
+    """A user's profile in one store (user_profiles; 003's `personal`)."""
+
+    user_id: int
+    store_id: int
+    mobile: str
+    nick_name: str
+    avatar_id: int
+    gender: str
+    address_id: int
+    points: int
+    grade_id: int
+    platform: str
+    last_login_time: int
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Any) -> UserProfileView:
+        """From an ORM row (the same attribute names)."""
+        return cls._make(getattr(row, name) for name in cls._fields)

@@ -14,6 +14,7 @@ from server.platform.errors import DomainError, Kind, Violations
 from server.platform.unit_of_work import UnitOfWork
 from server.recharge import ledger, rules
 from server.recharge.ledger import CREDIT, DEBIT, RECHARGE
+from server.recharge.rules import Refusal
 from server.recharge.tables import WalletEntryRow, WalletRow
 from server.recharge.views import WalletEntryView
 
@@ -92,13 +93,13 @@ class Wallets:
                                                                       WalletEntryRow.request_id == request_id))
             if earlier is not None:
                 if (earlier.reason, earlier.amount, earlier.reference) != (reason, signed, reference):
-                    raise DomainError("REQUEST_ID_REUSED", "The request_id was used for another operation.",
+                    raise DomainError(Refusal.REQUEST_ID_REUSED, "The request_id was used for another operation.",
                                       Kind.CONFLICT, metadata={"request_id": request_id})
                 return WalletChange(WalletEntryView.of(earlier), wallet.balance)
             try:
                 entry = ledger.post(uow, wallet, signed, reason, reference, request_id)
             except IntegrityError as exc:
-                raise DomainError("DUPLICATE_REFERENCE", "This reference was already booked.", Kind.CONFLICT,
+                raise DomainError(Refusal.DUPLICATE_REFERENCE, "This reference was already booked.", Kind.CONFLICT,
                                   metadata={"reference": reference}) from exc
             uow.commit()
             return WalletChange(WalletEntryView.of(entry), wallet.balance)

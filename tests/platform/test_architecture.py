@@ -118,3 +118,69 @@ def test_the_composition_root_and_platform_set_nothing_onto_built_objects(tree):
     assert wiring_violations(tree) == ["server/app.py:" + str(next(
         i for i, line in enumerate(app.read_text().splitlines(), 1) if "channels.on_refund =" in line))
         + ": channels.on_refund"]
+
+
+AREAS = ("membership", "recharge", "merchant")
+
+
+def literal_reasons(root: Path) -> list[str]:
+    """DomainError(...) raised with a string literal as its reason in an area."""
+    import ast
+
+    found = []
+    for area in AREAS:
+        for f in sorted((root / "server" / area).glob("*.py")):
+            for node in ast.walk(ast.parse(f.read_text())):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "DomainError"
+                        and node.args and isinstance(node.args[0], ast.Constant)):
+                    found.append(f"{f.relative_to(root)}:{node.lineno}: {node.args[0].value}")
+    return found
+
+
+def test_every_area_names_its_refusals_and_states_in_str_enums(tree):
+    """Each area's refusal reasons and order states are StrEnums whose values are the
+    wire strings (issue 16 §5); no DomainError reason is a bare string literal."""
+    from enum import StrEnum
+
+    from server.membership import rules as membership
+    from server.merchant import rules as merchant
+    from server.recharge import rules as recharge
+
+    assert literal_reasons(ROOT) == []
+    for rules in (membership, recharge, merchant):
+        assert issubclass(rules.Refusal, StrEnum)
+        assert all(r.value == r.name for r in rules.Refusal)  # the wire reason is the member's name
+    for rules in (recharge, merchant):
+        assert issubclass(rules.OrderState, StrEnum)
+    assert [s.value for s in recharge.OrderState] == ["WAITING_FOR_PAYMENT", "SUCCESSFUL_PAYMENT", "FAILURE_TO_PAY"]
+    assert [s.value for s in merchant.OrderState] == ["processing", "success", "failed", "refunded"]
+    iap = tree / "server" / "membership" / "iap.py"
+    iap.write_text(iap.read_text().replace("DomainError(Refusal.NOT_IAP_ORDER", 'DomainError("NOT_IAP_ORDER"', 1))
+    assert [v.split(": ")[1] for v in literal_reasons(tree)] == ["NOT_IAP_ORDER"]
+
+
+def foreign_private_assignments(root: Path) -> list[str]:
+    """Assignments onto another object's private attribute (`x._y = ...`, `self._sdk._y = ...`):
+    configuring a third-party object behind its back."""
+    found = []
+    for f in sorted((root / "server").rglob("*.py")):
+        for line, text in attribute_assignments(f):
+            parts = text.split(".")
+            foreign = parts[2:] if parts[0] in ("self", "cls") else parts[1:]  # past our own attributes
+            if any(part.startswith("_") for part in foreign):
+                found.append(f"{f.relative_to(root)}:{line}: {text}")
+    return found
+
+
+# The SDK offers no other way; each line says why at the assignment.
+KNOWN_PRIVATE = {"self._sdk._core._gate_way", "api._base_url"}
+
+
+def test_no_assignment_onto_a_third_party_objects_private_attributes(tree):
+    """The Alipay SDK gets its timeout through its config object and its gateway from our
+    own subclass (payments/alipay.py), not by assignment onto its private attributes."""
+    assert [v for v in foreign_private_assignments(ROOT) if v.split(": ")[1] not in KNOWN_PRIVATE] == []
+    alipay = tree / "server" / "payments" / "alipay.py"
+    alipay.write_text(alipay.read_text() + "\n\ndef configure(sdk):\n    sdk._config.timeout = 3\n")
+    assert [v.split(": ")[1] for v in foreign_private_assignments(tree)
+            if v.split(": ")[1] not in KNOWN_PRIVATE] == ["sdk._config.timeout"]

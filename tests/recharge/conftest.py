@@ -1,7 +1,5 @@
 """Recharge fixtures: the documents' example catalog before each database test,
-and a way to tighten the abuse limits for one test."""
-
-from dataclasses import replace
+and a gateway whose server is built with tighter abuse limits for one test."""
 
 import pytest
 
@@ -15,19 +13,19 @@ def _recharge_catalog(request):
         return
     app = request.getfixturevalue("app")
     app.recharges.catalog.save(demo_catalog())
-    limits = app.recharges.captchas.limits
     yield
-    app.recharges.captchas.limits = limits
 
 
 @pytest.fixture
-def limits(app):
-    """limits(per_user=2, per_ip=100): tighter abuse limits for this test only.
-    The window is a day unless given, so a test never straddles a fixed-window
-    boundary (with the 60 s default, one did now and then and saw its counter reset)."""
+def limits(own_gateway):
+    """limits(per_user=2, per_ip=100) -> a Gateway to a server built with these recharge
+    order limits (RechargeSettings). The window is a day unless given, so a test never
+    straddles a fixed-window boundary (with the 60 s default, one did now and then and
+    saw its counter reset)."""
 
-    def set_limits(**changes):
-        changes.setdefault("window_seconds", 86400)
-        app.recharges.captchas.limits = replace(app.recharges.captchas.limits, **changes)
+    def build(per_user: int, per_ip: int, window_seconds: int = 86400):
+        return own_gateway(recharge_settings={"recharge_order_limit_per_user": per_user,
+                                              "recharge_order_limit_per_ip": per_ip,
+                                              "recharge_rate_window_seconds": window_seconds})
 
-    return set_limits
+    return build

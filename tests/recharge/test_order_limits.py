@@ -14,17 +14,22 @@ ORDER = {"timezone": "Asia/Shanghai", "duration": 3, "level": "middle", "pay_met
 
 
 @pytest.fixture
-def rates(app):
-    """rates(action, per_user=..., per_ip=...): a tight limit for this test only (a day
-    long, so a test never straddles a window boundary)."""
-    saved = dict(app.abuse.rates)
+def rates(own_gateway):
+    """rates(action, per_user=..., per_ip=...) -> a Gateway to a server built with a tight
+    limit for this action (a day long, so a test never straddles a window boundary).
+    The order paths (VIP orders, check-iap, 000 charge) share one configured limit
+    (Settings.order_limit_*), each counting its own attempts; captcha images have theirs
+    (RechargeSettings.captcha_limit_*)."""
 
-    def tighten(action: str, per_user: int = 1000, per_ip: int = 1000):
-        app.abuse.rates[action] = RateLimit(per_user, per_ip, 86400)
+    def build(action: str, per_user: int = 1000, per_ip: int = 1000):
+        if action == CAPTCHA:
+            return own_gateway(recharge_settings={"captcha_limit_per_user": per_user, "captcha_limit_per_ip": per_ip,
+                                                  "recharge_rate_window_seconds": 86400})
+        assert action in (VIP_ORDER, CHECK_IAP, CHARGE_PAY)
+        return own_gateway(settings={"order_limit_per_user": per_user, "order_limit_per_ip": per_ip,
+                                     "order_rate_window_seconds": 86400})
 
-    yield tighten
-    app.abuse.rates.clear()
-    app.abuse.rates.update(saved)
+    return build
 
 
 def vip_order(c):
@@ -35,8 +40,8 @@ def charge_pay(c):
     return c.post("/charge/pay", json={"id": 1, "payType": "ALIPAYCASH"})
 
 
-def test_vip_orders_per_user_answer_429_in_the_001_envelope(app, gateway, token, rates):
-    rates(VIP_ORDER, per_user=2)
+def test_vip_orders_per_user_answer_429_in_the_001_envelope(app, token, rates):
+    gateway = rates(VIP_ORDER, per_user=2)
     with gateway.client(token(1)) as c:
         assert [vip_order(c).status_code for _ in range(2)] == [201, 201]
         limited = vip_order(c)
@@ -52,8 +57,8 @@ def test_vip_orders_per_user_answer_429_in_the_001_envelope(app, gateway, token,
         assert vip_order(c).status_code == 201
 
 
-def test_vip_orders_per_ip_span_users(gateway, token, rates):
-    rates(VIP_ORDER, per_ip=3)
+def test_vip_orders_per_ip_span_users(token, rates):
+    gateway = rates(VIP_ORDER, per_ip=3)
     codes = []
     for user in (11, 12, 13, 14):
         with gateway.client(token(user), **{"X-Forwarded-For": f"10.0.0.{user}"}) as c:  # forged: ignored
@@ -61,8 +66,8 @@ def test_vip_orders_per_ip_span_users(gateway, token, rates):
     assert codes == [201, 201, 201, 429]
 
 
-def test_check_iap_is_limited_per_user_in_the_001_envelope(app, gateway, token, rates):
-    rates(CHECK_IAP, per_user=2)
+def test_check_iap_is_limited_per_user_in_the_001_envelope(app, token, rates):
+    gateway = rates(CHECK_IAP, per_user=2)
     with gateway.client(token(1)) as c:
         order = c.post("/api/v2/vip/orders", json=dict(ORDER, pay_method="Iap")).json()
         codes = [c.post(f"/api/v2/vip/check-iap-result/{order['id']}", json={"receipt": "garbage"}).status_code
@@ -72,8 +77,8 @@ def test_check_iap_is_limited_per_user_in_the_001_envelope(app, gateway, token, 
     assert last.status_code == 429 and set(last.json()) == {"message", "errors"}
 
 
-def test_charge_pay_is_limited_in_the_000_envelope(gateway, token, rates):
-    rates(CHARGE_PAY, per_user=1)
+def test_charge_pay_is_limited_in_the_000_envelope(token, rates):
+    gateway = rates(CHARGE_PAY, per_user=1)
     with gateway.client(token(5)) as c:
         assert charge_pay(c).json()["c"] == 0
         limited = charge_pay(c)
@@ -81,8 +86,8 @@ def test_charge_pay_is_limited_in_the_000_envelope(gateway, token, rates):
     assert limited.json() == {"c": 429, "m": "Too many requests; please retry later.", "d": None}
 
 
-def test_charge_pay_per_ip(gateway, token, rates):
-    rates(CHARGE_PAY, per_ip=2)
+def test_charge_pay_per_ip(token, rates):
+    gateway = rates(CHARGE_PAY, per_ip=2)
     codes = []
     for user in (21, 22, 23):
         with gateway.client(token(user)) as c:
@@ -90,8 +95,8 @@ def test_charge_pay_per_ip(gateway, token, rates):
     assert codes == [0, 0, 429]
 
 
-def test_captcha_images_are_limited_in_the_002_envelope(gateway, token, rates):
-    rates(CAPTCHA, per_user=2)
+def test_captcha_images_are_limited_in_the_002_envelope(token, rates):
+    gateway = rates(CAPTCHA, per_user=2)
     with gateway.client(token(7)) as c:
         images = [c.get("/api/recharge/captcha") for _ in range(2)]
         limited = c.get("/api/recharge/captcha")
@@ -110,8 +115,7 @@ def test_defaults_limit_every_path(app, settings):
 
 
 @pytest.mark.parametrize("path", ["vip", "charge"])
-def test_an_order_counts_its_attempt_in_its_own_commit_and_a_refusal_keeps_the_count(app, gateway, token, rates,
-                                                                                      path):
+def test_an_order_counts_its_attempt_in_its_own_commit_and_a_refusal_keeps_the_count(app, token, rates, path):
     """The attempt count runs inside the order's transaction (AbuseGuard.attempt): one
     commit per order; a refused attempt stores no order but its count (issue 11)."""
     from sqlalchemy import event, func, select
@@ -121,7 +125,7 @@ def test_an_order_counts_its_attempt_in_its_own_commit_and_a_refusal_keeps_the_c
 
     action, send, table = {"vip": (VIP_ORDER, vip_order, VipOrderRow),
                            "charge": (CHARGE_PAY, charge_pay, RechargeOrderRow)}[path]
-    rates(action, per_user=1)
+    gateway = rates(action, per_user=1)
     commits = []
     listener = lambda conn: commits.append(1)  # noqa: E731
     with gateway.client(token(31)) as c:
@@ -163,3 +167,12 @@ def test_the_area_settings_keep_their_variables_and_are_handed_in_by_the_composi
         given.engine.dispose()
     finally:
         built.engine.dispose()
+
+
+def test_limits_are_fixed_when_built(app):
+    """No hook to change limits on a built app (issue 16 §3): other limits are another
+    app, built with other settings (the `rates` and `limits` fixtures)."""
+    with pytest.raises(TypeError):
+        app.abuse.rates[VIP_ORDER] = RateLimit(1, 1, 60)
+    with pytest.raises(AttributeError):
+        app.recharges.captchas.limits = app.recharges.captchas.limits

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from sqlalchemy import update
 from vipay.recharge.v1 import wallet_pb2 as wpb
 from vipay.recharge.v1 import wallet_pb2_grpc
@@ -86,3 +87,17 @@ def test_ledger_check_command_finds_a_broken_wallet(app, settings):
         with app.uow_factory() as uow:
             uow.session.execute(update(WalletRow).where(WalletRow.user_id == 5).values(balance=700))
             uow.commit()
+
+
+def test_user_profiles_answer_a_frozen_read_model_not_a_row(app):
+    """UserProfiles.get/save answer a UserProfileView (issue 16 §5: servicers get no ORM rows)."""
+    from server.recharge.views import UserProfileView
+
+    saved = app.profiles.save(5, 2, nick_name="小明", points=7)
+    got = app.profiles.get(5, 2)
+    assert type(saved) is UserProfileView and type(got) is UserProfileView
+    assert (got.user_id, got.store_id, got.nick_name, got.points, got.gender) == (5, 2, "小明", 7, "未知")
+    assert saved == got
+    with pytest.raises(AttributeError):
+        got.points = 8
+    assert app.profiles.get(5, 3) is None

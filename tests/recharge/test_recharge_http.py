@@ -334,8 +334,8 @@ def captcha_code(app, user_id):
                                   .order_by(CaptchaRow.id.desc()).limit(1))
 
 
-def test_rate_limit_asks_for_a_captcha_which_works_once(app, gateway, token, limits):
-    limits(per_user=2, per_ip=1000)
+def test_rate_limit_asks_for_a_captcha_which_works_once(app, token, limits):
+    gateway = limits(per_user=2, per_ip=1000)
     with gateway.client(token(20)) as c:
         assert place(c).json()["success"] and place(c).json()["success"]
         limited = place(c).json()
@@ -358,8 +358,8 @@ def test_rate_limit_asks_for_a_captcha_which_works_once(app, gateway, token, lim
         assert anonymous.get("/api/recharge/captcha").json()["code"] == 401
 
 
-def test_rate_limit_per_client_ip_spans_users(gateway, token, limits):
-    limits(per_user=1000, per_ip=3)
+def test_rate_limit_per_client_ip_spans_users(token, limits):
+    gateway = limits(per_user=1000, per_ip=3)
     results = []
     for user in (31, 32, 33, 34):
         with gateway.client(token(user)) as c:
@@ -367,8 +367,8 @@ def test_rate_limit_per_client_ip_spans_users(gateway, token, limits):
     assert results == [0, 0, 0, 1010]
 
 
-def test_rate_limit_ignores_a_forged_forwarded_for(gateway, token, limits):
-    limits(per_user=1000, per_ip=2)
+def test_rate_limit_ignores_a_forged_forwarded_for(token, limits):
+    gateway = limits(per_user=1000, per_ip=2)
     codes = []
     for i in range(3):
         with gateway.client(token(40 + i), **{"X-Forwarded-For": f"10.0.0.{i}"}) as c:
