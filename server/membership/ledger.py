@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from server.membership import rules
 from server.membership.tables import MembershipGrantRow, MembershipRow, VipCatalogRow
+from server.payments.channels import REFUND_FAILED
 from server.payments.refund_tables import RefundRow
 from server.platform.cached_catalog import CatalogProvider
 from server.platform.times import naive, utc
@@ -219,7 +220,7 @@ class MembershipLedger:
         undone exactly once when the refund failed)."""
         wanted = sorted(json.loads(refund.take_back).get("membership", {}))
         problems = []
-        for source, expect in ((REFUND_SOURCE, wanted), (REFUND_UNDO, wanted if refund.state == "failed" else [])):
+        for source, expect in ((REFUND_SOURCE, wanted), (REFUND_UNDO, wanted if refund.state == REFUND_FAILED else [])):
             levels = sorted(uow.session.scalars(select(MembershipGrantRow.level).where(
                 MembershipGrantRow.source == source, MembershipGrantRow.source_ref == refund.refund_no)))
             if levels != expect:

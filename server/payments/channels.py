@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
 
@@ -48,9 +49,20 @@ class RefundRequest:
     notify_url: str = ""
 
 
-# Refund states, ours and the providers' mapped onto them.
-REFUND_SUCCEEDED, REFUND_PROCESSING, REFUND_FAILED, REFUND_ABNORMAL = "succeeded", "processing", "failed", "abnormal"
-REFUND_NOT_FOUND = "not_found"  # the provider never received this refund number
+class RefundState(StrEnum):
+    """refunds.state, and the providers' statements about a refund mapped onto it."""
+
+    PENDING = "pending"  # ours: asked, no answer yet
+    SUCCEEDED = "succeeded"
+    PROCESSING = "processing"
+    FAILED = "failed"
+    ABNORMAL = "abnormal"
+    NOT_FOUND = "not_found"  # a statement only: the provider never received this refund number
+
+
+REFUND_SUCCEEDED, REFUND_PROCESSING, REFUND_FAILED, REFUND_ABNORMAL = (
+    RefundState.SUCCEEDED, RefundState.PROCESSING, RefundState.FAILED, RefundState.ABNORMAL)
+REFUND_NOT_FOUND = RefundState.NOT_FOUND
 
 
 @dataclass(frozen=True)

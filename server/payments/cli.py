@@ -22,6 +22,7 @@ def refund_view(row) -> dict:
 
 
 def cmd_refund(args) -> None:
+    from server.payments.channels import RefundState
     from server.platform.errors import DomainError
     from server.platform.money import parse_yuan
 
@@ -36,7 +37,7 @@ def cmd_refund(args) -> None:
     except DomainError as err:
         details = "; ".join(f"{v.field}: {v.description}" for v in err.violations)
         sys.exit(f"refund refused: {err.reason}: {details or err.message}")
-    note = " (outcome not known yet: the settlement loop asks the provider again)" if row.state == "pending" else ""
+    note = " (outcome not known yet: the settlement loop asks the provider again)" if row.state == RefundState.PENDING else ""
     print(f"refund {row.refund_no} of order {row.order_number}: {row.amount_fen / 100:.2f} yuan, {row.state}{note}")
     print(json.dumps(refund_view(row), ensure_ascii=False, indent=2))
 

@@ -9,13 +9,13 @@ from collections.abc import Callable
 
 from sqlalchemy import func, select
 
-from server.payments.channels import REFUND_ABNORMAL, REFUND_PROCESSING, REFUND_SUCCEEDED
+from server.payments.channels import REFUND_ABNORMAL, REFUND_PROCESSING, REFUND_SUCCEEDED, RefundState
 from server.payments.refund_book import RefundBook
 from server.payments.refund_tables import RefundRow
 from server.payments.refund_views import RefundView
 from server.platform.unit_of_work import UnitOfWork, session_reads
 
-PENDING = "pending"
+PENDING = RefundState.PENDING
 OPEN_STATES = (PENDING, REFUND_PROCESSING)
 COUNTED_STATES = (PENDING, REFUND_PROCESSING, REFUND_SUCCEEDED, REFUND_ABNORMAL)  # money gone or going
 REFUNDED_ONE_SQL = ("SELECT sum(amount_fen) FROM refunds WHERE book = :book AND order_id = :order_id "

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 
 from server.membership.grants import MembershipGrants
+from server.payments.channels import REFUND_FAILED
 from server.payments.refund_book import OrderFacts, OrderRefunds, share
 from server.payments.refund_tables import RefundRow
 from server.platform.errors import DomainError, Kind
@@ -74,6 +75,6 @@ class RechargeOrderRefunds(OrderRefunds):
         rows = uow.session.execute(select(WalletEntryRow.reason, WalletEntryRow.amount).where(
             WalletEntryRow.reference == f"refund:{refund.refund_no}")).all()
         expect = ([(REFUND, -taken)] if taken else []) + (
-            [(REFUND_UNDO, taken)] if taken and refund.state == "failed" else [])
+            [(REFUND_UNDO, taken)] if taken and refund.state == REFUND_FAILED else [])
         problems = [] if sorted(rows) == sorted(expect) else [f"wallet entries {sorted(rows)}, expected {expect}"]
         return problems + self._memberships.check_refund_take_back(uow, refund)

@@ -154,6 +154,10 @@ def test_every_area_names_its_refusals_and_states_in_str_enums(tree):
         assert issubclass(rules.OrderState, StrEnum)
     assert [s.value for s in recharge.OrderState] == ["WAITING_FOR_PAYMENT", "SUCCESSFUL_PAYMENT", "FAILURE_TO_PAY"]
     assert [s.value for s in merchant.OrderState] == ["processing", "success", "failed", "refunded"]
+    from server.payments.channels import RefundState
+
+    assert issubclass(RefundState, StrEnum)  # refunds.state, shared by every area's refunds
+    assert [s.value for s in RefundState] == ["pending", "succeeded", "processing", "failed", "abnormal", "not_found"]
     iap = tree / "server" / "membership" / "iap.py"
     iap.write_text(iap.read_text().replace("DomainError(Refusal.NOT_IAP_ORDER", 'DomainError("NOT_IAP_ORDER"', 1))
     assert [v.split(": ")[1] for v in literal_reasons(tree)] == ["NOT_IAP_ORDER"]
