@@ -31,6 +31,8 @@ from server.merchant.service import OpenApi, build_openapi
 from server.membership.limits import CHECK_IAP, VIP_ORDER
 from server.payments.channels import ChannelRegistry, PaymentChannel, RefundStatement, Reply
 from server.payments import reconcile_servicer, refund_servicer
+from server.operators import servicer as operators_servicer
+from server.operators.service import Operators
 from server.payments.configure import build_channels, build_iap_verifier
 from server.payments.iap import IapVerifier, SandboxIapVerifier
 from server.payments.reconciliation import ReconciliationService
@@ -74,6 +76,7 @@ class App:
     refunds: RefundService  # operator and provider-console refunds (docs/refunds.md)
     abuse: RateLimiter  # per-user / per-IP limits of every order-creating path (docs/recharge.md: Limits)
     reconciliation: ReconciliationService  # daily statements vs our books (docs/reconciliation.md)
+    operators: Operators  # console accounts, sessions, audit log (docs/console.md)
 
     def save_catalog(self, catalog) -> int:
         with self.uow_factory() as uow:
@@ -149,7 +152,7 @@ def build_app(settings: Settings, engine: Engine | None = None, *, announce_chan
         lease=timedelta(seconds=settings.reconcile_lease_seconds),
     )
     return App(settings, engine, uow_factory, channels, sandbox, iap, memberships, recharges, openapi, settlement,
-               UserProfiles(uow_factory), refunds, abuse, reconciliation)
+               UserProfiles(uow_factory), refunds, abuse, reconciliation, Operators(uow_factory, token_keys(settings)[1]))
 
 
 def services(app: App) -> list[Registration]:
@@ -164,6 +167,7 @@ def services(app: App) -> list[Registration]:
         partial(merchant_servicer.register, charges=app.openapi.charges),
         partial(refund_servicer.register, refunds=app.refunds),
         partial(reconcile_servicer.register, reconciliation=app.reconciliation),
+        partial(operators_servicer.register, operators=app.operators),
     ]
 
 

@@ -20,7 +20,8 @@ from server.membership.views import VipOrderView
 from server.payments.channels import PayData
 from server.platform import money
 from server.membership.limits import CHECK_IAP, VIP_ORDER
-from server.platform.auth import require_role, require_user
+from server.operators.roles import Permission, require_permission
+from server.platform.auth import require_user
 from server.platform.calls import BlockingRunner, current_call
 from server.platform.error_mapping import EnvelopeRegistry
 from server.platform.rate_limits import RateLimiter
@@ -302,11 +303,11 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
         return httpbody_pb2.HttpBody(content_type="text/plain", data=b"")
 
     async def GetMembershipStatus(self, request, context):
-        require_role(current_call.get().principal, "service")
+        require_permission(current_call.get().principal, Permission.READ, service=True)
         return grpc_status_message(await self._run(self._svc.ledger.status, request.user_id))
 
     async def UpdateVipCatalog(self, request, context):
-        require_role(current_call.get().principal, "admin")
+        require_permission(current_call.get().principal, Permission.CATALOG)
         catalog = catalog_from_message(request, await self._run(self._svc.catalog.get))
         version = await self._run(self._save_catalog, catalog)
         self._svc.catalog.invalidate()

@@ -12,7 +12,7 @@ from vipay.payments.v1 import refunds_pb2_grpc
 
 from server.payments.refund_views import RefundView
 from server.payments.refunds import RefundService
-from server.platform.auth import require_role
+from server.operators.roles import Permission, require_permission
 from server.platform.calls import BlockingRunner, current_call
 from server.platform.error_mapping import EnvelopeRegistry
 
@@ -39,14 +39,14 @@ class RefundServicer(refunds_pb2_grpc.RefundServiceServicer):
         self._run = run
 
     async def RefundOrder(self, request, context):
-        require_role(current_call.get().principal, "admin")
+        require_permission(current_call.get().principal, Permission.REFUND)
         row = await self._run(self._svc.refund, request.order_number,
                               amount_fen=request.amount_fen or None, reason=request.reason,
                               refund_no=request.refund_id)
         return pb.RefundOrderResponse(refund=refund_message(row))
 
     async def ListOrderRefunds(self, request, context):
-        require_role(current_call.get().principal, "admin")
+        require_permission(current_call.get().principal, Permission.READ)
         rows = await self._run(self._svc.by_order_number, request.order_number)
         return pb.ListOrderRefundsResponse(refunds=[refund_message(r) for r in rows])
 

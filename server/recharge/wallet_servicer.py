@@ -1,11 +1,12 @@
-"""WalletService (internal, gRPC only, role `service`): proto <-> service layer."""
+"""WalletService (internal, gRPC only; role `service`, and operators: reads for every
+role, moves for finance and admin): proto <-> service layer."""
 
 from __future__ import annotations
 
 from vipay.recharge.v1 import wallet_pb2 as wpb
 from vipay.recharge.v1 import wallet_pb2_grpc
 
-from server.platform.auth import require_role
+from server.operators.roles import Permission, require_permission
 from server.platform.calls import BlockingRunner, current_call
 from server.platform.error_mapping import EnvelopeRegistry
 from server.platform.errors import Violations
@@ -28,7 +29,7 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
         self._run = run
 
     async def GetWallet(self, request, context):
-        require_role(current_call.get().principal, "service")
+        require_permission(current_call.get().principal, Permission.READ, service=True)
         offset, before_id = position_from_token(request.page_token) if request.page_token else (0, None)
         if request.page_size < 0:  # PostgreSQL refuses a negative LIMIT (a 500 before)
             v = Violations()
@@ -41,13 +42,13 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
                                      next_page_token=keyset_token(rows[-1].id) if more else "")
 
     async def DebitWallet(self, request, context):
-        require_role(current_call.get().principal, "service")
+        require_permission(current_call.get().principal, Permission.WALLET, service=True)
         change = await self._run(self._svc.move, request.user_id, request.store_id, request.amount_fen,
                                  request.reference, request.request_id, debit=True)
         return wpb.DebitWalletResponse(entry=entry_message(change.entry), balance_fen=change.balance)
 
     async def CreditWallet(self, request, context):
-        require_role(current_call.get().principal, "service")
+        require_permission(current_call.get().principal, Permission.WALLET, service=True)
         change = await self._run(self._svc.move, request.user_id, request.store_id, request.amount_fen,
                                  request.reference, request.request_id, debit=False)
         return wpb.CreditWalletResponse(entry=entry_message(change.entry), balance_fen=change.balance)
