@@ -78,9 +78,12 @@ class App:
     reconciliation: ReconciliationService  # daily statements vs our books (docs/reconciliation.md)
     operators: Operators  # console accounts, sessions, audit log (docs/console.md)
 
-    def save_catalog(self, catalog) -> int:
+    def save_catalog(self, catalog, audit=None) -> int:
+        """audit(uow): records the change in the same transaction (docs/console.md)."""
         with self.uow_factory() as uow:
             version = save_catalog(uow, catalog)
+            if audit is not None:
+                audit(uow)
             uow.commit()
         return version
 
@@ -160,7 +163,8 @@ def services(app: App) -> list[Registration]:
     return [
         diagnostics.register,
         partial(membership_servicer.register, memberships=app.memberships, save_catalog=app.save_catalog,
-                refunded=partial(app.refunds.refunded_fen, "vip_orders"), limiter=app.abuse),
+                refunded=partial(app.refunds.refunded_fen, "vip_orders"), limiter=app.abuse,
+                audit=app.operators.record),
         partial(recharge_servicer.register, recharges=app.recharges, profiles=app.profiles,
                 refunded=partial(app.refunds.refunded_fen, "recharge_orders"), limiter=app.abuse),
         partial(wallet_servicer.register, wallets=app.recharges.wallet),

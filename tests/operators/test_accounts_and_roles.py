@@ -3,11 +3,13 @@ themselves, and the append-only audit log (docs/console.md)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
 import grpc
+import httpx
 import pytest
 from vipay.membership.v1 import membership_pb2 as mpb
 from vipay.membership.v1 import membership_pb2_grpc
@@ -213,3 +215,26 @@ def test_operator_create_cli(tmp_path):
     assert short.returncode != 0 and "password" in short.stderr
     again = run("operator", "create", "root", "--role", "support", input=PASSWORD + "\n")
     assert again.returncode != 0 and "exists" in again.stderr
+
+
+def test_a_catalog_update_is_audited_with_the_document_before_and_after(app, channel, operators, gateway):
+    app.operators.create("henry", "admin", PASSWORD)
+    cred = auth(login(operators, "henry").credential)
+    membership = membership_pb2_grpc.MembershipServiceStub(channel)
+    served = membership.GetVipConfigs(mpb.GetVipConfigsRequest())
+    request = mpb.UpdateVipCatalogRequest(switch=served.switch, exchange=served.exchange, config=served.config,
+                                          reason="spring sale")
+    old_price = request.config.middle.setting[0].price
+    request.config.middle.setting[0].price = 12.34
+    membership.UpdateVipCatalog(request, metadata=cred)
+
+    with httpx.Client(base_url=gateway.url) as c:
+        public = c.get("/api/v2/vip/configs").json()
+    assert public["config"]["middle"]["setting"][0]["price"] == 12.34
+    [entry] = operators.ListAuditEntries(pb.ListAuditEntriesRequest(action="vip_catalog.update"),
+                                         metadata=cred).entries
+    assert entry.operator_name == "henry" and entry.reason == "spring sale" and entry.target == "vip_catalog"
+    before, after = json.loads(entry.before_json), json.loads(entry.after_json)
+    assert before["config"]["middle"]["setting"][0]["price"] == old_price
+    assert after["config"]["middle"]["setting"][0] == public["config"]["middle"]["setting"][0]
+    assert after["switch"] == public["switch"] and after["exchange"] == public["exchange"]

@@ -1,0 +1,95 @@
+// The operator console in a real browser against a live stack (make console-test).
+import AxeBuilder from "@axe-core/playwright";
+import { expect, test, type Page } from "@playwright/test";
+
+const PASSWORD = process.env.VIPAY_OPERATOR_PASSWORD!;
+const PUBLIC = process.env.VIPAY_HTTP!;
+const SHOTS = "screenshots";
+
+async function login(page: Page, name: string, password = PASSWORD) {
+  await page.goto("/");
+  await page.getByLabel(/用户名|Name/).fill(name);
+  await page.getByLabel(/^(密码|Password)/).fill(password);
+  await page.getByRole("button", { name: /登录|Log in/ }).click();
+}
+
+async function noSeriousViolations(page: Page) {
+  const results = await new AxeBuilder({ page }).analyze();
+  const bad = results.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  expect(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target).join(", ")}`)).toEqual([]);
+}
+
+test("the login page is accessible in both languages", async ({ page }) => {
+  await page.goto("/");
+  await expect(page.getByRole("button", { name: "登录" })).toBeVisible();
+  await noSeriousViolations(page);
+  await page.screenshot({ path: `${SHOTS}/login-zh.png`, fullPage: true });
+  await page.getByRole("button", { name: "English" }).click();
+  await expect(page.getByRole("button", { name: "Log in" })).toBeVisible();
+  await noSeriousViolations(page);
+  await page.screenshot({ path: `${SHOTS}/login-en.png`, fullPage: true });
+});
+
+for (const role of ["admin", "finance", "support"]) {
+  test(`a ${role} operator logs in and out`, async ({ page }) => {
+    await login(page, `${role}-op`);
+    await expect(page.getByTestId("operator")).toHaveText(`${role}-op`);
+    await expect(page.getByLabel(/角色|Role/)).toHaveText(role);
+    await page.goto("/#/audit");
+    await expect(page.getByTestId("audit-table")).toBeVisible();
+    await noSeriousViolations(page);
+    await page.screenshot({ path: `${SHOTS}/audit-${role}.png`, fullPage: true });
+    await page.getByRole("button", { name: /退出登录|Log out/ }).click();
+    await expect(page.getByRole("button", { name: /登录|Log in/ })).toBeVisible();
+    await page.reload();  // the session is gone, not just hidden
+    await expect(page.getByRole("button", { name: /登录|Log in/ })).toBeVisible();
+  });
+}
+
+test("an admin changes a VIP price and the public path serves it; history can roll it back", async ({ page, request }) => {
+  await login(page, "admin-op");
+  await page.goto("/#/catalog");
+  const price = page.getByLabel("middle 3 价格（元）");
+  await expect(price).toBeVisible();
+  const before = (await (await request.get(`${PUBLIC}/api/v2/vip/configs`)).json()).config.middle.setting[1];
+  expect(before.duration).toBe(3);
+  await price.fill("77.77");
+  await expect(page.getByTestId("preview")).toContainText('"price": 77.77');
+  await page.getByLabel(/原因|Reason/).fill("browser test price change");
+  await noSeriousViolations(page);
+  await page.getByRole("button", { name: /^(保存|Save)$/ }).click();
+  await expect(page.getByRole("alert")).toContainText(/已保存|Saved/);
+  await expect.poll(async () => (await (await request.get(`${PUBLIC}/api/v2/vip/configs`)).json()).config.middle.setting[1].price,
+    { timeout: 10_000 }).toBe(77.77);
+  const history = page.getByTestId("audit-table");
+  await expect(history).toContainText("browser test price change");
+  await expect(history).toContainText(`config.middle.setting.1.price: ${before.price} → 77.77`);
+  await page.screenshot({ path: `${SHOTS}/catalog.png`, fullPage: true });
+
+  await history.getByRole("button").first().click();  // roll back to before the change
+  await expect.poll(async () => (await (await request.get(`${PUBLIC}/api/v2/vip/configs`)).json()).config.middle.setting[1].price,
+    { timeout: 10_000 }).toBe(before.price);
+});
+
+test("a support operator's catalog change is refused by the server", async ({ page, request }) => {
+  await login(page, "support-op");
+  await page.goto("/#/catalog");
+  await page.getByLabel("middle 3 价格（元）").fill("1.23");
+  await page.getByLabel(/原因|Reason/).fill("should not work");
+  await page.getByRole("button", { name: /^(保存|Save)$/ }).click();
+  await expect(page.getByRole("alert")).toContainText("PermissionDenied");
+  const served = (await (await request.get(`${PUBLIC}/api/v2/vip/configs`)).json()).config.middle.setting[1].price;
+  expect(served).not.toBe(1.23);
+});
+
+test("five wrong passwords lock the account, then the right one is refused too", async ({ page }) => {
+  for (let i = 1; i <= 4; i++) {
+    await login(page, "locked-op", `wrong-password-${i}`);
+    await expect(page.getByRole("alert")).toContainText("Unauthenticated");
+  }
+  await login(page, "locked-op", "wrong-password-5");
+  await expect(page.getByRole("alert")).toContainText(/PermissionDenied.*locked/);
+  await login(page, "locked-op");
+  await expect(page.getByRole("alert")).toContainText(/PermissionDenied.*locked/);
+  await page.screenshot({ path: `${SHOTS}/locked.png`, fullPage: true });
+});

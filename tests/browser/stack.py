@@ -1,0 +1,75 @@
+"""A throw-away stack for the console's browser tests (make console-test): the SDK
+stack's database, gRPC server and Envoy (sdk/stack.py), plus the console's listener,
+one operator per role and a merchant. Runs COMMAND with the addresses in its environment.
+
+    python -m tests.browser.stack -- COMMAND [ARGS...]
+
+COMMAND sees VIPAY_CONSOLE (the console's address), VIPAY_HTTP (the public door),
+VIPAY_GRPC, VIPAY_OPERATOR_PASSWORD (every test operator's password) and the
+operators' names: admin-op, finance-op, support-op, locked-op."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from sdk.stack import free_port, server_cli, wait_for_grpc
+from server.platform.envoy import Envoy
+from server.platform.settings import ROOT
+
+DIST = ROOT / "console" / "dist"
+OPERATORS = {"admin-op": "admin", "finance-op": "finance", "support-op": "support", "locked-op": "support"}
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="vipay-console-") as tmp:
+        work = Path(tmp)
+        grpc_port, http_port, admin_port, console_port = free_port(), free_port(), free_port(), free_port()
+        password = secrets.token_urlsafe(12)
+        env = {**os.environ, "DATABASE_URL": f"sqlite:///{work / 'vipay.db'}", "GRPC_PORT": str(grpc_port),
+               "HTTP_PORT": str(http_port), "ENVOY_ADMIN_PORT": str(admin_port),
+               "PUBLIC_BASE_URL": f"http://127.0.0.1:{http_port}", "CATALOG_REFRESH_SECONDS": "1",
+               "OPENAPI_CALLBACK_ALLOW_PRIVATE_NETWORKS": "true"}
+        server_cli(env, "migrate")
+        server_cli(env, "seed")
+        for name, role in OPERATORS.items():
+            subprocess.run([sys.executable, "-m", "server", "operator", "create", name, "--role", role], env=env,
+                           cwd=ROOT, check=True, input=password + "\n", text=True, capture_output=True)
+        log = open(work / "server.log", "wb")
+        server = subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env, cwd=ROOT,
+                                  stdout=log, stderr=subprocess.STDOUT)
+        envoy = Envoy(http_port, admin_port, grpc_port, work, log_path=work / "envoy.log",
+                      console=("127.0.0.1", console_port, DIST))
+        try:
+            wait_for_grpc(grpc_port, server)
+            envoy.start()
+            env.update(VIPAY_HTTP=f"http://127.0.0.1:{http_port}", VIPAY_GRPC=f"127.0.0.1:{grpc_port}",
+                       VIPAY_CONSOLE=f"http://127.0.0.1:{console_port}", VIPAY_OPERATOR_PASSWORD=password,
+                       VIPAY_PYTHON=sys.executable, VIPAY_ROOT=str(ROOT))
+            print(f"stack: console {env['VIPAY_CONSOLE']}  gateway {env['VIPAY_HTTP']}  ({work})", flush=True)
+            code = subprocess.run(argv, env=env).returncode
+        finally:
+            envoy.stop()
+            server.terminate()
+            try:
+                server.wait(15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+            log.close()
+        if code:
+            tail = (work / "server.log").read_text(errors="replace").splitlines()[-30:]
+            print("stack: server log (last lines):\n" + "\n".join(tail), file=sys.stderr)
+        return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
