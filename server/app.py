@@ -169,7 +169,7 @@ def services(app: App) -> list[Registration]:
                 refunded=partial(app.refunds.refunded_fen, "recharge_orders"), limiter=app.abuse),
         partial(wallet_servicer.register, wallets=app.recharges.wallet),
         partial(merchant_servicer.register, charges=app.openapi.charges),
-        partial(refund_servicer.register, refunds=app.refunds),
+        partial(refund_servicer.register, refunds=app.refunds, audited=app.operators.audited),
         partial(reconcile_servicer.register, reconciliation=app.reconciliation),
         partial(operators_servicer.register, operators=app.operators),
     ]

@@ -25,8 +25,10 @@ from server.operators.service import MAX_FAILED_LOGINS
 from server.operators.tables import AuditEntryRow, OperatorRow
 from server.platform.auth import Principal
 from server.platform.settings import ROOT
+from server.recharge.rules import demo_catalog as demo_recharge_catalog
 from tests.conftest import auth
 from tests.membership.test_grpc import details
+from tests.payments.test_refunds_sandbox import paid_vip_order
 
 PASSWORD = "correct horse battery"
 
@@ -238,3 +240,25 @@ def test_a_catalog_update_is_audited_with_the_document_before_and_after(app, cha
     assert before["config"]["middle"]["setting"][0]["price"] == old_price
     assert after["config"]["middle"]["setting"][0] == public["config"]["middle"]["setting"][0]
     assert after["switch"] == public["switch"] and after["exchange"] == public["exchange"]
+
+
+def test_a_finance_refund_is_audited_and_a_support_refund_refused(app, channel, operators, gateway, token):
+    app.recharges.catalog.save(demo_recharge_catalog())
+    order = paid_vip_order(app, gateway, token, user=5)
+    app.operators.create("ivy", "finance", PASSWORD)
+    app.operators.create("jack", "support", PASSWORD)
+    refunds = refunds_pb2_grpc.RefundServiceStub(channel)
+    request = rpb.RefundOrderRequest(order_number=order["trade_no"], amount_fen=100, reason="partial goodwill")
+    support = auth(login(operators, "jack").credential)
+    assert refusal(refunds.RefundOrder, request, metadata=support)[0] == grpc.StatusCode.PERMISSION_DENIED
+    assert not refunds.ListOrderRefunds(rpb.ListOrderRefundsRequest(order_number=order["trade_no"]),
+                                        metadata=support).refunds
+
+    finance = auth(login(operators, "ivy").credential)
+    refund = refunds.RefundOrder(request, metadata=finance).refund
+    refunds.RefundOrder(request, metadata=finance)  # a retry: the same refund, no second entry
+    [entry] = operators.ListAuditEntries(pb.ListAuditEntriesRequest(target=order["trade_no"]), metadata=finance).entries
+    assert (entry.action, entry.operator_name, entry.reason) == ("order.refund", "ivy", "partial goodwill")
+    assert json.loads(entry.before_json) == []
+    assert json.loads(entry.after_json) == [{"refund_id": refund.refund_id, "amount_fen": 100, "state": refund.state,
+                                             "reason": "partial goodwill"}]
