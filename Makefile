@@ -171,6 +171,8 @@ console:
 
 console-test: console protos keys
 	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@# Chinese labels in the screenshots need a CJK font.
+	@fc-list :lang=zh 2>/dev/null | grep -q . || { apt-get update -qq && apt-get install -y -qq fonts-noto-cjk; }
 	$(PY) -m tests.browser.stack -- bash -c 'cd $(CONSOLE) && npx playwright test'
 
 format: $(THIRD_PARTY)/.stamp

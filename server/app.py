@@ -18,6 +18,7 @@ from functools import partial
 
 from sqlalchemy import Engine
 
+from server.console import servicer as console_servicer
 from server.membership import servicer as membership_servicer
 from server.membership.catalog import catalog_from_row, save_catalog
 from server.membership.rules import PAY_METHODS
@@ -172,6 +173,7 @@ def services(app: App) -> list[Registration]:
         partial(refund_servicer.register, refunds=app.refunds, audited=app.operators.audited),
         partial(reconcile_servicer.register, reconciliation=app.reconciliation),
         partial(operators_servicer.register, operators=app.operators),
+        partial(console_servicer.register, uow_factory=app.uow_factory),
     ]
 
 
