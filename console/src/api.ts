@@ -3,6 +3,7 @@
 // sessionStorage (this tab only), refreshed before the credential expires.
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { ConsoleService } from "./gen/vipay/console/v1/console_pb";
 import { MembershipService } from "./gen/vipay/membership/v1/membership_pb";
 import { OperatorService, type Operator } from "./gen/vipay/operators/v1/operators_pb";
 import { RefundService } from "./gen/vipay/payments/v1/refunds_pb";
@@ -22,6 +23,7 @@ export const operators = createClient(OperatorService, transport);
 export const membership = createClient(MembershipService, transport);
 export const refunds = createClient(RefundService, transport);
 export const wallet = createClient(WalletService, transport);
+export const consoleReads = createClient(ConsoleService, transport);
 
 function schedule(expiresAtMs: number) {
   window.clearTimeout(refreshTimer);
@@ -64,4 +66,13 @@ export async function logout(): Promise<void> {
 export function describe(err: unknown): string {
   const e = ConnectError.from(err);
   return `${Code[e.code]}: ${e.rawMessage}`;
+}
+
+/** AIP-158 page token of an offset, as the server builds it (platform/paging.py). */
+export function pageToken(offset: number): string {
+  return offset <= 0 ? "" : btoa(`o:${offset}`).replace(/\+/g, "-").replace(/\//g, "_");
+}
+
+export function when(ts?: { seconds: bigint }): string {
+  return ts ? new Date(Number(ts.seconds) * 1000).toISOString().replace("T", " ").slice(0, 19) + "Z" : "";
 }

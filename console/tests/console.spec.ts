@@ -93,3 +93,55 @@ test("five wrong passwords lock the account, then the right one is refused too",
   await expect(page.getByRole("alert")).toContainText(/PermissionDenied.*locked/);
   await page.screenshot({ path: `${SHOTS}/locked.png`, fullPage: true });
 });
+
+const ORDER = process.env.VIPAY_PAID_VIP_ORDER!;
+
+async function openOrder(page: Page) {
+  await page.goto("/#/orders");
+  await page.getByLabel(/^(订单号|Order number)$/).fill(ORDER);
+  await page.getByRole("button", { name: /^(搜索|Search)$/ }).click();
+  await expect(page.getByTestId("orders-table")).toContainText(ORDER);
+  await page.getByRole("button", { name: new RegExp(`(详情|Details) ${ORDER}`) }).click();
+  await expect(page.getByTestId("order-detail")).toContainText("paid");
+}
+
+test("a support operator's refund is refused by the server", async ({ page }) => {
+  await login(page, "support-op");
+  await openOrder(page);
+  await page.getByLabel(/退款金额|Refund amount/).fill("1");
+  await page.getByLabel(/原因|Reason/).fill("support tries");
+  await page.getByRole("button", { name: /^(退款|Refund)$/ }).click();
+  await expect(page.getByRole("alert")).toContainText("PermissionDenied");
+  await expect(page.getByTestId("refunds")).not.toContainText("support tries");
+});
+
+test("finance refunds a sandbox-paid order partially: the membership is shortened and audited", async ({ page }) => {
+  await login(page, "finance-op");
+  await openOrder(page);
+  const expiry = page.getByTestId("expiry-middle");
+  await expect(expiry).not.toHaveText("");
+  const before = Date.parse((await expiry.textContent())!.replace(" ", "T"));
+  await noSeriousViolations(page);
+  await page.screenshot({ path: `${SHOTS}/order-detail.png`, fullPage: true });
+  // A third of the price (001 middle x3 = 5400 fen): a third of the 3 months back.
+  const fen = Number((await page.getByTestId("order-detail").textContent())!.match(/\((\d+) fen\)/)![1]);
+  await page.getByLabel(/退款金额|Refund amount/).fill(String(fen / 3 / 100));
+  await page.getByLabel(/原因|Reason/).fill("browser partial refund");
+  await page.getByRole("button", { name: /^(退款|Refund)$/ }).click();
+  await expect(page.getByRole("alert")).toContainText(/退款已提交|Refund recorded/);
+  await expect(page.getByTestId("refunds")).toContainText("browser partial refund");
+  await expect.poll(async () => Date.parse((await expiry.textContent())!.replace(" ", "T"))).toBeLessThan(before);
+  const after = Date.parse((await expiry.textContent())!.replace(" ", "T"));
+  const days = (before - after) / 86_400_000;
+  expect(days).toBeGreaterThan(25);  // about one month of three (30 days, by the area's month arithmetic)
+  expect(days).toBeLessThan(32);
+  const audit = page.getByRole("dialog").getByTestId("audit-table");
+  await expect(audit).toContainText("order.refund");
+  await expect(audit).toContainText("finance-op (finance)");
+  await expect(audit).toContainText("browser partial refund");
+  await page.screenshot({ path: `${SHOTS}/order-refunded.png`, fullPage: true });
+  await page.keyboard.press("Escape");
+  await expect(page.getByRole("dialog")).toHaveCount(0);
+  await noSeriousViolations(page);
+  await page.screenshot({ path: `${SHOTS}/orders.png`, fullPage: true });
+});

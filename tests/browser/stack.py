@@ -5,8 +5,9 @@ one operator per role and a merchant. Runs COMMAND with the addresses in its env
     python -m tests.browser.stack -- COMMAND [ARGS...]
 
 COMMAND sees VIPAY_CONSOLE (the console's address), VIPAY_HTTP (the public door),
-VIPAY_GRPC, VIPAY_OPERATOR_PASSWORD (every test operator's password) and the
-operators' names: admin-op, finance-op, support-op, locked-op."""
+VIPAY_GRPC, VIPAY_OPERATOR_PASSWORD (every test operator's password; the operators are
+admin-op, finance-op, support-op, locked-op) and VIPAY_PAID_VIP_ORDER (a sandbox-paid
+001 order of user 4242: middle, 3 months)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,27 @@ import sys
 import tempfile
 from pathlib import Path
 
+import httpx
+
 from sdk.stack import free_port, server_cli, wait_for_grpc
 from server.platform.envoy import Envoy
 from server.platform.settings import ROOT
 
 DIST = ROOT / "console" / "dist"
 OPERATORS = {"admin-op": "admin", "finance-op": "finance", "support-op": "support", "locked-op": "support"}
+
+
+PAID_ORDER_USER = 4242
+
+
+def paid_vip_order(env: dict, user_id: int) -> str:
+    """A 001 order (middle, 3 months) of `user_id`, paid through the sandbox: its trade_no."""
+    token = server_cli(env, "token", "--user-id", str(user_id)).strip()
+    order = httpx.post(env["VIPAY_HTTP"] + "/api/v2/vip/orders", headers={"Authorization": f"Bearer {token}"},
+                       json={"timezone": "Asia/Shanghai", "duration": 3, "level": "middle",
+                             "pay_method": "Alipay_AopApp"}, timeout=10).json()
+    server_cli(env, "sandbox-pay", order["trade_no"])
+    return order["trade_no"]
 
 
 def main(argv: list[str]) -> int:
@@ -55,6 +71,7 @@ def main(argv: list[str]) -> int:
             env.update(VIPAY_HTTP=f"http://127.0.0.1:{http_port}", VIPAY_GRPC=f"127.0.0.1:{grpc_port}",
                        VIPAY_CONSOLE=f"http://127.0.0.1:{console_port}", VIPAY_OPERATOR_PASSWORD=password,
                        VIPAY_PYTHON=sys.executable, VIPAY_ROOT=str(ROOT))
+            env["VIPAY_PAID_VIP_ORDER"] = paid_vip_order(env, PAID_ORDER_USER)
             print(f"stack: console {env['VIPAY_CONSOLE']}  gateway {env['VIPAY_HTTP']}  ({work})", flush=True)
             code = subprocess.run(argv, env=env).returncode
         finally:
