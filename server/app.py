@@ -24,6 +24,7 @@ from server.membership.catalog import catalog_from_row, save_catalog
 from server.membership.rules import PAY_METHODS
 from server.membership.service import MembershipService
 from server.membership.tables import VipCatalogRow
+from server.merchant import admin_servicer as merchant_admin_servicer
 from server.merchant import servicer as merchant_servicer
 from server.merchant.callbacks import outbox_gauges
 from server.merchant.addresses import system_resolver
@@ -174,6 +175,7 @@ def services(app: App) -> list[Registration]:
         partial(reconcile_servicer.register, reconciliation=app.reconciliation),
         partial(operators_servicer.register, operators=app.operators),
         partial(console_servicer.register, uow_factory=app.uow_factory),
+        partial(merchant_admin_servicer.register, registry=app.openapi.registry, audited=app.operators.audited),
     ]
 
 

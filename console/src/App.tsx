@@ -6,11 +6,13 @@ import { LangContext, type Key, type Lang, useT } from "./i18n";
 import { AuditPage } from "./pages/Audit";
 import { CatalogPage } from "./pages/Catalog";
 import { LoginPage } from "./pages/Login";
+import { MerchantsPage } from "./pages/Merchants";
 import { OrdersPage } from "./pages/Orders";
 
 const PAGES: { path: string; label: Key; Page: (p: { operator: Operator }) => JSX.Element | null }[] = [
   { path: "catalog", label: "nav_catalog", Page: CatalogPage },
   { path: "orders", label: "nav_orders", Page: OrdersPage },
+  { path: "merchants", label: "nav_merchants", Page: MerchantsPage },
   { path: "audit", label: "nav_audit", Page: AuditPage },
 ];
 

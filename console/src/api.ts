@@ -5,6 +5,7 @@ import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { ConsoleService } from "./gen/vipay/console/v1/console_pb";
 import { MembershipService } from "./gen/vipay/membership/v1/membership_pb";
+import { MerchantAdminService } from "./gen/vipay/openapi/v1/merchant_admin_pb";
 import { OperatorService, type Operator } from "./gen/vipay/operators/v1/operators_pb";
 import { RefundService } from "./gen/vipay/payments/v1/refunds_pb";
 import { WalletService } from "./gen/vipay/recharge/v1/wallet_pb";
@@ -24,6 +25,7 @@ export const membership = createClient(MembershipService, transport);
 export const refunds = createClient(RefundService, transport);
 export const wallet = createClient(WalletService, transport);
 export const consoleReads = createClient(ConsoleService, transport);
+export const merchants = createClient(MerchantAdminService, transport);
 
 function schedule(expiresAtMs: number) {
   window.clearTimeout(refreshTimer);

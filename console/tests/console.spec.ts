@@ -145,3 +145,45 @@ test("finance refunds a sandbox-paid order partially: the membership is shortene
   await noSeriousViolations(page);
   await page.screenshot({ path: `${SHOTS}/orders.png`, fullPage: true });
 });
+
+const RECEIVER = process.env.VIPAY_CALLBACK_RECEIVER!;
+
+test("an admin resends a merchant callback and the merchant receives it again", async ({ page, request }) => {
+  const before = Number(await (await request.get(RECEIVER)).text());
+  expect(before).toBeGreaterThanOrEqual(1);
+  await login(page, "admin-op");
+  await page.goto("/#/merchants");
+  await expect(page.getByTestId("merchants-table")).toContainText("sdk-m1");
+  const deliveries = page.getByTestId("deliveries-table");
+  await expect(deliveries).toContainText("delivered");
+  await noSeriousViolations(page);
+  await page.getByLabel(/^(原因|Reason)/).fill("merchant lost the callback");
+  await deliveries.getByRole("button", { name: /重发|Resend/ }).first().click();
+  await expect(page.getByRole("alert")).toContainText(/已重新排队|Queued again/);
+  await expect.poll(async () => Number(await (await request.get(RECEIVER)).text()), { timeout: 20_000 }).toBe(before + 1);
+  await expect(page.getByTestId("audit-table").first()).toContainText("merchant.resend_callback");
+  await page.screenshot({ path: `${SHOTS}/merchants.png`, fullPage: true });
+});
+
+test("an admin creates a merchant and sees its keys once; finance may not", async ({ page }) => {
+  await login(page, "finance-op");
+  await page.goto("/#/merchants");
+  await page.getByLabel(/^(原因|Reason)/).fill("new partner");
+  await page.getByLabel(/^(商户号|Merchant id)$/).first().fill("e2e-m");
+  await page.getByRole("button", { name: /新建商户|Create merchant/ }).click();
+  await expect(page.getByRole("alert")).toContainText("PermissionDenied");
+  await page.getByRole("button", { name: /退出登录|Log out/ }).click();
+
+  await login(page, "admin-op");
+  await page.goto("/#/merchants");
+  await page.getByLabel(/^(原因|Reason)/).fill("new partner");
+  await page.getByLabel(/^(商户号|Merchant id)$/).first().fill("e2e-m");
+  await page.getByRole("button", { name: /新建商户|Create merchant/ }).click();
+  const dialog = page.getByRole("dialog");
+  await expect(dialog).toContainText("BEGIN");
+  await noSeriousViolations(page);
+  await page.screenshot({ path: `${SHOTS}/merchant-keys.png`, fullPage: true });
+  await page.keyboard.press("Escape");
+  await expect(page.getByTestId("merchants-table")).toContainText("e2e-m");
+  await expect(page.getByTestId("audit-table").first()).not.toContainText("BEGIN");
+});

@@ -7,7 +7,8 @@ one operator per role and a merchant. Runs COMMAND with the addresses in its env
 COMMAND sees VIPAY_CONSOLE (the console's address), VIPAY_HTTP (the public door),
 VIPAY_GRPC, VIPAY_OPERATOR_PASSWORD (every test operator's password; the operators are
 admin-op, finance-op, support-op, locked-op) and VIPAY_PAID_VIP_ORDER (a sandbox-paid
-001 order of user 4242: middle, 3 months)."""
+001 order of user 4242: middle, 3 months) and VIPAY_CALLBACK_RECEIVER (the test
+merchant sdk-m1's callback endpoint, one callback delivered; GET answers the count)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,15 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 
-from sdk.stack import free_port, server_cli, wait_for_grpc
+from clients.merchant_client import MerchantClient
+from sdk.stack import free_port, register_merchant, server_cli, wait_for_grpc
 from server.platform.envoy import Envoy
 from server.platform.settings import ROOT
 
@@ -39,6 +44,44 @@ def paid_vip_order(env: dict, user_id: int) -> str:
                              "pay_method": "Alipay_AopApp"}, timeout=10).json()
     server_cli(env, "sandbox-pay", order["trade_no"])
     return order["trade_no"]
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """The merchant's callback endpoint: counts status callbacks (POST), tells the count (GET)."""
+
+    received = 0
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        Receiver.received += 1
+        self._answer(b"SUCCESS", "text/plain")
+
+    def do_GET(self):  # noqa: N802
+        self._answer(str(Receiver.received).encode(), "application/json")
+
+    def _answer(self, body: bytes, kind: str) -> None:
+        self.send_response(200)
+        self.send_header("content-type", kind)
+        self.send_header("access-control-allow-origin", "*")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def delivered_merchant_order(env: dict, work: Path, receiver_url: str) -> None:
+    """A 004 charge of the SDK test merchant whose status callback reached the receiver."""
+    merchant = register_merchant(env, work)
+    client = MerchantClient(env["VIPAY_HTTP"], merchant["VIPAY_MERCHANT_ID"], merchant["VIPAY_MERCHANT_ID"],
+                            private_key_pem=Path(merchant["VIPAY_MERCHANT_KEY_FILE"]).read_text())
+    client.vip_charge(merchant["VIPAY_MERCHANT_PRODUCT"], merchant["VIPAY_MERCHANT_ACCOUNT"], "console-e2e-1",
+                      callback_url=receiver_url)
+    deadline = time.monotonic() + 30
+    while Receiver.received < 1:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the merchant callback never arrived")
+        time.sleep(0.1)
 
 
 def main(argv: list[str]) -> int:
@@ -72,6 +115,10 @@ def main(argv: list[str]) -> int:
                        VIPAY_CONSOLE=f"http://127.0.0.1:{console_port}", VIPAY_OPERATOR_PASSWORD=password,
                        VIPAY_PYTHON=sys.executable, VIPAY_ROOT=str(ROOT))
             env["VIPAY_PAID_VIP_ORDER"] = paid_vip_order(env, PAID_ORDER_USER)
+            receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+            threading.Thread(target=receiver.serve_forever, daemon=True).start()
+            env["VIPAY_CALLBACK_RECEIVER"] = f"http://127.0.0.1:{receiver.server_address[1]}"
+            delivered_merchant_order(env, work, env["VIPAY_CALLBACK_RECEIVER"] + "/notify")
             print(f"stack: console {env['VIPAY_CONSOLE']}  gateway {env['VIPAY_HTTP']}  ({work})", flush=True)
             code = subprocess.run(argv, env=env).returncode
         finally:
