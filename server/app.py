@@ -169,12 +169,12 @@ def services(app: App) -> list[Registration]:
                 audit=app.operators.record),
         partial(recharge_servicer.register, recharges=app.recharges, profiles=app.profiles,
                 refunded=partial(app.refunds.refunded_fen, "recharge_orders"), limiter=app.abuse),
-        partial(wallet_servicer.register, wallets=app.recharges.wallet),
+        partial(wallet_servicer.register, wallets=app.recharges.wallet, audited=app.operators.audited),
         partial(merchant_servicer.register, charges=app.openapi.charges),
         partial(refund_servicer.register, refunds=app.refunds, audited=app.operators.audited),
         partial(reconcile_servicer.register, reconciliation=app.reconciliation),
         partial(operators_servicer.register, operators=app.operators),
-        partial(console_servicer.register, uow_factory=app.uow_factory),
+        partial(console_servicer.register, uow_factory=app.uow_factory, refund_check=app.refunds.check),
         partial(merchant_admin_servicer.register, registry=app.openapi.registry, audited=app.operators.audited),
     ]
 

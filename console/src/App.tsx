@@ -8,11 +8,15 @@ import { CatalogPage } from "./pages/Catalog";
 import { LoginPage } from "./pages/Login";
 import { MerchantsPage } from "./pages/Merchants";
 import { OrdersPage } from "./pages/Orders";
+import { UsersPage } from "./pages/Users";
+import { HealthPage } from "./pages/Health";
 
 const PAGES: { path: string; label: Key; Page: (p: { operator: Operator }) => JSX.Element | null }[] = [
   { path: "catalog", label: "nav_catalog", Page: CatalogPage },
   { path: "orders", label: "nav_orders", Page: OrdersPage },
+  { path: "users", label: "nav_users", Page: UsersPage },
   { path: "merchants", label: "nav_merchants", Page: MerchantsPage },
+  { path: "health", label: "nav_health", Page: HealthPage },
   { path: "audit", label: "nav_audit", Page: AuditPage },
 ];
 

@@ -187,3 +187,39 @@ test("an admin creates a merchant and sees its keys once; finance may not", asyn
   await expect(page.getByTestId("merchants-table")).toContainText("e2e-m");
   await expect(page.getByTestId("audit-table").first()).not.toContainText("BEGIN");
 });
+
+test("finance adjusts a wallet with a reason; support may not; both see the ledger", async ({ page }) => {
+  const adjust = async (yuan: string, why: string) => {
+    await page.goto("/#/users");
+    await page.getByLabel(/^(用户 ID|User id)$/).fill("4242");
+    await page.getByRole("button", { name: /^(查询|Load)$/ }).click();
+    await expect(page.getByTestId("user-membership")).toContainText("middle");
+    await page.getByLabel(/调整余额|Adjust/).fill(yuan);
+    await page.getByLabel(/^(原因|Reason)/).fill(why);
+    await page.getByRole("button", { name: /^(执行|Apply)$/ }).click();
+  };
+  await login(page, "support-op");
+  await adjust("5", "support tries");
+  await expect(page.getByRole("alert")).toContainText("PermissionDenied");
+  await page.getByRole("button", { name: /退出登录|Log out/ }).click();
+
+  await login(page, "finance-op");
+  await adjust("12.34", "goodwill credit");
+  await expect(page.getByRole("alert")).toContainText(/已调整|Adjusted/);
+  await expect(page.getByTestId("wallet-balance")).toContainText("12.34");
+  await expect(page.getByTestId("wallet-entries")).toContainText("goodwill credit");
+  await expect(page.getByTestId("audit-table")).toContainText("wallet.credit");
+  await noSeriousViolations(page);
+  await page.screenshot({ path: `${SHOTS}/users.png`, fullPage: true });
+});
+
+test("health shows today per family and runs the ledger check", async ({ page }) => {
+  await login(page, "support-op");
+  await page.goto("/#/health");
+  await expect(page.getByTestId("database")).toContainText(/正常|ready/);
+  await expect(page.getByTestId("health-table")).toContainText("001");
+  await page.getByRole("button", { name: /账本检查|Ledger check/ }).click();
+  await expect(page.getByTestId("ledger")).toContainText(/账本一致|The ledger holds/);
+  await noSeriousViolations(page);
+  await page.screenshot({ path: `${SHOTS}/health.png`, fullPage: true });
+});

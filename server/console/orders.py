@@ -72,7 +72,7 @@ def _text(value) -> object:
     return cast(value, String)
 
 
-def _all_orders():
+def all_orders():
     vip = select(
         literal("001").label("family"), VipOrderRow.trade_no.label("number"), VipOrderRow.user_id.label("user_id"),
         VipOrderRow.pay_amount.label("amount"), VipOrderRow.channel.label("channel"),
@@ -84,8 +84,8 @@ def _all_orders():
     recharge = select(
         case(*((RechargeOrderRow.family == k, v) for k, v in RECHARGE_FAMILIES.items()), else_="002").label("family"),
         RechargeOrderRow.order_number, RechargeOrderRow.user_id, RechargeOrderRow.amount, RechargeOrderRow.channel,
-        case((RechargeOrderRow.state == recharge_rules.PAID, "paid"),
-             (RechargeOrderRow.state == recharge_rules.FAILED, "closed"), else_="unpaid"),
+        case((RechargeOrderRow.state == recharge_rules.OrderState.PAID.value, "paid"),
+             (RechargeOrderRow.state == recharge_rules.OrderState.FAILED.value, "closed"), else_="unpaid"),
         RechargeOrderRow.created_at, RechargeOrderRow.paid_at,
         _text(RechargeOrderRow.kind), cast(RechargeOrderRow.vip_months, Integer),
     ).where(RechargeOrderRow.order_number.is_not(None))
@@ -116,7 +116,7 @@ def check_filter(f: OrderFilter) -> None:
 
 def search_orders(uow: UnitOfWork, f: OrderFilter, offset: int, limit: int) -> tuple[list[OrderLine], int]:
     check_filter(f)
-    orders = _all_orders()
+    orders = all_orders()
     query = select(orders)
     for column, value in ((orders.c.family, f.family), (orders.c.number, f.order_number),
                           (orders.c.channel, f.channel), (orders.c.state, f.state)):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timezone
+from datetime import datetime, timezone
 
 from vipay.console.v1 import console_pb2 as pb
 from vipay.console.v1 import console_pb2_grpc
 
+from server.console import health
 from server.console.orders import OrderFilter, OrderLine, search_orders
+from server.merchant.callbacks import outbox_gauges
 from server.operators.roles import Permission, require_permission
 from server.operators.servicer import page_bounds
 from server.platform.calls import BlockingRunner, current_call
@@ -17,6 +19,7 @@ from server.platform.paging import page_token
 from server.platform.times import naive
 from server.platform.timestamps import timestamp_message
 from server.platform.unit_of_work import UnitOfWork
+from server.recharge.ledger import check_ledger
 
 
 def order_message(line: OrderLine) -> pb.OrderSummary:
@@ -28,9 +31,35 @@ def order_message(line: OrderLine) -> pb.OrderSummary:
 
 
 class ConsoleServicer(console_pb2_grpc.ConsoleServiceServicer):
-    def __init__(self, uow_factory: Callable[[], UnitOfWork], run: BlockingRunner):
+    def __init__(self, uow_factory: Callable[[], UnitOfWork], run: BlockingRunner,
+                 backlog: Callable[[], tuple[int, float]], ledger_check: Callable[[], list[str]]):
         self._uow = uow_factory
         self._run = run
+        self._backlog = backlog  # (pending merchant callbacks, oldest age in seconds)
+        self._ledger_check = ledger_check  # problems of the wallet ledger and refunds
+
+    def _today(self, tz):
+        with self._uow() as uow:
+            return health.today(uow, tz, datetime.now(timezone.utc))
+
+    async def GetHealth(self, request, context):
+        require_permission(current_call.get().principal, Permission.READ)
+        tz = health.zone(request.time_zone)
+        error = await self._run(health.database_ready, self._uow)
+        answer = pb.GetHealthResponse(database_ready=not error, database_error=error)
+        if error:
+            return answer  # nothing else can be counted
+        for day in await self._run(self._today, tz):
+            answer.families.append(pb.FamilyDay(family=day.family, orders=day.orders, paid_orders=day.paid,
+                                                revenue_fen=day.revenue_fen, revenue_display=day.revenue_display,
+                                                refunded_fen=day.refunded_fen))
+        answer.callback_backlog, answer.oldest_pending_callback_seconds = await self._run(self._backlog)
+        return answer
+
+    async def RunLedgerCheck(self, request, context):
+        require_permission(current_call.get().principal, Permission.READ)
+        problems = await self._run(self._ledger_check)
+        return pb.RunLedgerCheckResponse(ok=not problems, problems=problems)
 
     def _search(self, f: OrderFilter, offset: int, limit: int):
         with self._uow() as uow:
@@ -53,6 +82,12 @@ class ConsoleServicer(console_pb2_grpc.ConsoleServiceServicer):
 
 
 def register(server, runner: BlockingRunner, envelopes: EnvelopeRegistry, *,
-             uow_factory: Callable[[], UnitOfWork]) -> str:
-    console_pb2_grpc.add_ConsoleServiceServicer_to_server(ConsoleServicer(uow_factory, runner), server)
+             uow_factory: Callable[[], UnitOfWork], refund_check: Callable[[UnitOfWork], list[str]]) -> str:
+    """`refund_check`: the refund service's ledger-check proofs (RefundService.check)."""
+    def ledger_check() -> list[str]:
+        with uow_factory() as uow:
+            return [str(p) for p in check_ledger(uow)] + refund_check(uow)
+
+    console_pb2_grpc.add_ConsoleServiceServicer_to_server(
+        ConsoleServicer(uow_factory, runner, lambda: outbox_gauges(uow_factory), ledger_check), server)
     return pb.DESCRIPTOR.services_by_name["ConsoleService"].full_name

@@ -33,7 +33,7 @@ def refund_message(row: RefundView) -> pb.Refund:
                      finish_time=timestamp(row.finished_at))
 
 
-def refund_summary(row: RefundRow) -> dict:
+def refund_summary(row: RefundView) -> dict:
     return {"refund_id": row.refund_no, "amount_fen": row.amount_fen, "state": row.state, "reason": row.reason}
 
 
