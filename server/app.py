@@ -174,7 +174,8 @@ def services(app: App) -> list[Registration]:
         partial(refund_servicer.register, refunds=app.refunds, audited=app.operators.audited),
         partial(reconcile_servicer.register, reconciliation=app.reconciliation),
         partial(operators_servicer.register, operators=app.operators),
-        partial(console_servicer.register, uow_factory=app.uow_factory, refund_check=app.refunds.check),
+        partial(console_servicer.register, uow_factory=app.uow_factory, refund_check=app.refunds.check,
+                recharge_catalog=app.recharges.catalog, record=app.operators.record),
         partial(merchant_admin_servicer.register, registry=app.openapi.registry, audited=app.operators.audited),
     ]
 

@@ -9,10 +9,12 @@ import { LoginPage } from "./pages/Login";
 import { MerchantsPage } from "./pages/Merchants";
 import { OrdersPage } from "./pages/Orders";
 import { UsersPage } from "./pages/Users";
+import { RechargePage } from "./pages/Recharge";
 import { HealthPage } from "./pages/Health";
 
 const PAGES: { path: string; label: Key; Page: (p: { operator: Operator }) => JSX.Element | null }[] = [
   { path: "catalog", label: "nav_catalog", Page: CatalogPage },
+  { path: "recharge", label: "nav_recharge", Page: RechargePage },
   { path: "orders", label: "nav_orders", Page: OrdersPage },
   { path: "users", label: "nav_users", Page: UsersPage },
   { path: "merchants", label: "nav_merchants", Page: MerchantsPage },

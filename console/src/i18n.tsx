@@ -76,6 +76,8 @@ const TEXT = {
   resent: ["已重新排队", "Queued again"],
   apply: ["执行", "Apply"],
   nav_users: ["用户", "Users"],
+  nav_recharge: ["充值套餐 (000/002/003)", "Recharge plans (000/002/003)"],
+  document: ["充值配置（JSON，金额单位：分）", "Recharge catalog (JSON, money in fen)"],
   nav_health: ["运行状况", "Health"],
   load: ["查询", "Load"],
   wallet: ["钱包", "Wallet"],

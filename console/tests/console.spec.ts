@@ -223,3 +223,27 @@ test("health shows today per family and runs the ledger check", async ({ page })
   await noSeriousViolations(page);
   await page.screenshot({ path: `${SHOTS}/health.png`, fullPage: true });
 });
+
+test("an admin edits a recharge plan; 002 serves it; a bad document is refused", async ({ page, request }) => {
+  await login(page, "admin-op");
+  await page.goto("/#/recharge");
+  const editor = page.getByLabel(/充值配置|Recharge catalog/);
+  await expect(editor).toContainText("money_fen");
+  const doc = JSON.parse(await editor.inputValue());
+  doc.plans.find((p: { id: number }) => p.id === 10001).money_fen = 43210;
+  await editor.fill(JSON.stringify(doc, null, 2));
+  await page.getByLabel(/^(原因|Reason)/).fill("plan A price");
+  await page.getByRole("button", { name: /^(保存|Save)$/ }).click();
+  await expect(page.getByRole("alert")).toContainText(/已保存|Saved/);
+  await expect.poll(async () => {
+    const served = await (await request.get(`${PUBLIC}/api/recharge`)).json();
+    return served.data.rechargeAmount.find((p: { id: number }) => p.id === 10001).price;
+  }, { timeout: 10_000 }).toBe("432.1");
+  await expect(page.getByTestId("audit-table")).toContainText("plans.1.money_fen: 50000 → 43210");
+  await noSeriousViolations(page);
+  await page.screenshot({ path: `${SHOTS}/recharge.png`, fullPage: true });
+  doc.plans[0].money_fen = -1;
+  await editor.fill(JSON.stringify(doc));
+  await page.getByRole("button", { name: /^(保存|Save)$/ }).click();
+  await expect(page.getByRole("alert")).toContainText("InvalidArgument");
+});

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime, timezone
 
@@ -14,12 +15,15 @@ from server.merchant.callbacks import outbox_gauges
 from server.operators.roles import Permission, require_permission
 from server.operators.servicer import page_bounds
 from server.platform.calls import BlockingRunner, current_call
+from server.platform.errors import Violations
 from server.platform.error_mapping import EnvelopeRegistry
 from server.platform.paging import page_token
 from server.platform.times import naive
 from server.platform.timestamps import timestamp_message
 from server.platform.unit_of_work import UnitOfWork
+from server.recharge.catalog import RechargeCatalogProvider, save_recharge_catalog
 from server.recharge.ledger import check_ledger
+from server.recharge.rules import catalog_from_document, catalog_to_document
 
 
 def order_message(line: OrderLine) -> pb.OrderSummary:
@@ -32,8 +36,11 @@ def order_message(line: OrderLine) -> pb.OrderSummary:
 
 class ConsoleServicer(console_pb2_grpc.ConsoleServiceServicer):
     def __init__(self, uow_factory: Callable[[], UnitOfWork], run: BlockingRunner,
-                 backlog: Callable[[], tuple[int, float]], ledger_check: Callable[[], list[str]]):
+                 backlog: Callable[[], tuple[int, float]], ledger_check: Callable[[], list[str]],
+                 recharge_catalog: RechargeCatalogProvider | None = None, record: Callable | None = None):
         self._uow = uow_factory
+        self._recharge_catalog = recharge_catalog
+        self._record = record  # record(uow, actor, action, target, before, after, reason): the audit log
         self._run = run
         self._backlog = backlog  # (pending merchant callbacks, oldest age in seconds)
         self._ledger_check = ledger_check  # problems of the wallet ledger and refunds
@@ -55,6 +62,39 @@ class ConsoleServicer(console_pb2_grpc.ConsoleServiceServicer):
                                                 refunded_fen=day.refunded_fen))
         answer.callback_backlog, answer.oldest_pending_callback_seconds = await self._run(self._backlog)
         return answer
+
+    async def GetRechargeCatalog(self, request, context):
+        require_permission(current_call.get().principal, Permission.READ)
+        catalog = await self._run(self._recharge_catalog.get)
+        return pb.GetRechargeCatalogResponse(
+            document_json=json.dumps(catalog_to_document(catalog), ensure_ascii=False), version=catalog.version)
+
+    def _save_recharge_catalog(self, actor, document: dict, reason: str) -> int:
+        catalog = catalog_from_document(document)  # refuses a bad document (INVALID_ARGUMENT)
+        before = catalog_to_document(self._recharge_catalog.get())
+        with self._uow() as uow:
+            version = save_recharge_catalog(uow, catalog)
+            self._record(uow, actor, "recharge_catalog.update", "recharge_catalog", before,
+                         catalog_to_document(catalog), reason)
+            uow.commit()
+        self._recharge_catalog.invalidate()
+        return version
+
+    async def UpdateRechargeCatalog(self, request, context):
+        actor = require_permission(current_call.get().principal, Permission.CATALOG)
+        v = Violations()
+        try:
+            document = json.loads(request.document_json)
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            v.add("document_json", "Not a JSON object.")
+        if not request.reason.strip() or len(request.reason) > 500:
+            v.add("reason", "A reason is required (at most 500 characters).")
+        v.raise_if_any()
+        document.pop("version", None)
+        version = await self._run(self._save_recharge_catalog, actor, document, request.reason.strip())
+        return pb.UpdateRechargeCatalogResponse(version=version)
 
     async def RunLedgerCheck(self, request, context):
         require_permission(current_call.get().principal, Permission.READ)
@@ -82,12 +122,15 @@ class ConsoleServicer(console_pb2_grpc.ConsoleServiceServicer):
 
 
 def register(server, runner: BlockingRunner, envelopes: EnvelopeRegistry, *,
-             uow_factory: Callable[[], UnitOfWork], refund_check: Callable[[UnitOfWork], list[str]]) -> str:
-    """`refund_check`: the refund service's ledger-check proofs (RefundService.check)."""
+             uow_factory: Callable[[], UnitOfWork], refund_check: Callable[[UnitOfWork], list[str]],
+             recharge_catalog: RechargeCatalogProvider, record: Callable) -> str:
+    """`refund_check`: the refund service's ledger-check proofs (RefundService.check);
+    `record`: the operators' audit log, in the caller's transaction."""
     def ledger_check() -> list[str]:
         with uow_factory() as uow:
             return [str(p) for p in check_ledger(uow)] + refund_check(uow)
 
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(
-        ConsoleServicer(uow_factory, runner, lambda: outbox_gauges(uow_factory), ledger_check), server)
+        ConsoleServicer(uow_factory, runner, lambda: outbox_gauges(uow_factory), ledger_check,
+                        recharge_catalog, record), server)
     return pb.DESCRIPTOR.services_by_name["ConsoleService"].full_name

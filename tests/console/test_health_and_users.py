@@ -76,3 +76,35 @@ def test_wallet_adjustments_by_operators_are_audited(app, channel, token):
         ("wallet.credit", "finance", "goodwill: late delivery")]
     assert (json.loads(entries[0].before_json)["balance_fen"], json.loads(entries[0].after_json)["balance_fen"]) == \
         (0, 250)
+
+
+def test_recharge_catalog_edit_is_validated_audited_and_served(app, console, token, gateway, channel):
+    app.recharges.catalog.save(demo_recharge_catalog())
+    current = console.GetRechargeCatalog(pb.GetRechargeCatalogRequest(), metadata=auth(token(1, "support")))
+    document = json.loads(current.document_json)
+    plan = next(p for p in document["plans"] if p["id"] == 10001)
+    plan["money_fen"] = 51234
+    request = pb.UpdateRechargeCatalogRequest(document_json=json.dumps(document), reason="new price")
+    for role in ("support", "finance"):
+        with pytest.raises(grpc.RpcError) as exc:
+            console.UpdateRechargeCatalog(request, metadata=auth(token(1, role)))
+        assert exc.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    bad = json.loads(current.document_json)
+    bad["plans"][0]["money_fen"] = -5
+    for broken in (pb.UpdateRechargeCatalogRequest(document_json=json.dumps(bad), reason="x"),
+                   pb.UpdateRechargeCatalogRequest(document_json="[1]", reason="x"),
+                   pb.UpdateRechargeCatalogRequest(document_json=json.dumps(document), reason=" ")):
+        with pytest.raises(grpc.RpcError) as exc:
+            console.UpdateRechargeCatalog(broken, metadata=auth(token(1, "admin")))
+        assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    version = console.UpdateRechargeCatalog(request, metadata=auth(token(1, "admin"))).version
+    assert version == current.version + 1
+    with gateway.client(token(5)) as c:
+        served = c.get("/api/recharge").text
+    [shown] = [p for p in json.loads(served)["data"]["rechargeAmount"] if p["id"] == 10001]
+    assert shown["price"] == "512.34"  # 002's trimmed yuan
+    [entry] = operators_pb2_grpc.OperatorServiceStub(channel).ListAuditEntries(
+        opb.ListAuditEntriesRequest(action="recharge_catalog.update"), metadata=auth(token(1, "support"))).entries
+    before, after = json.loads(entry.before_json), json.loads(entry.after_json)
+    assert [p["money_fen"] for p in before["plans"] if p["id"] == 10001] == [50000]
+    assert [p["money_fen"] for p in after["plans"] if p["id"] == 10001] == [51234]
