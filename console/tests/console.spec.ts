@@ -247,3 +247,22 @@ test("an admin edits a recharge plan; 002 serves it; a bad document is refused",
   await page.getByRole("button", { name: /^(保存|Save)$/ }).click();
   await expect(page.getByRole("alert")).toContainText("InvalidArgument");
 });
+
+test("keyboard only: log in and move between pages", async ({ page }) => {
+  await page.goto("/");
+  await expect(page.getByLabel(/用户名|Name/)).toBeFocused();  // the name field has the focus
+  await page.keyboard.type("support-op");
+  await page.keyboard.press("Tab");
+  await page.keyboard.type(PASSWORD);
+  await page.keyboard.press("Enter");
+  await expect(page.getByTestId("operator")).toHaveText("support-op");
+  let focused = "";
+  for (let i = 0; i < 30 && !/^(订单|Orders)$/.test(focused); i++) {
+    await page.keyboard.press("Tab");
+    focused = await page.evaluate(() => document.activeElement?.textContent?.trim() ?? "");
+  }
+  expect(focused).toMatch(/^(订单|Orders)$/);
+  await page.keyboard.press("Enter");
+  await expect(page).toHaveURL(/#\/orders$/);
+  await expect(page.getByTestId("orders-table")).toBeVisible();
+});
