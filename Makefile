@@ -12,7 +12,7 @@ DESCRIPTOR := gateway/api.binpb
 GEN_STAMP := gen/.stamp
 LUA_TABLE := gateway/legacy_operations.lua
 
-.PHONY: run test bench lint breaking baseline format protos migrate seed keys clean spec sdk sdk-test sdk-ts sdk-python sdk-go tools docs
+.PHONY: run test bench lint breaking baseline format protos migrate seed keys clean spec sdk sdk-test sdk-ts sdk-python sdk-go tools docs console console-test
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || $(PY_VERSION) -m venv $(VENV)
@@ -60,7 +60,7 @@ seed: migrate
 REPLICAS ?= 1
 # Development: browser pages on any http://localhost port may call the API (CORS;
 # docs/edge.md); set CORS_ALLOWED_ORIGINS (even empty) to choose otherwise.
-run: seed
+run: seed console
 	CORS_ALLOWED_ORIGINS="$${CORS_ALLOWED_ORIGINS-http://localhost:*}" $(PY) -m server run --replicas $(REPLICAS)
 
 # Headless Chromium (Debian) for the cross-origin browser test (tests/edge/test_cors.py);
@@ -155,8 +155,28 @@ sdk: $(SPEC) sdk-ts sdk-python sdk-go docs
 sdk-test: sdk keys
 	$(PY) -m sdk.stack -- sdk/run-suites.sh
 
+# The operator console (docs/console.md): a React SPA built into console/dist, served by
+# its own Envoy listener on CONSOLE_PORT. Its browser tests drive Debian's chromium.
+CONSOLE := console
+$(CONSOLE)/node_modules/.stamp: $(CONSOLE)/package-lock.json
+	cd $(CONSOLE) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(CONSOLE)/dist/index.html: $(CONSOLE)/node_modules/.stamp $(PROTOS) $(THIRD_PARTY)/.stamp $(shell find $(CONSOLE)/src -path '*/gen' -prune -o -type f -print) $(CONSOLE)/index.html
+	cd $(CONSOLE) && npm run --silent build
+
+console:
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	@$(MAKE) --no-print-directory $(CONSOLE)/dist/index.html
+
+console-test: console protos keys
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@# Chinese labels in the screenshots need a CJK font.
+	@fc-list :lang=zh 2>/dev/null | grep -q . || { apt-get update -qq && apt-get install -y -qq fonts-noto-cjk; }
+	$(PY) -m tests.browser.stack -- bash -c 'cd $(CONSOLE) && npx playwright test'
+
 format: $(THIRD_PARTY)/.stamp
 	$(VENV)/bin/buf format -w
 
 clean:
-	rm -rf .build gen $(DESCRIPTOR) $(LUA_TABLE) var $(TS)/gen $(TS)/dist sdk/dist $(PYSDK)/src/vipay sdk/go/vendor sdk/go/.cache $(REF)/index.html
+	rm -rf .build gen $(DESCRIPTOR) $(LUA_TABLE) var $(TS)/gen $(TS)/dist sdk/dist $(PYSDK)/src/vipay sdk/go/vendor sdk/go/.cache $(REF)/index.html $(CONSOLE)/dist $(CONSOLE)/src/gen

@@ -13,6 +13,7 @@
   catalog show|set-price   inspect or edit the VIP catalog (server/membership/cli.py)
   merchant ...             merchant OpenAPI registry and callbacks (server/merchant/cli.py)
   ledger-check, recharge-catalog, user-profile   see server/recharge/cli.py
+  operator create NAME --role R   a console operator account (server/operators/cli.py)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import sys
 
 from server.membership import cli as membership_cli
 from server.merchant import cli as merchant_cli
+from server.operators import cli as operators_cli
 from server.payments import cli as payments_cli
 from server.payments.sandbox_tools import GATEWAY_FILE
 from server.platform.settings import VAR, get_settings
@@ -33,7 +35,7 @@ from server.recharge import cli as recharge_cli
 
 # Each area contributes its sub-commands (add_commands), demo data (seed) and the
 # lookup `sandbox-pay` uses (sandbox_order).
-AREA_CLIS = (membership_cli, recharge_cli, merchant_cli, payments_cli)
+AREA_CLIS = (membership_cli, recharge_cli, merchant_cli, payments_cli, operators_cli)
 
 
 def cmd_keys(_args) -> None:
@@ -82,11 +84,12 @@ def cmd_run(args) -> None:
     from server.platform.envoy import Envoy, edge_config
 
     envoy = Envoy(s.http_port, s.envoy_admin_port, s.grpc_port, VAR, log_path=VAR / "envoy.log",
-                  edge=edge_config(s))
+                  edge=edge_config(s), console=_console(s))
     envoy.start()
     (VAR / GATEWAY_FILE).write_text(s.public_base_url + "\n")  # for sandbox-pay & co.
     print(f"gateway http://127.0.0.1:{s.http_port}  admin http://127.0.0.1:{s.envoy_admin_port}  "
           f"gRPC (internal) {s.grpc_host}:{s.grpc_port}  (Envoy log: var/envoy.log)", flush=True)
+    _announce_console(s)
     try:
         asyncio.run(serve_forever(build_app(s)))
     finally:
@@ -108,7 +111,7 @@ def _run_replicas(s, count: int) -> None:
         signal.signal(sig, lambda *_: stop.set())
     replicas.start()
     envoy = Envoy(s.http_port, s.envoy_admin_port, replicas.ports, VAR, log_path=VAR / "envoy.log",
-                  internal=(s.grpc_host, s.grpc_port), edge=edge_config(s))
+                  internal=(s.grpc_host, s.grpc_port), edge=edge_config(s), console=_console(s))
     try:
         envoy.start()
         envoy.wait_healthy(count)  # announce the doors once every replica serves
@@ -116,11 +119,28 @@ def _run_replicas(s, count: int) -> None:
         print(f"gateway http://127.0.0.1:{s.http_port}  admin http://127.0.0.1:{s.envoy_admin_port}  "
               f"gRPC (internal, {count} replicas) {s.grpc_host}:{s.grpc_port}  (Envoy log: var/envoy.log)",
               flush=True)
+        _announce_console(s)
         replicas.supervise(stop)
     finally:
         (VAR / GATEWAY_FILE).unlink(missing_ok=True)
         envoy.stop()
         replicas.stop()
+
+
+CONSOLE_DIST = VAR.parent / "console" / "dist"
+
+
+def _console(s):
+    """The operator console's listener (docs/console.md), when it has been built (`make console`)."""
+    return (s.console_host, s.console_port, CONSOLE_DIST) if (CONSOLE_DIST / "index.html").exists() else None
+
+
+def _announce_console(s) -> None:
+    if _console(s) is None:
+        print("console: not built (`make console`), not served", flush=True)
+    else:
+        print(f"console http://{s.console_host}:{s.console_port}  (operators: `python -m server operator create "
+              f"NAME --role admin`, docs/console.md)", flush=True)
 
 
 def cmd_token(args) -> None:
@@ -172,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("token")
     p.add_argument("--user-id", type=int, required=True)
-    p.add_argument("--role", default="user", choices=["user", "service", "admin"])
+    p.add_argument("--role", default="user", choices=["user", "service", "admin", "finance", "support"])
     p.add_argument("--ttl", type=int, default=600, help="service/admin credentials: seconds, at most 600")
     p.set_defaults(fn=cmd_token)
     p = sub.add_parser("sandbox-pay", help="pay a sandbox order (VIP trade_no or recharge RC…) through Envoy")

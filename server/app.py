@@ -18,11 +18,13 @@ from functools import partial
 
 from sqlalchemy import Engine
 
+from server.console import servicer as console_servicer
 from server.membership import servicer as membership_servicer
 from server.membership.catalog import catalog_from_row, save_catalog
 from server.membership.rules import PAY_METHODS
 from server.membership.service import MembershipService
 from server.membership.tables import VipCatalogRow
+from server.merchant import admin_servicer as merchant_admin_servicer
 from server.merchant import servicer as merchant_servicer
 from server.merchant.callbacks import outbox_gauges
 from server.merchant.addresses import system_resolver
@@ -31,6 +33,8 @@ from server.merchant.service import OpenApi, build_openapi
 from server.membership.limits import CHECK_IAP, VIP_ORDER
 from server.payments.channels import ChannelRegistry, PaymentChannel, RefundStatement, Reply
 from server.payments import reconcile_servicer, refund_servicer
+from server.operators import servicer as operators_servicer
+from server.operators.service import Operators
 from server.payments.configure import build_channels, build_iap_verifier
 from server.payments.iap import IapVerifier, SandboxIapVerifier
 from server.payments.reconciliation import ReconciliationService
@@ -74,10 +78,14 @@ class App:
     refunds: RefundService  # operator and provider-console refunds (docs/refunds.md)
     abuse: RateLimiter  # per-user / per-IP limits of every order-creating path (docs/recharge.md: Limits)
     reconciliation: ReconciliationService  # daily statements vs our books (docs/reconciliation.md)
+    operators: Operators  # console accounts, sessions, audit log (docs/console.md)
 
-    def save_catalog(self, catalog) -> int:
+    def save_catalog(self, catalog, audit=None) -> int:
+        """audit(uow): records the change in the same transaction (docs/console.md)."""
         with self.uow_factory() as uow:
             version = save_catalog(uow, catalog)
+            if audit is not None:
+                audit(uow)
             uow.commit()
         return version
 
@@ -149,7 +157,7 @@ def build_app(settings: Settings, engine: Engine | None = None, *, announce_chan
         lease=timedelta(seconds=settings.reconcile_lease_seconds),
     )
     return App(settings, engine, uow_factory, channels, sandbox, iap, memberships, recharges, openapi, settlement,
-               UserProfiles(uow_factory), refunds, abuse, reconciliation)
+               UserProfiles(uow_factory), refunds, abuse, reconciliation, Operators(uow_factory, token_keys(settings)[1]))
 
 
 def services(app: App) -> list[Registration]:
@@ -157,13 +165,18 @@ def services(app: App) -> list[Registration]:
     return [
         diagnostics.register,
         partial(membership_servicer.register, memberships=app.memberships, save_catalog=app.save_catalog,
-                refunded=partial(app.refunds.refunded_fen, "vip_orders"), limiter=app.abuse),
+                refunded=partial(app.refunds.refunded_fen, "vip_orders"), limiter=app.abuse,
+                audit=app.operators.record),
         partial(recharge_servicer.register, recharges=app.recharges, profiles=app.profiles,
                 refunded=partial(app.refunds.refunded_fen, "recharge_orders"), limiter=app.abuse),
-        partial(wallet_servicer.register, wallets=app.recharges.wallet),
+        partial(wallet_servicer.register, wallets=app.recharges.wallet, audited=app.operators.audited),
         partial(merchant_servicer.register, charges=app.openapi.charges),
-        partial(refund_servicer.register, refunds=app.refunds),
+        partial(refund_servicer.register, refunds=app.refunds, audited=app.operators.audited),
         partial(reconcile_servicer.register, reconciliation=app.reconciliation),
+        partial(operators_servicer.register, operators=app.operators),
+        partial(console_servicer.register, uow_factory=app.uow_factory, refund_check=app.refunds.check,
+                recharge_catalog=app.recharges.catalog, record=app.operators.record),
+        partial(merchant_admin_servicer.register, registry=app.openapi.registry, audited=app.operators.audited),
     ]
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from datetime import datetime
+from functools import partial
 
 from google.api import httpbody_pb2
-from google.protobuf import struct_pb2
+from google.protobuf import json_format, struct_pb2
 from vipay.legacy.v1 import options_pb2 as legacy
 from vipay.membership.v1 import membership_pb2 as pb
 from vipay.membership.v1 import membership_pb2_grpc
@@ -20,7 +21,8 @@ from server.membership.views import VipOrderView
 from server.payments.channels import PayData
 from server.platform import money
 from server.membership.limits import CHECK_IAP, VIP_ORDER
-from server.platform.auth import require_role, require_user
+from server.operators.roles import Permission, require_permission
+from server.platform.auth import require_user
 from server.platform.calls import BlockingRunner, current_call
 from server.platform.error_mapping import EnvelopeRegistry
 from server.platform.rate_limits import RateLimiter
@@ -133,6 +135,13 @@ def catalog_levels_message(catalog: Catalog) -> pb.VipLevels:
     return pb.VipLevels(**{name: level(catalog.levels[name]) for name in LEVELS})
 
 
+def configs_json(catalog: Catalog) -> dict:
+    """The catalog as GET /api/v2/vip/configs shows it (proto JSON, every field)."""
+    message = pb.GetVipConfigsResponse(switch=catalog.switch, exchange=catalog.exchange,
+                                       config=catalog_levels_message(catalog))
+    return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+
+
 def catalog_from_message(request: pb.UpdateVipCatalogRequest, current: Catalog) -> Catalog:
     v = Violations()
     levels = {}
@@ -187,7 +196,8 @@ def status_message(view: MembershipView) -> pb.MembershipStatus:
 
 class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
     def __init__(self, service: MembershipService, run: BlockingRunner, save_catalog,
-                 refunded: Callable[[list[int]], dict[int, int]] = lambda ids: {}, *, abuse: RateLimiter):
+                 refunded: Callable[[list[int]], dict[int, int]] = lambda ids: {}, *, abuse: RateLimiter,
+                 audit: Callable | None = None):
         self._svc = service
         self._run = run
         self._read = run.read  # hot reads: their own threads (BlockingRunner)
@@ -195,6 +205,9 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
         self._refunded = refunded  # order id -> fen refunded (docs/refunds.md)
         self._configs: tuple[Catalog | None, pb.GetVipConfigsResponse | None] = (None, None)
         self._abuse = abuse  # per-user / per-IP limits (docs/recharge.md: Limits)
+        # audit(uow, actor, action, target, before, after, reason): an audit entry in the
+        # catalog's own transaction (operators/service.py, docs/console.md).
+        self._audit = audit
 
     async def _order(self, row: VipOrderView) -> pb.VipOrder:
         refunded = await self._read(self._refunded, [row.id])
@@ -302,25 +315,31 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
         return httpbody_pb2.HttpBody(content_type="text/plain", data=b"")
 
     async def GetMembershipStatus(self, request, context):
-        require_role(current_call.get().principal, "service")
+        require_permission(current_call.get().principal, Permission.READ, service=True)
         return grpc_status_message(await self._run(self._svc.ledger.status, request.user_id))
 
     async def UpdateVipCatalog(self, request, context):
-        require_role(current_call.get().principal, "admin")
-        catalog = catalog_from_message(request, await self._run(self._svc.catalog.get))
-        version = await self._run(self._save_catalog, catalog)
+        actor = require_permission(current_call.get().principal, Permission.CATALOG)
+        current = await self._run(self._svc.catalog.get)
+        catalog = catalog_from_message(request, current)
+        audit = None
+        if self._audit is not None:
+            before, after = configs_json(current), configs_json(catalog)
+            audit = partial(self._audit, actor=actor, action="vip_catalog.update", target="vip_catalog",
+                            before=before, after=after, reason=request.reason)
+        version = await self._run(self._save_catalog, catalog, audit)
         self._svc.catalog.invalidate()
         return pb.UpdateVipCatalogResponse(version=version)
 
 
 def register(server, runner: BlockingRunner, envelopes: EnvelopeRegistry, *, memberships: MembershipService,
              save_catalog: Callable[[Catalog], int], refunded: Callable[[list[int]], dict[int, int]],
-             limiter: RateLimiter) -> str:
+             limiter: RateLimiter, audit: Callable | None = None) -> str:
     """`refunded`: order id -> fen refunded (the refund service); `limiter` counts
-    VIP_ORDER and CHECK_IAP attempts."""
+    VIP_ORDER and CHECK_IAP attempts; `audit` records catalog changes (operators' record)."""
     name = pb.DESCRIPTOR.services_by_name["MembershipService"].full_name
     membership_pb2_grpc.add_MembershipServiceServicer_to_server(
-        MembershipServicer(memberships, runner, save_catalog, refunded, abuse=limiter), server
+        MembershipServicer(memberships, runner, save_catalog, refunded, abuse=limiter, audit=audit), server
     )
     envelopes.register(legacy.FAMILY_THINKSNS, thinksns_envelope, default=True)
     return name

@@ -18,7 +18,7 @@ import jwt
 from server.platform.errors import permission_denied, unauthenticated
 
 USER = "user"
-SERVICE_ROLES = ("service", "admin")
+SERVICE_ROLES = ("service", "admin", "finance", "support")  # the last three: operators (docs/console.md)
 SERVICE_TOKEN_MAX_SECONDS = 600
 MAX_SUBJECT = 2**31 - 1  # user ids are int32 in every contract
 VERIFIED_CACHE_SIZE = 10_000
@@ -48,7 +48,7 @@ def issue_token(secret: str, issuer: str, audience: str, user_id: int, role: str
 def issue_service_token(key: TokenKey, subject: int, role: str = "service",
                         ttl_seconds: int = SERVICE_TOKEN_MAX_SECONDS) -> str:
     if role not in SERVICE_ROLES:
-        raise ValueError(f"service credentials carry role service or admin, not {role}")
+        raise ValueError(f"service credentials carry one of {SERVICE_ROLES}, not {role}")
     if not key.secret:
         raise ValueError("SERVICE_JWT_SECRET is not set (run `python -m server keys`)")
     return issue_token(key.secret, key.issuer, key.audience, subject, role,

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from server.platform.console_door import console_listener
 from server.platform.settings import ROOT
 
 GATEWAY = ROOT / "gateway"
@@ -168,9 +169,11 @@ def _routes(listener: dict) -> list[dict]:
 
 def render_config(http_port: int, admin_port: int, grpc_ports: int | Sequence[int],
                   internal: tuple[str, int] | None = None, host: str = LOCAL,
-                  edge: EdgeConfig | None = None) -> str:
+                  edge: EdgeConfig | None = None,
+                  console: tuple[str, int, Path] | None = None) -> str:
     """gateway/envoy.yaml for these ports. `grpc_ports`: the gRPC server, or every replica;
-    `internal`: (host, port) of the internal gRPC listener (multi-replica mode)."""
+    `internal`: (host, port) of the internal gRPC listener (multi-replica mode);
+    `console`: (host, port, built files) of the operator console's listener."""
     config = yaml.safe_load((GATEWAY / "envoy.yaml").read_text())
     config["admin"]["address"] = _socket(LOCAL, admin_port)
     public = _listener(config, "http")
@@ -187,6 +190,8 @@ def render_config(http_port: int, admin_port: int, grpc_ports: int | Sequence[in
         config["static_resources"]["listeners"].append(_internal_listener(public, *internal))
     if any(r.get("route", {}).get("cluster") == "edge_self" for r in _routes(public)):
         config["static_resources"]["listeners"].append(_catalog_fill_listener(public, edge.catalog_max_age))
+    if console is not None:
+        config["static_resources"]["listeners"].append(console_listener(*console, cluster["name"]))
     text = json.dumps(config, indent=1)  # JSON is YAML: Envoy reads it as the .yaml it is
     for name in ("api.binpb", "legacy_http.lua"):
         text = text.replace(f'"gateway/{name}"', json.dumps(str(GATEWAY / name)))
@@ -201,10 +206,10 @@ def envoy_binary() -> str:
 class Envoy:
     def __init__(self, http_port: int, admin_port: int, grpc_ports: int | Sequence[int], workdir: Path,
                  log_path: Path | None = None, internal: tuple[str, int] | None = None,
-                 edge: EdgeConfig | None = None):
+                 edge: EdgeConfig | None = None, console: tuple[str, int, Path] | None = None):
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / f"envoy-{http_port}.yaml"
-        self.config_path.write_text(render_config(http_port, admin_port, grpc_ports, internal, edge=edge))
+        self.config_path.write_text(render_config(http_port, admin_port, grpc_ports, internal, edge=edge, console=console))
         self.http_port, self.admin_port = http_port, admin_port
         self._log = open(log_path, "ab") if log_path else None
         self.process: subprocess.Popen | None = None

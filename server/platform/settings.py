@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     grpc_port: int = 50051
     http_port: int = 8080
     envoy_admin_port: int = 9901
+    # The operator console's own Envoy listener (docs/console.md): keep it on loopback or
+    # a private network, like the internal gRPC door.
+    console_host: str = "127.0.0.1"
+    console_port: int = 8088
     grpc_workers: int = 16  # threads running blocking database work
     # Threads of their own for the hot reads (order status, history): a write waiting for
     # its commit or a provider call holds a GRPC_WORKERS thread, never one of these.
