@@ -75,6 +75,7 @@ type MembershipServiceClient interface {
 	// gRPC only, so it uses idiomatic types (int64 id, Timestamp expiries).
 	GetMembershipStatus(ctx context.Context, in *GetMembershipStatusRequest, opts ...grpc.CallOption) (*GetMembershipStatusResponse, error)
 	// Operator (role `admin`): replaces the catalog; every replica picks it up.
+	// Audited: who, when, the GetVipConfigs document before and after, reason.
 	UpdateVipCatalog(ctx context.Context, in *UpdateVipCatalogRequest, opts ...grpc.CallOption) (*UpdateVipCatalogResponse, error)
 }
 
@@ -282,6 +283,7 @@ type MembershipServiceServer interface {
 	// gRPC only, so it uses idiomatic types (int64 id, Timestamp expiries).
 	GetMembershipStatus(context.Context, *GetMembershipStatusRequest) (*GetMembershipStatusResponse, error)
 	// Operator (role `admin`): replaces the catalog; every replica picks it up.
+	// Audited: who, when, the GetVipConfigs document before and after, reason.
 	UpdateVipCatalog(context.Context, *UpdateVipCatalogRequest) (*UpdateVipCatalogResponse, error)
 	mustEmbedUnimplementedMembershipServiceServer()
 }
