@@ -50,7 +50,9 @@ from server.platform.auth import TokenVerifier, token_keys
 from server.platform.grpc_server import GrpcServer, Registration
 from server.platform.rate_limits import RateLimit, RateLimiter
 from server.platform.settings import Settings
-from server.platform.unit_of_work import GroupCommit, Reads, UnitOfWork
+from server.platform.group_commit import GroupCommit
+from server.platform.hot_reads import Reads
+from server.platform.unit_of_work import UnitOfWork
 from server.recharge import servicer as recharge_servicer
 from server.recharge import wallet_servicer
 from server.recharge.captchas import CAPTCHA, CHARGE_PAY, CaptchaGuard, Limits, png_captcha

@@ -48,7 +48,7 @@ ORDER_KEYS = tuple(c.key for c in VipOrderRow.__table__.columns)
 assert ORDER_KEYS == FIELDS, "VipOrderView holds the vip_orders columns, in order"
 
 # The caller's own order by id: hot single-row reads, plain SQL on a kept connection
-# (platform/unit_of_work.py Reads.one).
+# (platform/hot_reads.py Reads.one).
 OWN_ORDER = "FROM vip_orders WHERE id = :id AND user_id = :user_id AND user_deleted_at IS NULL"
 OWN_ORDER_STATUS_SQL = f"SELECT pay_status {OWN_ORDER}"
 # The order and the fen refunded of it, in one statement.
@@ -67,8 +67,8 @@ class VipOrders:
                  ledger: MembershipLedger, public_base_url: str, *, clock: Callable[[], datetime],
                  order_ttl: timedelta | None, reads: Callable, writes: Callable):
         self._uow = uow_factory
-        self._writes = writes  # order inserts: group commit (platform/unit_of_work.py GroupCommit)
-        self._reads = reads  # hot reads: Core on read-only connections (platform/unit_of_work.py Reads)
+        self._writes = writes  # order inserts: group commit (platform/group_commit.py)
+        self._reads = reads  # hot reads: Core on read-only connections (platform/hot_reads.py)
         self._catalog = catalog
         self._channels = channels
         self._ledger = ledger

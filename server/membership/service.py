@@ -16,7 +16,9 @@ from server.membership.refunds import VipOrderRefunds
 from server.payments.channels import ChannelRegistry
 from server.payments.iap import IapVerifier
 from server.platform.cached_catalog import CatalogProvider
-from server.platform.unit_of_work import UnitOfWork, session_reads, single_commits
+from server.platform.group_commit import single_commits
+from server.platform.hot_reads import session_reads
+from server.platform.unit_of_work import UnitOfWork
 
 
 class MembershipService:

@@ -13,7 +13,8 @@ from server.payments.channels import REFUND_ABNORMAL, REFUND_PROCESSING, REFUND_
 from server.payments.refund_book import RefundBook
 from server.payments.refund_tables import RefundRow
 from server.payments.refund_views import RefundView
-from server.platform.unit_of_work import UnitOfWork, session_reads
+from server.platform.hot_reads import session_reads
+from server.platform.unit_of_work import UnitOfWork
 
 PENDING = RefundState.PENDING
 OPEN_STATES = (PENDING, REFUND_PROCESSING)

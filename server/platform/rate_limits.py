@@ -15,7 +15,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from server.platform.database import Base
 from server.platform.errors import DomainError, Kind
-from server.platform.unit_of_work import UnitOfWork, single_commits
+from server.platform.group_commit import single_commits
+from server.platform.unit_of_work import UnitOfWork
 
 
 class RateCounterRow(Base):
@@ -47,7 +48,7 @@ class RateLimiter:
 
     def __init__(self, uow_factory: Callable[[], UnitOfWork], rates: Mapping[str, RateLimit] | None = None, *,
                  clock: Callable[[], float] = time.time, writes: Callable | None = None):
-        # Counter updates share the group commit of the orders they guard (unit_of_work.py
+        # Counter updates share the group commit of the orders they guard (group_commit.py
         # GroupCommit): a transaction of their own per request cost an fsync per order.
         self._writes = writes or single_commits(uow_factory)
         self._clock = clock

@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     # Unpaid orders close after this many minutes (also sent to the provider as the
     # payment deadline); orders without a notification are re-queried after
     # settle_requery_after_seconds, every settle_interval_seconds.
-    # Group commit (platform/unit_of_work.py GroupCommit): how long a batch of order writes
+    # Group commit (platform/group_commit.py): how long a batch of order writes
     # waits for more concurrent writers before its COMMIT; 0 commits at once.
     group_commit_delay_ms: float = 1.0
     order_close_minutes: int = 30

@@ -14,7 +14,9 @@ from sqlalchemy import event, text
 
 from server.platform.database import make_engine, make_read_engine, make_session_factory
 from server.platform.migrate import upgrade
-from server.platform.unit_of_work import GroupCommit, Reads, UnitOfWork
+from server.platform.group_commit import GroupCommit
+from server.platform.hot_reads import Reads
+from server.platform.unit_of_work import UnitOfWork
 
 
 def test_commits_are_durable_on_every_connection(app):

@@ -1,0 +1,81 @@
+"""Hot read paths (order status, history): Core reads on read-only connections, never
+behind the SQLite writer lock (platform/database.py), with a one-statement fast path
+on a connection each read thread keeps."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.orm import Session
+
+
+class Reads:
+    """`with reads() as conn:` is a Core connection in one read transaction (several
+    statements, one snapshot). `reads.one(sql, params)` runs one statement on a
+    connection kept by the calling thread, in autocommit (the statement is its own
+    snapshot): no pool checkout, BEGIN, COMMIT or reset per call, which cost ~0.2 ms
+    through SQLAlchemy against ~2 µs for the SQLite read itself."""
+
+    def __init__(self, engine: Engine):
+        self._engine = engine
+        self._local = threading.local()
+        self._pg = engine.dialect.name == "postgresql"
+
+    @contextmanager
+    def __call__(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    def one(self, sql: str, params: dict) -> tuple | None:
+        """The row of a one-row statement `sql` (named :params), as a plain tuple, or None."""
+        local = self._local
+        cur = getattr(local, "cursor", None)
+        if cur is None:
+            conn = self._engine.raw_connection()
+            conn.detach()  # this thread's for good; the pool keeps its own
+            if self._pg:
+                conn.dbapi_connection.autocommit = True
+            # One cursor too: opening and closing one per call was a quarter of a
+            # one-row PostgreSQL read's client CPU.
+            local.conn, local.cursor = conn, conn.cursor()
+            cur = local.cursor
+        try:
+            if self._pg:
+                # The driver's own parameter style, as SQLAlchemy compiles it (once per statement).
+                compiled = self._compiled(sql)
+                cur.execute(compiled.string, compiled.construct_params(params))
+            else:
+                cur.execute(sql, params)  # sqlite3 takes :named parameters itself
+            # All rows (these statements answer one): a kept SQLite cursor that was
+            # not stepped to the end would hold its read snapshot, and the WAL with it.
+            rows = cur.fetchall()
+            return rows[0] if rows else None
+        except Exception:
+            conn, local.conn, local.cursor = local.conn, None, None  # a broken connection is not reused
+            conn.invalidate()
+            raise
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - one Reads per engine, kept for the process
+    def _compiled(self, sql: str):
+        return text(sql).compile(dialect=self._engine.dialect)
+
+
+def session_reads(uow_factory):
+    """Reads through ordinary units of work (for services built without an engine)."""
+
+    @contextmanager
+    def reads() -> Iterator[Session]:
+        with uow_factory() as uow:
+            yield uow.session
+
+    def one(sql: str, params: dict) -> tuple | None:
+        with uow_factory() as uow:
+            row = uow.session.execute(text(sql), params).first()
+        return tuple(row) if row is not None else None
+
+    reads.one = one
+    return reads
