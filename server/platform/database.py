@@ -51,8 +51,28 @@ def make_engine(url: str) -> Engine:
             conn.info["vipay_writer"] = True
 
         @event.listens_for(engine, "commit")
+        def _sqlite_commit(conn):
+            # This event fires before the driver's commit: COMMIT here, so the lock is
+            # held through it (released earlier, the next writer's BEGIN IMMEDIATE met
+            # SQLite's own lock and slept in its busy handler). The driver's commit()
+            # after it finds no transaction open and does nothing. A failed COMMIT is
+            # rolled back here: SQLAlchemy sends no ROLLBACK (nor its event) after a failed
+            # commit, and the lock would stay taken for good.
+            if conn.info.pop("vipay_writer", False):
+                driver = conn.connection.driver_connection
+                try:
+                    driver.execute("COMMIT")
+                except BaseException:
+                    try:
+                        driver.rollback()
+                    except Exception:  # nothing more to undo on a broken connection
+                        pass
+                    raise
+                finally:
+                    writer.release()
+
         @event.listens_for(engine, "rollback")
-        def _sqlite_end(conn):
+        def _sqlite_rollback(conn):
             if conn.info.pop("vipay_writer", False):
                 writer.release()
 

@@ -106,9 +106,25 @@ class GroupCommit:
             tx.rollback()
             raise
         # Not retried when it fails: the COMMIT may have happened (a job run again
-        # could store its rows twice).
-        tx.commit()
+        # could store its rows twice). The batch's callers get the error; the connection,
+        # which may be left inside the failed transaction, is rolled back and replaced so
+        # the next batch starts clean.
+        try:
+            tx.commit()
+        except BaseException:
+            self._discard(tx)
+            raise
         return outcomes
+
+    def _discard(self, tx) -> None:
+        conn, self._conn = self._conn, None
+        try:
+            tx.rollback()  # after a failed commit: clears the transaction (no ROLLBACK is sent)
+            conn.rollback()
+        except Exception:  # a dead connection cannot roll back; invalidating it is enough
+            pass
+        conn.invalidate()
+        conn.close()
 
 
 class _JobFailed(Exception):

@@ -151,3 +151,66 @@ def test_group_commit_waits_for_concurrent_writers_but_not_for_a_lone_one(sqlite
         late = pool.submit(group, insert_counter("late"))
         assert (early.result(10), late.result(10)) == ("early", "late")
     assert len(commits) - before == 1  # one COMMIT for both
+
+
+@pytest.fixture
+def deferred_fk(app):
+    """A child table whose foreign key is checked at COMMIT: a job that breaks it makes
+    the batch's COMMIT itself fail (as a full disk does), on either backend."""
+    with app.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE gc_parent (id INTEGER PRIMARY KEY)")
+        conn.exec_driver_sql("CREATE TABLE gc_child (id INTEGER PRIMARY KEY, parent_id INTEGER "
+                             "REFERENCES gc_parent (id) DEFERRABLE INITIALLY DEFERRED)")
+    yield
+    with app.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE gc_child")
+        conn.exec_driver_sql("DROP TABLE gc_parent")
+
+
+def test_group_commit_recovers_from_a_failed_commit(app, deferred_fk):
+    """Issue 17: one failed COMMIT left the writer's connection in a failed transaction
+    and every later batch failed until a restart."""
+    group = GroupCommit(app.engine)
+
+    def orphan(conn):
+        conn.execute(text("INSERT INTO gc_child (id, parent_id) VALUES (1, 999)"))
+        return "orphan"
+
+    with pytest.raises(Exception) as failed:
+        group(orphan)
+    assert "foreign key" in str(failed.value).lower()
+    # The next batches work, on the same writer.
+    assert group(insert_counter("after")) == "after"
+    assert group(insert_counter("again")) == "again"
+    with app.engine.connect() as conn:
+        assert set(conn.execute(text("SELECT key FROM rate_counters")).scalars()) == {"after", "again"}
+        assert conn.execute(text("SELECT count(*) FROM gc_child")).scalar() == 0
+
+
+def test_the_sqlite_writer_lock_is_held_through_commit(sqlite_engine):
+    """Issue 17: the in-process writer lock was released before COMMIT ran, so the next
+    writer's BEGIN IMMEDIATE met SQLite's own lock and waited in its busy handler. Here a
+    listener runs after the engine's own at COMMIT time and lets another writer start: it
+    must get through at once (the COMMIT is done and the lock free), not wait."""
+    other_done = threading.Event()
+
+    def other_writer():
+        with sqlite_engine.begin() as conn:
+            conn.execute(text("INSERT INTO rate_counters (key, window_start, count) VALUES ('other', 0, 1)"))
+        other_done.set()
+
+    waited = []
+
+    def at_commit(conn):
+        if threading.current_thread() is first_writer and not waited:
+            threading.Thread(target=other_writer, daemon=True).start()
+            waited.append(other_done.wait(3))
+
+    first_writer = threading.current_thread()
+    event.listen(sqlite_engine, "commit", at_commit)
+    with sqlite_engine.begin() as conn:
+        conn.execute(text("INSERT INTO rate_counters (key, window_start, count) VALUES ('first', 0, 1)"))
+    assert waited == [True]
+    assert other_done.wait(30)
+    with sqlite_engine.connect() as conn:
+        assert set(conn.execute(text("SELECT key FROM rate_counters")).scalars()) == {"first", "other"}
