@@ -48,7 +48,9 @@ from server.platform.cached_catalog import CatalogProvider
 from server.platform.database import make_engine, make_read_engine, make_session_factory
 from server.platform.auth import TokenVerifier, token_keys
 from server.platform.grpc_server import GrpcServer, Registration
+from server.platform.migrate import schema_behind
 from server.platform.rate_limits import RateLimit, RateLimiter
+from server.platform.readiness import Readiness
 from server.platform.settings import Settings
 from server.platform.group_commit import GroupCommit
 from server.platform.hot_reads import Reads
@@ -184,8 +186,9 @@ def services(app: App) -> list[Registration]:
 
 def build_grpc_server(app: App, host: str = "127.0.0.1", port: int = 0) -> GrpcServer:
     s = app.settings
+    readiness = Readiness(app.engine, interval=s.readiness_interval_seconds)
     return GrpcServer(services(app), merchant_servicer.background(app.openapi), verifier=TokenVerifier(*token_keys(s)),
-                      workers=s.grpc_workers, read_workers=s.read_workers, host=host, port=port)
+                      workers=s.grpc_workers, read_workers=s.read_workers, host=host, port=port, readiness=readiness)
 
 
 def database_gauges(app: App) -> DatabaseGauges:
@@ -220,6 +223,9 @@ async def serve_forever(app: App) -> None:
     # GIL up to the switch interval while the event loop runs; at the default 5 ms a
     # write under a heavy read load waited seconds. 0.5 ms keeps the handoffs prompt.
     sys.setswitchinterval(0.0005)
+    behind = schema_behind(app.engine)
+    if behind is not None:  # every call would fail: refuse to start, saying what to do
+        raise SystemExit(f"vipay: {behind}")
     server = build_grpc_server(app, app.settings.grpc_host, app.settings.grpc_port)
     await server.start()
     metrics_endpoint = start_metrics(app)
@@ -233,6 +239,6 @@ async def serve_forever(app: App) -> None:
     await stop.wait()
     log.info("shutting down")
     settling.cancel()
-    await server.stop()
+    await server.stop(app.settings.stop_grace_seconds, drain=app.settings.drain_seconds)
     if metrics_endpoint is not None:
         metrics_endpoint.stop()

@@ -35,6 +35,7 @@ from server.merchant import rules
 from server.merchant.addresses import AddressPolicy, AddressRefused
 from server.merchant.signing import PlatformSigner
 from server.merchant.tables import MerchantCallbackAttemptRow, MerchantCallbackRow
+from server.platform.db_outage import is_unavailable
 from server.platform.times import naive_now
 from server.platform.unit_of_work import UnitOfWork
 
@@ -98,6 +99,7 @@ class CallbackDispatcher:
 
     async def _loop(self) -> None:
         last_housekeeping = 0.0
+        outage_logged = False
         inflight: dict[asyncio.Task, str] = {}  # task -> businessId
         async with new_client() as client:
             try:
@@ -115,8 +117,15 @@ class CallbackDispatcher:
                             await asyncio.to_thread(self.housekeeping)
                     except asyncio.CancelledError:
                         raise
-                    except Exception:  # a database hiccup must not end the dispatcher
-                        log.exception("callback round failed")
+                    except Exception as exc:  # a database hiccup must not end the dispatcher
+                        if not is_unavailable(exc):
+                            log.exception("callback round failed")
+                        elif not outage_logged:  # once per outage, not a traceback a second
+                            log.warning("callback rounds wait for the database: %s", type(exc).__name__)
+                        outage_logged = is_unavailable(exc)
+                        await asyncio.sleep(self.config.interval)
+                        continue
+                    outage_logged = False
                     await asyncio.sleep(self.config.interval)
             finally:
                 for task in inflight:  # their leases run out and another dispatcher retries

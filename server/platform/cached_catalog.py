@@ -12,6 +12,8 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import select
 
+from server.platform.db_outage import is_unavailable
+
 T = TypeVar("T")
 
 
@@ -37,7 +39,12 @@ class CatalogProvider(Generic[T]):
             return self._catalog
         with self._lock:
             if self._catalog is None or now - self._checked_at >= self._refresh:
-                self._reload()
+                try:
+                    self._reload()
+                except Exception as exc:
+                    # During a database outage the last catalog read is served from memory.
+                    if self._catalog is None or not is_unavailable(exc):
+                        raise
                 self._checked_at = now
         assert self._catalog is not None
         return self._catalog

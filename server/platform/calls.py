@@ -26,6 +26,7 @@ from server.platform.error_mapping import (
     rich_status,
 )
 from server.platform import legacy_operations, metrics
+from server.platform.db_outage import DatabaseWatch, is_unavailable, unavailable_error
 from server.platform.errors import DomainError, Kind, invalid
 
 log = logging.getLogger("vipay.rpc")
@@ -159,13 +160,15 @@ def _tolerant(deserialize):
 class CallInterceptor(grpc.aio.ServerInterceptor):
     """`open_streams`: full names of the server's own streaming services (health Watch,
     reflection) that carry no caller's data and so pass unwrapped; any other streaming
-    handler is refused (fails closed)."""
+    handler is refused (fails closed). `database`: told when a call finds the database
+    unavailable (db_outage.py)."""
 
     def __init__(self, verifier: TokenVerifier, envelopes: EnvelopeRegistry,
-                 open_streams: frozenset[str] = frozenset()):
+                 open_streams: frozenset[str] = frozenset(), database: DatabaseWatch | None = None):
         self._verifier = verifier
         self._envelopes = envelopes
         self._open_streams = open_streams
+        self._database = database or DatabaseWatch()
         self._handlers: dict[str, grpc.RpcMethodHandler | None] = {}  # method -> wrapped handler
 
     async def intercept_service(self, continuation, details):
@@ -210,9 +213,13 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 response = await behavior(request, context)
             except DomainError as err:
                 error = err
-            except Exception:
-                log.exception("unhandled error", extra={"method": method, "request_id": call.request_id})
-                error = internal_error()
+            except Exception as exc:
+                if is_unavailable(exc):  # one log line per outage (db_outage.py), not a traceback per call
+                    self._database.failed(exc)
+                    error = unavailable_error()
+                else:
+                    log.exception("unhandled error", extra={"method": method, "request_id": call.request_id})
+                    error = internal_error()
             finally:
                 current_call.reset(token)
             headers = {"x-request-id": call.request_id}
@@ -272,6 +279,8 @@ def _refused(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandl
 def _log_call(call: Call, outcome: str, error: DomainError | None, seconds: float) -> None:
     if error is not None and error.kind is Kind.INTERNAL:
         level = logging.ERROR
+    elif error is not None and error.kind is Kind.UNAVAILABLE:
+        level = logging.DEBUG  # the outage itself is logged once (db_outage.py); counted in the metrics
     elif call.method.startswith("/grpc.health."):
         level = logging.DEBUG  # Envoy probes every 2 s
     else:

@@ -126,7 +126,12 @@ def bounded(err: DomainError) -> DomainError:
 def gateway_error_headers(err: DomainError, envelope: Envelope) -> tuple[tuple[str, str], ...]:
     status, body = envelope(err)
     # ensure_ascii: gRPC metadata must be ASCII; \u escapes parse to the same text.
-    return (("x-http-code", str(status)), ("x-http-body", json.dumps(body, ensure_ascii=True)))
+    headers = (("x-http-code", str(status)), ("x-http-body", json.dumps(body, ensure_ascii=True)))
+    # Unavailable or shed: when to come back, whatever status the family answers with.
+    retry_after = err.metadata.get("retry_after")
+    if retry_after is not None and err.kind in (Kind.UNAVAILABLE, Kind.RESOURCE_EXHAUSTED):
+        headers += (("retry-after", retry_after),)
+    return headers
 
 
 def internal_error() -> DomainError:

@@ -4,6 +4,7 @@ It knows no area: server/app.py hands it the services to register, each bound to
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -15,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from server.platform.auth import TokenVerifier
 from server.platform.calls import BlockingRunner, CallInterceptor
 from server.platform.error_mapping import EnvelopeRegistry
+from server.platform.readiness import LIVENESS, Readiness
 
 log = logging.getLogger("vipay.server")
 
@@ -43,15 +45,22 @@ class Background(Protocol):
 
 class GrpcServer:
     """`services`: registrations, in order; `background`: jobs started after the server
-    and stopped after it."""
+    and stopped after it; `readiness`: what health reports (readiness.py), without it
+    SERVING while running."""
 
     def __init__(self, services: Sequence[Registration], background: Sequence[Background], *,
-                 verifier: TokenVerifier, workers: int, read_workers: int, host: str = "127.0.0.1", port: int = 0):
+                 verifier: TokenVerifier, workers: int, read_workers: int, host: str = "127.0.0.1", port: int = 0,
+                 readiness: Readiness | None = None):
+        self.readiness = readiness
+        self._ready = readiness is None
+        self._draining = False
+        self._watching: asyncio.Task | None = None
         self.runner = BlockingRunner(workers, read_workers)
         envelopes = EnvelopeRegistry()
         # Health (Watch) and reflection stream by design and hold no caller's data: they
         # pass unwrapped, as they did before; any other streaming handler is refused.
-        interceptor = CallInterceptor(verifier, envelopes, frozenset({health.SERVICE_NAME, reflection.SERVICE_NAME}))
+        interceptor = CallInterceptor(verifier, envelopes, frozenset({health.SERVICE_NAME, reflection.SERVICE_NAME}),
+                                      readiness.watch if readiness else None)
         self.server = grpc.aio.server(interceptors=[interceptor], options=SERVER_OPTIONS)
         arrival_order = _ArrivalOrder(self.server)
         self.service_names = tuple(register(arrival_order, self.runner, envelopes) for register in services)
@@ -65,16 +74,37 @@ class GrpcServer:
 
     async def start(self) -> None:
         await self.server.start()
-        for name in self.service_names + ("",):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
+        if self.readiness is not None:
+            reason = await asyncio.to_thread(self.readiness.check)  # the first answer before Envoy asks
+            if reason is not None:
+                log.warning("not ready: %s", reason)
+            self.readiness.reason = reason
+            self._ready = reason is None
+            self._watching = asyncio.create_task(self.readiness.watch_forever(self._publish))
+        await self._publish(self._ready)
         for job in self.background:
             await job.start()
         log.info("gRPC listening on port %s", self.port)
 
-    async def stop(self, grace: float = 5.0) -> None:
-        # Tell the gateway first, then let in-flight calls finish.
+    async def _publish(self, ready: bool) -> None:
+        self._ready = ready
+        status = health_pb2.HealthCheckResponse
+        serving = status.SERVING if ready and not self._draining else status.NOT_SERVING
         for name in self.service_names + ("",):
-            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+            await self.health.set(name, serving)
+
+    async def stop(self, grace: float = 5.0, drain: float = 0.0) -> None:
+        """Drain: NOT_SERVING first, keep serving `drain` seconds (at least Envoy's
+        health-check interval x unhealthy threshold, so it routes elsewhere first), then
+        stop taking calls and give those in flight `grace` seconds to finish."""
+        self._draining = True
+        if self._watching is not None:
+            self._watching.cancel()
+        await self._publish(False)
+        if drain > 0:
+            log.info("draining: NOT_SERVING, still serving for %.1f s", drain)
+            await asyncio.sleep(drain)
         await self.server.stop(grace)
         for job in self.background:
             await job.stop()

@@ -24,6 +24,8 @@ class Reads:
         self._engine = engine
         self._local = threading.local()
         self._pg = engine.dialect.name == "postgresql"
+        dbapi = engine.dialect.loaded_dbapi
+        self._dbapi_errors = (dbapi.OperationalError, dbapi.InterfaceError)  # connection-level failures
 
     @contextmanager
     def __call__(self) -> Iterator[Connection]:
@@ -31,7 +33,17 @@ class Reads:
             yield conn
 
     def one(self, sql: str, params: dict) -> tuple | None:
-        """The row of a one-row statement `sql` (named :params), as a plain tuple, or None."""
+        """The row of a one-row statement `sql` (named :params), as a plain tuple, or None.
+
+        A kept connection may have died since its last use (the database restarted): a
+        statement that fails on a connection error is run once more on a new connection
+        (it only reads, so running it again is harmless)."""
+        try:
+            return self._one(sql, params)
+        except self._dbapi_errors:
+            return self._one(sql, params)
+
+    def _one(self, sql: str, params: dict) -> tuple | None:
         local = self._local
         cur = getattr(local, "cursor", None)
         if cur is None:

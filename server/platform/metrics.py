@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import event
@@ -29,6 +29,13 @@ NOTIFICATIONS = Counter("vipay_payment_notifications", "Payment provider notific
                         "(acked, nacked, rejected = not authentic)", ["channel", "result"], registry=REGISTRY)
 ORDERS_CREATED = Counter("vipay_orders_created", "Orders created, by area", ["area"], registry=REGISTRY)
 ORDERS_PAID = Counter("vipay_orders_paid", "Orders paid (first payment only), by area", ["area"], registry=REGISTRY)
+
+DATABASE_OUTAGES = Counter("vipay_database_outages", "Times the database became unavailable (calls answered "
+                           "UNAVAILABLE until it returned)", registry=REGISTRY)
+DATABASE_UP = Gauge("vipay_database_up", "1 while the database answers, 0 during an outage", registry=REGISTRY)
+DATABASE_UP.set(1)
+SHED = Counter("vipay_requests_shed", "Calls refused at once because the server was at its in-flight limit, "
+               "by priority class", ["priority"], registry=REGISTRY)
 
 _rpc_children: dict[tuple[str, str], tuple] = {}
 

@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     # Signs and verifies sandbox payments and receipts (generated at set-up).
     sandbox_secret: str = ""
 
+    # Readiness and drain (docs/operations.md). The gRPC health check (Envoy's) says
+    # SERVING only while the database answers at the schema head; it is re-checked every
+    # READINESS_INTERVAL_SECONDS. On SIGTERM the server reports NOT_SERVING, keeps serving
+    # DRAIN_SECONDS (Envoy checks every 2 s and needs 2 failures: 4 s), then stops taking
+    # calls and gives those in flight STOP_GRACE_SECONDS.
+    readiness_interval_seconds: float = 1.0
+    drain_seconds: float = 5.0
+    stop_grace_seconds: float = 10.0
+
     # Seconds a replica serves the catalog from memory before checking its version.
     catalog_refresh_seconds: float = 2.0
 
