@@ -87,6 +87,7 @@ def cmd_run(args) -> None:
                   edge=edge_config(s), console=_console(s))
     envoy.start()
     (VAR / GATEWAY_FILE).write_text(s.public_base_url + "\n")  # for sandbox-pay & co.
+    envoy.supervise()  # an Envoy that dies is started again (with backoff)
     print(f"gateway http://127.0.0.1:{s.http_port}  admin http://127.0.0.1:{s.envoy_admin_port}  "
           f"gRPC (internal) {s.grpc_host}:{s.grpc_port}  (Envoy log: var/envoy.log)", flush=True)
     _announce_console(s)
@@ -120,11 +121,13 @@ def _run_replicas(s, count: int) -> None:
               f"gRPC (internal, {count} replicas) {s.grpc_host}:{s.grpc_port}  (Envoy log: var/envoy.log)",
               flush=True)
         _announce_console(s)
-        replicas.supervise(stop)
+        replicas.supervise(stop, also=envoy.keep_running)  # Envoy too is started again if it dies
     finally:
         (VAR / GATEWAY_FILE).unlink(missing_ok=True)
+        # Replicas first (each drains: NOT_SERVING, serves on while Envoy moves away, finishes
+        # its calls), Envoy last, so no call in flight is cut.
+        replicas.stop(grace=s.drain_seconds + s.stop_grace_seconds + 5)
         envoy.stop()
-        replicas.stop()
 
 
 CONSOLE_DIST = VAR.parent / "console" / "dist"

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,9 +20,11 @@ from pathlib import Path
 import httpx
 import yaml
 
+from server.platform.children import spawn
 from server.platform.console_door import console_listener
 from server.platform.settings import ROOT
 
+log = logging.getLogger("vipay.envoy")
 GATEWAY = ROOT / "gateway"
 LOCAL = "127.0.0.1"
 
@@ -213,9 +217,12 @@ class Envoy:
         self.http_port, self.admin_port = http_port, admin_port
         self._log = open(log_path, "ab") if log_path else None
         self.process: subprocess.Popen | None = None
+        self._stopping = False
+        self._failures, self._restart_at, self._started_with = 0, 0.0, 20.0
 
     def start(self, timeout: float = 20.0) -> None:
-        self.process = subprocess.Popen(
+        self._started_with = timeout
+        self.process = spawn(  # dies with this process (children.py)
             [envoy_binary(), "-c", str(self.config_path), "--base-id", str(self.admin_port),
              "--log-level", "warn", "--concurrency", "2",
              "--file-flush-interval-msec", "1000"],  # access log lines within a second
@@ -235,6 +242,35 @@ class Envoy:
             time.sleep(0.1)
         raise RuntimeError("envoy did not become ready")
 
+    def keep_running(self) -> None:
+        """Called periodically by the supervisor: an Envoy that exited is started again,
+        after a backoff that doubles per consecutive failure (1 s .. 30 s)."""
+        if self.process is None or self.process.poll() is None or self._stopping:
+            if self.process is not None and self.process.poll() is None and time.monotonic() > self._restart_at + 60:
+                self._failures = 0  # up for a minute: the next exit starts the backoff again
+            return
+        if time.monotonic() < self._restart_at:
+            return
+        log.error("envoy exited with %s; restarting (attempt %s)", self.process.returncode, self._failures + 1)
+        delay = min(2 ** self._failures, 30)
+        self._failures += 1
+        self._restart_at = time.monotonic() + delay
+        try:
+            self.start(self._started_with)
+        except RuntimeError as exc:
+            log.error("envoy restart failed: %s; next try in %s s", exc, delay)
+
+    def supervise(self, interval: float = 0.2) -> threading.Thread:
+        """keep_running() in a thread of its own, until stop()."""
+        def loop():
+            while not self._stopping:
+                self.keep_running()
+                time.sleep(interval)
+
+        thread = threading.Thread(target=loop, name="envoy-supervisor", daemon=True)
+        thread.start()
+        return thread
+
     def healthy_endpoints(self) -> int:
         """How many gRPC endpoints the active health check currently sees healthy."""
         stats = httpx.get(f"http://127.0.0.1:{self.admin_port}/clusters", timeout=2).text
@@ -249,6 +285,7 @@ class Envoy:
             time.sleep(0.2)
 
     def stop(self) -> None:
+        self._stopping = True
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:

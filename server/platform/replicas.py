@@ -13,6 +13,8 @@ import sys
 import threading
 import time
 
+from server.platform.children import spawn
+
 log = logging.getLogger("vipay.replicas")
 RESTART_DELAY_SECONDS = 1.0
 
@@ -32,7 +34,7 @@ class Replicas:
 
     def _spawn(self, index: int) -> None:
         env = dict(os.environ, GRPC_HOST="127.0.0.1", GRPC_PORT=str(self.ports[index]), VIPAY_REPLICA=str(index))
-        process = subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env)
+        process = spawn([sys.executable, "-m", "server", "serve"], env=env)  # dies with `run`
         self.processes[index] = process
         # One line per (re)start: operators and the replica test read the pids from it.
         print(f"replica {index} pid {process.pid} port {self.ports[index]}", flush=True)
@@ -41,9 +43,10 @@ class Replicas:
         for index in range(len(self.ports)):
             self._spawn(index)
 
-    def supervise(self, stop: threading.Event) -> None:
-        """Until `stop`: start again every replica that has exited."""
+    def supervise(self, stop: threading.Event, also=lambda: None) -> None:
+        """Until `stop`: start again every replica that has exited (and call `also` each round)."""
         while not stop.wait(0.2):
+            also()
             for index, process in enumerate(self.processes):
                 if process is not None and process.poll() is not None:
                     log.warning("replica %s (pid %s) exited with %s; restarting", index, process.pid,
@@ -52,7 +55,9 @@ class Replicas:
                     if not stop.is_set():
                         self._spawn(index)
 
-    def stop(self, grace: float = 10.0) -> None:
+    def stop(self, grace: float = 20.0) -> None:
+        """SIGTERM: each replica drains (NOT_SERVING, keeps serving DRAIN_SECONDS, finishes
+        its calls); killed if still running after `grace` seconds."""
         for process in self.processes:
             if process is not None and process.poll() is None:
                 process.terminate()  # SIGTERM: health NOT_SERVING first, then a graceful stop
