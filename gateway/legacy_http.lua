@@ -382,6 +382,10 @@ local function envelope_local_reply(handle)
   if status == nil or status < 400 or content_type:sub(1, 10) ~= "text/plain" then
     return
   end
+  if status == 503 then
+    -- Shed (circuit breaker overflow) or no healthy server: come back in a second.
+    headers:replace("retry-after", "1")
+  end
   local render = ENVELOPES[family(handle)]
   if render == nil then
     return

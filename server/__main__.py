@@ -84,7 +84,7 @@ def cmd_run(args) -> None:
     from server.platform.envoy import Envoy, edge_config
 
     envoy = Envoy(s.http_port, s.envoy_admin_port, s.grpc_port, VAR, log_path=VAR / "envoy.log",
-                  edge=edge_config(s), console=_console(s))
+                  edge=edge_config(s), console=_console(s), max_requests=s.gateway_max_requests)
     envoy.start()
     (VAR / GATEWAY_FILE).write_text(s.public_base_url + "\n")  # for sandbox-pay & co.
     envoy.supervise()  # an Envoy that dies is started again (with backoff)
@@ -112,7 +112,8 @@ def _run_replicas(s, count: int) -> None:
         signal.signal(sig, lambda *_: stop.set())
     replicas.start()
     envoy = Envoy(s.http_port, s.envoy_admin_port, replicas.ports, VAR, log_path=VAR / "envoy.log",
-                  internal=(s.grpc_host, s.grpc_port), edge=edge_config(s), console=_console(s))
+                  internal=(s.grpc_host, s.grpc_port), edge=edge_config(s), console=_console(s),
+                  max_requests=s.gateway_max_requests)
     try:
         envoy.start()
         envoy.wait_healthy(count)  # announce the doors once every replica serves

@@ -26,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import ClassVar
 
 import httpx
 from sqlalchemy import func, select
@@ -78,18 +77,18 @@ class CallbackDispatcher:
     _task: asyncio.Task | None = None
     _keyless_logged: bool = False
 
-    running: ClassVar[set] = set()  # the started dispatchers of this process (tests pause them)
-
     # ---- lifecycle -----------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
 
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name=f"callbacks-{self.name}")
-            CallbackDispatcher.running.add(self)
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        CallbackDispatcher.running.discard(self)
         if task is not None:
             task.cancel()
             try:

@@ -174,10 +174,12 @@ def _routes(listener: dict) -> list[dict]:
 def render_config(http_port: int, admin_port: int, grpc_ports: int | Sequence[int],
                   internal: tuple[str, int] | None = None, host: str = LOCAL,
                   edge: EdgeConfig | None = None,
-                  console: tuple[str, int, Path] | None = None) -> str:
+                  console: tuple[str, int, Path] | None = None, max_requests: int | None = None) -> str:
     """gateway/envoy.yaml for these ports. `grpc_ports`: the gRPC server, or every replica;
     `internal`: (host, port) of the internal gRPC listener (multi-replica mode);
-    `console`: (host, port, built files) of the operator console's listener."""
+    `console`: (host, port, built files) of the operator console's listener;
+    `max_requests`: DEFAULT-priority calls in flight per gRPC server before Envoy sheds
+    (the file's value when None)."""
     config = yaml.safe_load((GATEWAY / "envoy.yaml").read_text())
     config["admin"]["address"] = _socket(LOCAL, admin_port)
     public = _listener(config, "http")
@@ -187,6 +189,9 @@ def render_config(http_port: int, admin_port: int, grpc_ports: int | Sequence[in
     ports = [grpc_ports] if isinstance(grpc_ports, int) else list(grpc_ports)
     clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
     cluster = clusters["grpc_backend"]
+    if max_requests is not None:
+        default = next(t for t in cluster["circuit_breakers"]["thresholds"] if t["priority"] == "DEFAULT")
+        default["max_requests"] = default["max_pending_requests"] = max_requests * len(ports)
     cluster["load_assignment"]["endpoints"] = [
         {"lb_endpoints": [{"endpoint": {"address": _socket(LOCAL, port)}} for port in ports]}
     ]
@@ -210,10 +215,12 @@ def envoy_binary() -> str:
 class Envoy:
     def __init__(self, http_port: int, admin_port: int, grpc_ports: int | Sequence[int], workdir: Path,
                  log_path: Path | None = None, internal: tuple[str, int] | None = None,
-                 edge: EdgeConfig | None = None, console: tuple[str, int, Path] | None = None):
+                 edge: EdgeConfig | None = None, console: tuple[str, int, Path] | None = None,
+                 max_requests: int | None = None):
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / f"envoy-{http_port}.yaml"
-        self.config_path.write_text(render_config(http_port, admin_port, grpc_ports, internal, edge=edge, console=console))
+        self.config_path.write_text(render_config(http_port, admin_port, grpc_ports, internal, edge=edge, console=console,
+                                                  max_requests=max_requests))
         self.http_port, self.admin_port = http_port, admin_port
         self._log = open(log_path, "ab") if log_path else None
         self.process: subprocess.Popen | None = None

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     # DRAIN_SECONDS (Envoy checks every 2 s and needs 2 failures: 4 s), then stops taking
     # calls and gives those in flight STOP_GRACE_SECONDS.
     readiness_interval_seconds: float = 1.0
+    # Overload (docs/operations.md): calls in flight to each gRPC server through the public
+    # door before Envoy refuses more at once (503 + Retry-After in the family's envelope).
+    # Payment notifications and merchant charges have their own, far larger budget.
+    gateway_max_requests: int = 64
     drain_seconds: float = 5.0
     stop_grace_seconds: float = 10.0
 

@@ -162,12 +162,17 @@ def callback_json(entry) -> dict:
     return json.loads(entry[1])
 
 
+def _server_dispatchers(server) -> list[CallbackDispatcher]:
+    return [job for job in server.background if isinstance(job, CallbackDispatcher)]
+
+
 def _pause(dispatchers):
     paused = []
-    for job in list(dispatchers):
-        loop = job._task.get_loop()
-        asyncio.run_coroutine_threadsafe(job.stop(), loop).result(10)
-        paused.append((job, loop))
+    for job in dispatchers:
+        if job.running:
+            loop = job._task.get_loop()
+            asyncio.run_coroutine_threadsafe(job.stop(), loop).result(10)
+            paused.append((job, loop))
     return paused
 
 
@@ -178,21 +183,20 @@ def _resume(paused):
 
 @pytest.fixture
 def dispatchers_paused(grpc_server):
-    """Stops every running dispatcher of this process (other test servers included),
-    for tests that drive dispatchers by hand."""
-    paused = _pause(CallbackDispatcher.running)
+    """Stops the session gRPC server's dispatcher (the only one started on this test
+    database), for tests that drive dispatchers by hand."""
+    paused = _pause(_server_dispatchers(grpc_server))
     yield
     _resume(paused)
 
 
 @pytest.fixture
 def only_server_dispatcher(grpc_server):
-    """Only the session gRPC server's own dispatcher runs (it signs with our test key)."""
-    ours = set(grpc_server.background)
-    assert ours & CallbackDispatcher.running, "the gRPC server should run a callback dispatcher"
-    paused = _pause(CallbackDispatcher.running - ours)
+    """The session gRPC server's own dispatcher runs (it signs with our test key); the
+    dispatchers tests make by hand are never started, only driven round by round."""
+    assert any(job.running for job in _server_dispatchers(grpc_server)), \
+        "the gRPC server should run a callback dispatcher"
     yield
-    _resume(paused)
 
 
 @pytest.fixture
