@@ -109,6 +109,7 @@ def _internal_listener(public: dict, host: str, port: int) -> dict:
     with the public routes' safe retry policy. No transcoder, no Lua."""
     route = copy.deepcopy(next(r["route"] for r in _routes(public) if r.get("route", {}).get("cluster") == "grpc_backend"))
     route["timeout"] = "60s"
+    route["priority"] = "HIGH"  # services and operators: never shed by the public door's overload
     return {
         "name": "internal_grpc",
         "address": _socket(host, port),
