@@ -34,7 +34,7 @@ from vipay.diagnostics.v1 import diagnostics_pb2, diagnostics_pb2_grpc
 from vipay.membership.v1 import membership_pb2, membership_pb2_grpc
 from vipay.recharge.v1 import recharge_pb2, recharge_pb2_grpc
 
-from bench import data
+from bench import callbacks, data, overload
 from bench.loadgen import LOADGEN_CPU, ensure_tools, grpc_frame, h2load, wrk
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,7 +118,10 @@ class Stack:
                         HTTP_PORT=str(self.http_port), METRICS_PORT=str(self.metrics_port), JWT_SECRET=secret,
                         SANDBOX_SECRET=secret, JWT_ISSUER=ISSUER, JWT_AUDIENCE=AUDIENCE, LOG_LEVEL="WARNING",
                         # One user places every order here: the abuse limits would refuse most of them.
-                        ORDER_LIMIT_PER_USER="100000000", ORDER_LIMIT_PER_IP="100000000")
+                        ORDER_LIMIT_PER_USER="100000000", ORDER_LIMIT_PER_IP="100000000",
+                        # Callbacks pile up during the rows and are drained by one process at the
+                        # end (the callback-throughput row), to a receiver on loopback.
+                        OPENAPI_DISPATCHER_ENABLED="false", OPENAPI_CALLBACK_ALLOW_PRIVATE_NETWORKS="true")
         self.server = self.envoy = None
 
     def prepare(self) -> None:
@@ -330,9 +333,43 @@ def run_backend(name: str, database_url: str, workdir: Path, bare_port: int, err
                 errors.append(f"{name}: server counted non-OK answers: {not_ok}")
         else:
             verification["server_non_ok"] = "no metrics port on this server: verified by samples and DB counts"
-        return {"rows": rows, "rss_mb": rss, "plans": plans, "verification": verification}
+
+        # Overload: the status read at the saturating concurrency, then at 4x it, with
+        # payment notifications alongside (bench/overload.py).
+        from server.payments.sandbox import SandboxChannel
+
+        fresh = [vip.CreateVipOrder(create, metadata=md) for _ in range(60)]
+        read_url = f"{http_base}/api/v2/vip/orders/{order_id}"
+        saturated = overload.h1load(read_url, auth, seconds=SECONDS, warmup=WARMUP,
+                                    connections=overload.SATURATING)
+        notifier = overload.Notifier(http_base, [(o.id, o.trade_no, o.pay_amount) for o in fresh],
+                                     SandboxChannel(secret))
+        notifier.start()
+        overloaded = overload.h1load(read_url, auth, seconds=SECONDS, warmup=0,
+                                     connections=overload.SATURATING * overload.FACTOR)
+        notifier.join()
+        over = {"saturated": saturated, "overloaded": overloaded, "notifications": notifier.statuses}
+        for label, r in (("saturated", saturated), ("4x", overloaded)):
+            if r["other_failures"]:
+                errors.append(f"{name} overload {label}: {r['other_failures']} answers neither 2xx nor a refusal")
+        print(f"  {name}: overload done", file=sys.stderr, flush=True)
+
+        # Callback backlog, made through the gateway now, drained after the stack stops.
+        receiver = callbacks.Receiver()
+        charged = callbacks.make_backlog(database_url, http_base, receiver.url)
+        if charged != callbacks.CALLBACKS:
+            errors.append(f"{name} callbacks: {charged} of {callbacks.CALLBACKS} charges succeeded")
+        result = {"rows": rows, "rss_mb": rss, "plans": plans, "verification": verification, "overload": over}
     finally:
         st.stop()
+    try:
+        result["callbacks"] = cb = callbacks.drain(st.env, database_url, receiver, SERVER_CPU, workdir, ROOT)
+    finally:
+        receiver.stop()
+    if not (cb["received"] == cb["distinct_reports"] == cb["delivered_in_db"] == callbacks.CALLBACKS):
+        errors.append(f"{name} callbacks: {cb}")
+    print(f"  {name}: callbacks done", file=sys.stderr, flush=True)
+    return result
 
 
 def postgres_database(base_url: str):
@@ -427,6 +464,23 @@ def summarise(name: str, result: dict) -> tuple[list[str], list[str]]:
         lines.append(f"{name}: {call}: {verdict}")
         if sorted_apart:
             misses.append(f"{name} {call} plan sorts apart from the index")
+    over = result.get("overload")
+    if over:
+        sat, four = over["saturated"], over["overloaded"]
+        lines.append(f"{name}: overload, Envoy GetVipOrder (h2load --h1): saturated c={sat['connections']} "
+                     f"{sat['goodput_rps']:.0f}/s p99 {sat['admitted_p99_ms']:.1f} ms; 4x c={four['connections']} "
+                     f"goodput {four['goodput_rps']:.0f}/s, {four['refused']} refused")
+        for label, ok in overload.verdicts(sat, four, over["notifications"]):
+            lines.append(f"{name}:   overload {label}{' ok' if ok else ' MISSED'}")
+            if not ok:
+                misses.append(f"{name} overload {label}")
+    cb = result.get("callbacks")
+    if cb:
+        ok = cb["per_second"] >= callbacks.CALLBACK_TARGET
+        lines.append(f"{name}: callbacks from one process: {cb['received']} in {cb['seconds']:.2f} s = "
+                     f"{cb['per_second']:.0f}/s (>= {callbacks.CALLBACK_TARGET:.0f}){' ok' if ok else ' MISSED'}")
+        if not ok:
+            misses.append(f"{name} callbacks {cb['per_second']:.0f}/s")
     rss = result["rss_mb"]
     lines.append(f"{name}: server RSS now {rss['VmRSS']:.0f} MB, peak {rss['VmHWM']:.0f} MB "
                  f"(target <= {RSS_TARGET_MB}){'' if rss['VmHWM'] <= RSS_TARGET_MB else ' MISSED'}")

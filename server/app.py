@@ -194,14 +194,22 @@ def build_grpc_server(app: App, host: str = "127.0.0.1", port: int = 0) -> GrpcS
 def database_gauges(app: App) -> DatabaseGauges:
     """The metrics read from the database at scrape time (names: README, Metrics)."""
 
-    def outbox() -> tuple[int, float]:
+    def outbox() -> dict[str, tuple[int, float, float]]:
         return outbox_gauges(app.uow_factory)
 
     return DatabaseGauges([
         ("vipay_merchant_callbacks_pending", "Merchant status callbacks waiting in the outbox", [],
-         lambda: [((), outbox()[0])]),
+         lambda: [((), sum(v[0] for v in outbox().values()))]),
         ("vipay_merchant_callbacks_oldest_pending_seconds", "Age of the oldest pending merchant callback", [],
-         lambda: [((), outbox()[1])]),
+         lambda: [((), max((v[1] for v in outbox().values()), default=0.0))]),
+        ("vipay_merchant_callbacks_pending_by_business", "Merchant status callbacks waiting, per businessId",
+         ["business_id"], lambda: [((b,), v[0]) for b, v in outbox().items()]),
+        ("vipay_merchant_callbacks_oldest_pending_by_business_seconds",
+         "Age of the oldest pending merchant callback, per businessId", ["business_id"],
+         lambda: [((b,), v[1]) for b, v in outbox().items()]),
+        ("vipay_merchant_callbacks_overdue_by_business_seconds",
+         "How late the most overdue callback attempt is (0: every attempt on time), per businessId",
+         ["business_id"], lambda: [((b,), v[2]) for b, v in outbox().items()]),
         ("vipay_settlement_lag_seconds", "How long the oldest open order of each book has been due for "
          "settlement (re-query); 0 when none is overdue", ["book"],
          lambda: [((book,), lag) for book, lag in app.settlement.lag_seconds().items()]),

@@ -97,23 +97,36 @@ class CallbackDispatcher:
                 pass
 
     async def _loop(self) -> None:
+        """Claims what is due whenever a slot frees (a delivery ended) and at least every
+        `interval` seconds. Waking on a freed slot is what lets a fast receiver get its
+        reports at its own speed: polling on the interval alone capped every business at
+        per_business reports per interval (4/s)."""
         last_housekeeping = 0.0
         outage_logged = False
         inflight: dict[asyncio.Task, str] = {}  # task -> businessId
+        finished_attempts: list[tuple[Claimed, bool, str]] = []  # sent, recorded by the next round
+        slot_freed = asyncio.Event()
+
+        def finished(task: asyncio.Task) -> None:
+            inflight.pop(task, None)
+            slot_freed.set()
+
         async with new_client() as client:
             try:
                 while True:
+                    slot_freed.clear()
+                    outcomes = finished_attempts.copy()
+                    finished_attempts.clear()
                     try:
                         free = self.config.concurrency - len(inflight)
-                        busy = Counter(inflight.values())
-                        full = {b for b, n in busy.items() if n >= self.config.per_business}
-                        for c in await self._claim_ready(free, full) if free > 0 else []:
-                            task = asyncio.create_task(self._deliver(client, c))
+                        for c in await self._round(outcomes, free, Counter(inflight.values())):
+                            task = asyncio.create_task(self._deliver(client, c, finished_attempts))
                             inflight[task] = c.business_id
-                            task.add_done_callback(inflight.pop)
+                            task.add_done_callback(finished)
                         if self.housekeeping and time.monotonic() - last_housekeeping > 60:
                             last_housekeeping = time.monotonic()
                             await asyncio.to_thread(self.housekeeping)
+                        outage_logged = False
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:  # a database hiccup must not end the dispatcher
@@ -124,12 +137,19 @@ class CallbackDispatcher:
                         outage_logged = is_unavailable(exc)
                         await asyncio.sleep(self.config.interval)
                         continue
-                    outage_logged = False
-                    await asyncio.sleep(self.config.interval)
+                    try:
+                        await asyncio.wait_for(slot_freed.wait(), self.config.interval)
+                    except TimeoutError:
+                        pass
             finally:
                 for task in inflight:  # their leases run out and another dispatcher retries
                     task.cancel()
                 await asyncio.gather(*inflight, return_exceptions=True)
+                if finished_attempts:  # sent but not yet recorded: record them, or they go out again
+                    try:
+                        await asyncio.to_thread(self.record_and_claim, finished_attempts, 0)
+                    except Exception:
+                        log.exception("could not record %s finished callback attempts", len(finished_attempts))
 
     # ---- one round -----------------------------------------------------------------
 
@@ -149,7 +169,7 @@ class CallbackDispatcher:
                 await client.aclose()
         return len(claimed)
 
-    async def _claim_ready(self, limit: int, skip: set[str] = frozenset()) -> list[Claimed]:
+    def _can_sign(self) -> bool:
         try:
             self.signer()
         except (OSError, ValueError) as exc:
@@ -158,45 +178,78 @@ class CallbackDispatcher:
                 log.error("status callbacks wait in the outbox until the platform key is readable: %s "
                           "(run `python -m server keys` or set OPENAPI_PLATFORM_KEY_FILE)", exc)
                 self._keyless_logged = True
-            return []
+            return False
         self._keyless_logged = False
-        return await asyncio.to_thread(self.claim, min(limit, self.config.batch), skip)
+        return True
 
-    async def _deliver(self, client: httpx.AsyncClient, c: Claimed) -> None:
+    async def _claim_ready(self, limit: int, busy: Counter[str] | None = None) -> list[Claimed]:
+        return await self._round([], limit, busy)
+
+    async def _round(self, outcomes: list[tuple[Claimed, bool, str]], limit: int,
+                     busy: Counter[str] | None = None) -> list[Claimed]:
+        """Records the attempts that ended and claims what is due, in one transaction (one
+        commit per round, however many attempts ended since the last)."""
+        limit = min(limit, self.config.batch) if self._can_sign() else 0
+        if not outcomes and limit <= 0:
+            return []
+        return await asyncio.to_thread(self.record_and_claim, outcomes, limit, busy)
+
+    async def _deliver(self, client: httpx.AsyncClient, c: Claimed,
+                       finished: list[tuple[Claimed, bool, str]] | None = None) -> None:
+        """Sends one attempt; records it now, or leaves it in `finished` for the loop's next round."""
         try:
             ok, outcome = await self._send(client, c)
-            await asyncio.to_thread(self.record, c, ok, outcome)
+            if finished is not None:
+                finished.append((c, ok, outcome))
+            else:
+                await asyncio.to_thread(self.record, c, ok, outcome)
         except asyncio.CancelledError:
             raise
         except Exception:  # e.g. the database while recording: the lease ends and the attempt is retried
             log.exception("callback %s attempt %s failed unexpectedly", c.id, c.attempt)
 
-    def claim(self, limit: int | None = None, skip: set[str] = frozenset()) -> list[Claimed]:
-        """Leases due reports: at most `limit`, none of the businessIds in `skip`, and at
-        most per_business of any one businessId."""
+    def claim(self, limit: int | None = None, busy: Counter[str] | None = None) -> list[Claimed]:
+        """Leases due reports: at most `limit`, and per businessId at most per_business in
+        flight counting `busy` (that business's attempts this dispatcher is sending now)."""
+        return self.record_and_claim([], limit or self.config.batch, busy)
+
+    def record(self, c: Claimed, ok: bool, outcome: str) -> None:
+        self.record_and_claim([(c, ok, outcome)], 0)
+
+    def record_and_claim(self, outcomes: list[tuple[Claimed, bool, str]], limit: int,
+                         busy: Counter[str] | None = None) -> list[Claimed]:
         now = naive_now()
         with self.uow_factory() as uow:
-            q = (select(MerchantCallbackRow)
-                 .where(MerchantCallbackRow.state == "pending", MerchantCallbackRow.next_attempt_at <= now)
-                 .order_by(MerchantCallbackRow.next_attempt_at).limit(limit or self.config.batch))
-            if skip:
-                q = q.where(MerchantCallbackRow.business_id.not_in(sorted(skip)))
-            if uow.dialect == "postgresql":
-                q = q.with_for_update(skip_locked=True)
-            rows = uow.session.execute(q).scalars().all()
-            taken: Counter[str] = Counter()
-            out = []
-            for row in rows:
-                taken[row.business_id] += 1
-                if taken[row.business_id] > self.config.per_business:
-                    continue  # left due: the next poll takes it when a slot of this merchant frees
-                row.attempts += 1
-                row.next_attempt_at = now + timedelta(seconds=self.config.lease)
-                row.updated_at = now
-                uow.session.add(MerchantCallbackAttemptRow(callback_pk=row.id, attempt=row.attempts,
-                                                           dispatcher=self.name, started_at=now))
-                out.append(Claimed(row.id, row.attempts, row.url, row.body, row.business_id))
+            for c, ok, outcome in outcomes:
+                self._record(uow, c, ok, outcome, now)
+            claimed = self._claim(uow, limit, busy or Counter(), now) if limit > 0 else []
             uow.commit()
+        for c, _ok, outcome in outcomes:
+            log.info("callback %s attempt %s: %s", c.id, c.attempt, outcome)
+        return claimed
+
+    def _claim(self, uow: UnitOfWork, limit: int, busy: Counter[str], now) -> list[Claimed]:
+        skip = {b for b, n in busy.items() if n >= self.config.per_business}
+        q = (select(MerchantCallbackRow)
+             .where(MerchantCallbackRow.state == "pending", MerchantCallbackRow.next_attempt_at <= now)
+             .order_by(MerchantCallbackRow.next_attempt_at).limit(limit))
+        if skip:
+            q = q.where(MerchantCallbackRow.business_id.not_in(sorted(skip)))
+        if uow.dialect == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        rows = uow.session.execute(q).scalars().all()
+        taken: Counter[str] = Counter(busy)
+        out = []
+        for row in rows:
+            taken[row.business_id] += 1
+            if taken[row.business_id] > self.config.per_business:
+                continue  # left due: the next poll takes it when a slot of this merchant frees
+            row.attempts += 1
+            row.next_attempt_at = now + timedelta(seconds=self.config.lease)
+            row.updated_at = now
+            uow.session.add(MerchantCallbackAttemptRow(callback_pk=row.id, attempt=row.attempts,
+                                                       dispatcher=self.name, started_at=now))
+            out.append(Claimed(row.id, row.attempts, row.url, row.body, row.business_id))
         return out
 
     async def _send(self, client: httpx.AsyncClient, c: Claimed) -> tuple[bool, str]:
@@ -227,27 +280,23 @@ class CallbackDispatcher:
             return True, "SUCCESS"
         return False, f"HTTP {status}: {text.strip()[:200]}"
 
-    def record(self, c: Claimed, ok: bool, outcome: str) -> None:
-        now = naive_now()
-        with self.uow_factory() as uow:
-            attempt = uow.session.execute(select(MerchantCallbackAttemptRow).where(
-                MerchantCallbackAttemptRow.callback_pk == c.id, MerchantCallbackAttemptRow.attempt == c.attempt,
-            )).scalar_one_or_none()
-            if attempt is not None:
-                attempt.outcome, attempt.finished_at = outcome, now
-            row = uow.session.get(MerchantCallbackRow, c.id, with_for_update=True)
-            # Only the claim we hold may decide (an operator re-send or a newer claim wins).
-            if row is not None and row.attempts == c.attempt and row.state == "pending":
-                row.last_error = None if ok else outcome
-                row.updated_at = now
-                if ok:
-                    row.state, row.delivered_at = "delivered", now
-                elif c.attempt > len(self.config.backoff):
-                    row.state = "undelivered"
-                else:
-                    row.next_attempt_at = now + timedelta(seconds=self.config.backoff[c.attempt - 1])
-            uow.commit()
-        log.info("callback %s attempt %s: %s", c.id, c.attempt, outcome)
+    def _record(self, uow: UnitOfWork, c: Claimed, ok: bool, outcome: str, now) -> None:
+        attempt = uow.session.execute(select(MerchantCallbackAttemptRow).where(
+            MerchantCallbackAttemptRow.callback_pk == c.id, MerchantCallbackAttemptRow.attempt == c.attempt,
+        )).scalar_one_or_none()
+        if attempt is not None:
+            attempt.outcome, attempt.finished_at = outcome, now
+        row = uow.session.get(MerchantCallbackRow, c.id, with_for_update=True)
+        # Only the claim we hold may decide (an operator re-send or a newer claim wins).
+        if row is not None and row.attempts == c.attempt and row.state == "pending":
+            row.last_error = None if ok else outcome
+            row.updated_at = now
+            if ok:
+                row.state, row.delivered_at = "delivered", now
+            elif c.attempt > len(self.config.backoff):
+                row.state = "undelivered"
+            else:
+                row.next_attempt_at = now + timedelta(seconds=self.config.backoff[c.attempt - 1])
 
 
 def platform_signer_loader(path: str | Path) -> Callable[[], PlatformSigner]:
@@ -285,10 +334,16 @@ async def post_to(client: httpx.AsyncClient, target, body: bytes, headers: dict[
     return reply.status_code, data[:max_bytes].decode("utf-8", "replace")
 
 
-def outbox_gauges(uow_factory: Callable[[], UnitOfWork]) -> tuple[int, float]:
-    """(pending callbacks, seconds the oldest pending one has waited), for metrics."""
+def outbox_gauges(uow_factory: Callable[[], UnitOfWork]) -> dict[str, tuple[int, float, float]]:
+    """Per businessId: (pending callbacks, seconds the oldest pending one has waited since
+    its report was made, seconds the most overdue attempt is late), for metrics. A
+    business with nothing pending is absent."""
+    now = naive_now()
     with uow_factory() as uow:
-        depth, oldest = uow.session.execute(
-            select(func.count(), func.min(MerchantCallbackRow.created_at)).where(MerchantCallbackRow.state == "pending")
-        ).one()
-    return depth, max((naive_now() - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
+        rows = uow.session.execute(
+            select(MerchantCallbackRow.business_id, func.count(), func.min(MerchantCallbackRow.created_at),
+                   func.min(MerchantCallbackRow.next_attempt_at))
+            .where(MerchantCallbackRow.state == "pending").group_by(MerchantCallbackRow.business_id)
+        ).all()
+    return {business: (depth, max((now - oldest).total_seconds(), 0.0), max((now - due).total_seconds(), 0.0))
+            for business, depth, oldest, due in rows}

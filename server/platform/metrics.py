@@ -34,8 +34,6 @@ DATABASE_OUTAGES = Counter("vipay_database_outages", "Times the database became 
                            "UNAVAILABLE until it returned)", registry=REGISTRY)
 DATABASE_UP = Gauge("vipay_database_up", "1 while the database answers, 0 during an outage", registry=REGISTRY)
 DATABASE_UP.set(1)
-SHED = Counter("vipay_requests_shed", "Calls refused at once because the server was at its in-flight limit, "
-               "by priority class", ["priority"], registry=REGISTRY)
 
 _rpc_children: dict[tuple[str, str], tuple] = {}
 
