@@ -19,7 +19,6 @@ import pytest
 from server.membership.catalog import demo_catalog, save_catalog
 from server.platform.database import make_engine, make_session_factory
 from server.platform.migrate import upgrade
-from server.platform.settings import ROOT
 from server.platform.unit_of_work import UnitOfWork
 from tests.conftest import free_port
 
