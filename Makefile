@@ -12,7 +12,7 @@ DESCRIPTOR := gateway/api.binpb
 GEN_STAMP := gen/.stamp
 LUA_TABLE := gateway/legacy_operations.lua
 
-.PHONY: run test bench lint breaking baseline format protos migrate seed keys clean spec sdk sdk-test sdk-ts sdk-python sdk-go tools docs console console-test
+.PHONY: run test bench soak lint breaking baseline format protos migrate seed keys clean spec sdk sdk-test sdk-ts sdk-python sdk-go tools docs console console-test
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || $(PY_VERSION) -m venv $(VENV)
@@ -77,6 +77,12 @@ bench: protos keys
 	@command -v h2load >/dev/null && command -v wrk >/dev/null || \
 	  { apt-get update -qq && apt-get install -y -qq nghttp2-client wrk; }
 	$(PY) -m bench
+
+# Mixed load for SOAK_SECONDS (default 900; CI: 60), then memory/FD slopes, errors,
+# callback lag and ledger-check (bench/soak.py, docs/operations.md).
+SOAK_SECONDS ?= 900
+soak: protos keys
+	SOAK_SECONDS=$(SOAK_SECONDS) $(PY) -m bench.soak
 
 lint: protos
 	$(VENV)/bin/buf lint

@@ -30,6 +30,7 @@ class Receiver:
     def __init__(self) -> None:
         self.arrivals: list[float] = []
         self.bodies: set[bytes] = set()
+        self.bodies_in_order: list[bytes] = []
         lock = self.lock = threading.Lock()
         outer = self
 
@@ -41,6 +42,7 @@ class Receiver:
                 with lock:
                     outer.arrivals.append(time.monotonic())
                     outer.bodies.add(body)
+                    outer.bodies_in_order.append(body)
                 self.send_response(200)
                 self.send_header("content-type", "text/plain")
                 self.send_header("content-length", "7")
