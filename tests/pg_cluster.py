@@ -43,11 +43,21 @@ class PgCluster:
         subprocess.run(_as_postgres(str(BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
                                     "-E", "UTF8", "--no-sync"), check=True, capture_output=True)
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._started = False
 
     def start(self) -> None:
-        opts = f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
-        subprocess.run(_as_postgres(str(BIN / "pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
-                                    str(self.dir / "log"), "-w", "-t", "60", "start"), check=True, capture_output=True)
+        """Starts on self.port; the first start moves to the next free port of the range if
+        another run took this one meanwhile."""
+        for port in [self.port] + ([p for p in PORTS if p != self.port and _free(p)] if not self._started else []):
+            self.port = port
+            opts = f"-p {port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+            done = subprocess.run(_as_postgres(str(BIN / "pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
+                                               str(self.dir / "log"), "-w", "-t", "60", "start"), capture_output=True)
+            if done.returncode == 0:
+                self._started = True
+                self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+                return
+        raise RuntimeError(f"throwaway PostgreSQL did not start: {done.stderr.decode()[-300:]}")
 
     def stop(self, mode: str = "fast") -> None:
         subprocess.run(_as_postgres(str(BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"),
