@@ -10,8 +10,10 @@ backoff schedule, and after the last one the report is marked undelivered.
 
 Every attempt goes to an address the policy allows (addresses.py), checked right
 before it and connected to directly; it has one total deadline, reads at most a few
-KB of the answer and follows no redirect. Attempts run concurrently (bounded), each
-recorded as soon as it ends: a slow merchant holds one slot, never another's report."""
+KB of the answer and follows no redirect. Attempts run concurrently (bounded per
+dispatcher and per businessId: a slow merchant holds a few slots, never another's
+report); the dispatcher claims again as soon as one ends, and records the attempts that
+ended together with that claim, so a fast receiver gets its reports at its own speed."""
 
 from __future__ import annotations
 
@@ -50,6 +52,11 @@ class DispatchConfig:
     batch: int = 20  # most reports claimed per poll
     concurrency: int = 32  # most attempts in flight per dispatcher
     per_business: int = 4  # ... and per businessId: one merchant's slow endpoint never fills every slot
+    # A businessId whose last attempt succeeded within fast_seconds may have this many in
+    # flight: a fast receiver gets its reports at its own speed, a slow or failing one is
+    # back to per_business at its next attempt.
+    per_business_fast: int = 16
+    fast_seconds: float = 1.0
     max_reply_bytes: int = 4096  # of the merchant's answer; the rest is never read
 
 
@@ -76,6 +83,7 @@ class CallbackDispatcher:
     addresses: AddressPolicy = field(default_factory=AddressPolicy)
     _task: asyncio.Task | None = None
     _keyless_logged: bool = False
+    _fast: set[str] = field(default_factory=set)  # businessIds whose last attempt was fast
 
     # ---- lifecycle -----------------------------------------------------------------
 
@@ -198,7 +206,12 @@ class CallbackDispatcher:
                        finished: list[tuple[Claimed, bool, str]] | None = None) -> None:
         """Sends one attempt; records it now, or leaves it in `finished` for the loop's next round."""
         try:
+            started = time.monotonic()
             ok, outcome = await self._send(client, c)
+            if ok and time.monotonic() - started < self.config.fast_seconds:
+                self._fast.add(c.business_id)
+            else:
+                self._fast.discard(c.business_id)
             if finished is not None:
                 finished.append((c, ok, outcome))
             else:
@@ -209,8 +222,9 @@ class CallbackDispatcher:
             log.exception("callback %s attempt %s failed unexpectedly", c.id, c.attempt)
 
     def claim(self, limit: int | None = None, busy: Counter[str] | None = None) -> list[Claimed]:
-        """Leases due reports: at most `limit`, and per businessId at most per_business in
-        flight counting `busy` (that business's attempts this dispatcher is sending now)."""
+        """Leases due reports: at most `limit`, and per businessId at most its cap in flight
+        (per_business, or per_business_fast while its receiver answers fast) counting `busy`
+        (that business's attempts this dispatcher is sending now)."""
         return self.record_and_claim([], limit or self.config.batch, busy)
 
     def record(self, c: Claimed, ok: bool, outcome: str) -> None:
@@ -228,8 +242,12 @@ class CallbackDispatcher:
             log.info("callback %s attempt %s: %s", c.id, c.attempt, outcome)
         return claimed
 
+    def _cap(self, business_id: str, fast: frozenset[str]) -> int:
+        return self.config.per_business_fast if business_id in fast else self.config.per_business
+
     def _claim(self, uow: UnitOfWork, limit: int, busy: Counter[str], now) -> list[Claimed]:
-        skip = {b for b, n in busy.items() if n >= self.config.per_business}
+        fast = frozenset(self._fast)
+        skip = {b for b, n in busy.items() if n >= self._cap(b, fast)}
         q = (select(MerchantCallbackRow)
              .where(MerchantCallbackRow.state == "pending", MerchantCallbackRow.next_attempt_at <= now)
              .order_by(MerchantCallbackRow.next_attempt_at).limit(limit))
@@ -242,7 +260,7 @@ class CallbackDispatcher:
         out = []
         for row in rows:
             taken[row.business_id] += 1
-            if taken[row.business_id] > self.config.per_business:
+            if taken[row.business_id] > self._cap(row.business_id, fast):
                 continue  # left due: the next poll takes it when a slot of this merchant frees
             row.attempts += 1
             row.next_attempt_at = now + timedelta(seconds=self.config.lease)
