@@ -76,10 +76,7 @@ class GrpcServer:
         await self.server.start()
         await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         if self.readiness is not None:
-            reason = await asyncio.to_thread(self.readiness.check)  # the first answer before Envoy asks
-            if reason is not None:
-                log.warning("not ready: %s", reason)
-            self.readiness.reason = reason
+            reason = await asyncio.to_thread(self.readiness.refresh)  # the first answer before Envoy asks
             self._ready = reason is None
             self._watching = asyncio.create_task(self.readiness.watch_forever(self._publish))
         await self._publish(self._ready)

@@ -64,20 +64,25 @@ class Readiness:
             return f"the database schema is at {sorted(current)}, not {sorted(self._heads)}: run `python -m server migrate`"
         return None
 
+    def refresh(self) -> str | None:
+        """check(), remembered in `reason`; each change logged once."""
+        try:
+            reason = self.check()
+        except Exception as exc:  # an unexpected failure is "not ready"
+            reason = f"readiness check failed: {type(exc).__name__}: {exc}"
+        if reason != self.reason:
+            if reason is None:
+                log.info("ready")
+            else:
+                log.warning("not ready: %s", reason)
+        self.reason = reason
+        return reason
+
     async def watch_forever(self, publish: Callable[[bool], Awaitable[None]]) -> None:
-        """Checks every `interval` seconds; publishes each change (and the first answer)."""
-        first = True
+        """Checks every `interval` seconds; publishes each change."""
         while True:
-            try:
-                reason = await asyncio.to_thread(self.check)
-            except Exception as exc:  # an unexpected failure is "not ready", logged once per change
-                reason = f"readiness check failed: {type(exc).__name__}: {exc}"
-            if first or reason != self.reason:
-                if reason is None:
-                    log.info("ready")
-                else:
-                    log.warning("not ready: %s", reason)
-                self.reason = reason
-                await publish(reason is None)
-                first = False
             await asyncio.sleep(self.interval)
+            before = self.reason
+            reason = await asyncio.to_thread(self.refresh)
+            if reason != before:
+                await publish(reason is None)

@@ -81,11 +81,11 @@ def test_area_words_are_words_not_substrings_and_skip_prose():
 # (unit_of_work.py, moving with the hot reads, issue 17).
 NOT_WIRING = {
     ("server/platform/database.py", "dbapi_conn.isolation_level"),
-    ("server/platform/unit_of_work.py", "conn.dbapi_connection.autocommit"),
+    ("server/platform/hot_reads.py", "conn.dbapi_connection.autocommit"),
     ("server/platform/calls.py", "call.principal"),
-    ("server/platform/unit_of_work.py", "local.conn"),
-    ("server/platform/unit_of_work.py", "local.cursor"),
-    ("server/platform/unit_of_work.py", "reads.one"),
+    ("server/platform/hot_reads.py", "local.conn"),
+    ("server/platform/hot_reads.py", "local.cursor"),
+    ("server/platform/hot_reads.py", "reads.one"),
 }
 
 
