@@ -237,7 +237,8 @@ class CallbackDispatcher:
             for c, ok, outcome in outcomes:
                 self._record(uow, c, ok, outcome, now)
             claimed = self._claim(uow, limit, busy or Counter(), now) if limit > 0 else []
-            uow.commit()
+            if outcomes or claimed:  # an idle poll changes nothing: no commit (no fsync)
+                uow.commit()
         for c, _ok, outcome in outcomes:
             log.info("callback %s attempt %s: %s", c.id, c.attempt, outcome)
         return claimed
