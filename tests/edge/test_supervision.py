@@ -86,7 +86,10 @@ def _stop(process: subprocess.Popen) -> None:
 def test_run_starts_envoy_again_when_it_dies(database, tmp_path):
     process, _, url = _run(database, 1, tmp_path)
     try:
-        assert httpx.get(f"{url}/ping", timeout=5).status_code == 200
+        deadline = time.monotonic() + 20  # Envoy routes once its first health check passed
+        while httpx.get(f"{url}/ping", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline, "the gateway never answered /ping"
+            time.sleep(0.2)
         first = _envoy_pid(process.pid)
         os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + 20
