@@ -47,7 +47,7 @@ def is_unavailable(exc: BaseException) -> bool:
 
 def unavailable_error() -> DomainError:
     return DomainError("DATABASE_UNAVAILABLE", "The service is temporarily unavailable; retry later.",
-                       Kind.UNAVAILABLE, metadata={"retry_after": str(RETRY_AFTER_SECONDS)})
+                       Kind.UNAVAILABLE, metadata={"retry_after_seconds": str(RETRY_AFTER_SECONDS)})
 
 
 class DatabaseWatch:

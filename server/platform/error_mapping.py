@@ -128,7 +128,7 @@ def gateway_error_headers(err: DomainError, envelope: Envelope) -> tuple[tuple[s
     # ensure_ascii: gRPC metadata must be ASCII; \u escapes parse to the same text.
     headers = (("x-http-code", str(status)), ("x-http-body", json.dumps(body, ensure_ascii=True)))
     # Unavailable or shed: when to come back, whatever status the family answers with.
-    retry_after = err.metadata.get("retry_after")
+    retry_after = err.metadata.get("retry_after_seconds")
     if retry_after is not None and err.kind in (Kind.UNAVAILABLE, Kind.RESOURCE_EXHAUSTED):
         headers += (("retry-after", retry_after),)
     return headers
