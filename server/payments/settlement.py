@@ -71,7 +71,7 @@ class OrderBook:
     is_open: Callable[[], Any]
     close_values: Callable[[datetime], dict]
     settle: Callable[[int, PaymentChannel, Notification], Reply]
-    # For reconciliation (payments/reconciliation.py): what "paid" means, the amount
+    # For reconciliation (payments/reconcile_matching.py): what "paid" means, the amount
     # the provider is told (fen) and when it was paid. A book without them is skipped.
     is_paid: Callable[[], Any] | None = None
     amount: Any = None

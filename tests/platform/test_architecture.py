@@ -190,3 +190,40 @@ def test_no_assignment_onto_a_third_party_objects_private_attributes(tree):
     alipay.write_text(alipay.read_text() + "\n\ndef configure(sdk):\n    sdk._config.timeout = 3\n")
     assert [v.split(": ")[1] for v in foreign_private_assignments(tree)
             if v.split(": ")[1] not in KNOWN_PRIVATE] == ["sdk._config.timeout"]
+
+
+MAX_CLASS_LINES, MAX_MODULE_LINES = 250, 400
+
+
+def oversized(root: Path) -> list[str]:
+    """Classes of 250 lines or more, and modules over 400 lines whose docstring does not
+    say why in its first lines (a line starting "Size:")."""
+    import ast
+
+    found = []
+    for f in sorted((root / "server").rglob("*.py")):
+        source = f.read_text()
+        module = ast.parse(source)
+        for node in ast.walk(module):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 >= MAX_CLASS_LINES:
+                found.append(f"{f.relative_to(root)}:{node.lineno}: class {node.name}, "
+                             f"{node.end_lineno - node.lineno + 1} lines")
+        lines = len(source.splitlines())
+        head = (ast.get_docstring(module) or "").splitlines()[:5]
+        if lines > MAX_MODULE_LINES and not any(line.startswith("Size:") for line in head):
+            found.append(f"{f.relative_to(root)}: {lines} lines, no reason given")
+    return found
+
+
+def test_classes_and_modules_stay_small_or_say_why(tree):
+    """Small modules whose names say what they hold (issue 16): every class in server/ is
+    under 250 lines; a module over ~400 lines states why at its top ("Size: ...")."""
+    assert oversized(ROOT) == []
+    settlement = tree / "server" / "payments" / "settlement.py"
+    big = "\n\nclass Big:\n" + "".join(f"    x{i} = {i}\n" for i in range(MAX_CLASS_LINES - 1))
+    settlement.write_text(settlement.read_text() + big)
+    assert [v.split(": ", 1)[1] for v in oversized(tree)] == [
+        f"class Big, {MAX_CLASS_LINES} lines", f"{len(settlement.read_text().splitlines())} lines, no reason given"]
+    text = settlement.read_text()
+    settlement.write_text(text.replace('"""', '"""Size: a deliberate test of the rule.\n\n', 1))
+    assert [v.split(": ", 1)[1] for v in oversized(tree)] == [f"class Big, {MAX_CLASS_LINES} lines"]
