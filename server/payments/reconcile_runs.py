@@ -32,31 +32,40 @@ class RunStore:
     # ---- the run row: lease, outcome, report ----------------------------------------------
 
     def claim(self, business_date: str, channel_name: str) -> int | None:
+        """The run's id with the lease ours, or None while another replica holds it."""
+        try:
+            return self._claim(business_date, channel_name)
+        except IntegrityError:
+            # Another replica created the row first. Its lease is judged like any other
+            # (it holds unless it has expired by our clock), now that the row exists.
+            try:
+                return self._claim(business_date, channel_name)
+            except IntegrityError:
+                return None
+
+    def _claim(self, business_date: str, channel_name: str) -> int | None:
         now = naive(self._clock())
         values = dict(state=RUNNING, lease_owner=self.owner, lease_until=now + self._lease, started_at=now)
-        try:
-            with self._uow() as uow:
-                row = uow.session.scalar(select(ReconciliationRunRow).where(
-                    ReconciliationRunRow.business_date == business_date, ReconciliationRunRow.channel == channel_name))
-                if row is None:
-                    row = ReconciliationRunRow(business_date=business_date, channel=channel_name, attempts=1,
-                                               summary="{}", **values)
-                    uow.session.add(row)
-                    uow.session.flush()
-                    run_id = row.id
-                else:
-                    run_id = row.id
-                    won = uow.session.execute(
-                        update(ReconciliationRunRow)
-                        .where(ReconciliationRunRow.id == row.id,
-                               or_(ReconciliationRunRow.lease_until.is_(None), ReconciliationRunRow.lease_until <= now))
-                        .values(attempts=ReconciliationRunRow.attempts + 1, **values)
-                        .execution_options(synchronize_session=False)).rowcount
-                    if won != 1:
-                        return None
-                uow.commit()
-        except IntegrityError:
-            return None  # another replica created the row first: it holds the lease
+        with self._uow() as uow:
+            row = uow.session.scalar(select(ReconciliationRunRow).where(
+                ReconciliationRunRow.business_date == business_date, ReconciliationRunRow.channel == channel_name))
+            if row is None:
+                row = ReconciliationRunRow(business_date=business_date, channel=channel_name, attempts=1,
+                                           summary="{}", **values)
+                uow.session.add(row)
+                uow.session.flush()
+                run_id = row.id
+            else:
+                run_id = row.id
+                won = uow.session.execute(
+                    update(ReconciliationRunRow)
+                    .where(ReconciliationRunRow.id == row.id,
+                           or_(ReconciliationRunRow.lease_until.is_(None), ReconciliationRunRow.lease_until <= now))
+                    .values(attempts=ReconciliationRunRow.attempts + 1, **values)
+                    .execution_options(synchronize_session=False)).rowcount
+                if won != 1:
+                    return None
+            uow.commit()
         return run_id
 
     def fail(self, run_id: int, why: str) -> None:
