@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping
 
 from datetime import datetime
 from functools import partial
@@ -17,7 +18,7 @@ from server.membership.rules import LEVELS, Catalog, LevelConfig, PriceSetting
 from server.membership.ledger import MembershipView
 from server.membership.service import MembershipService
 from server.membership.thinksns_envelope import thinksns_envelope
-from server.membership.views import VipOrderView
+from server.membership.views import StoredVipInfo, VipOrderView
 from server.payments.channels import PayData
 from server.platform import money
 from server.membership.limits import CHECK_IAP, VIP_ORDER
@@ -42,7 +43,13 @@ def nullable_time(value: datetime | None) -> struct_pb2.Value:
     return struct_pb2.Value(string_value=fmt_time(value)) if value is not None else NULL
 
 
-def vip_info_message(info: dict) -> pb.VipInfo:
+def vip_info_message(info: Mapping) -> pb.VipInfo:
+    """One message per stored vip_info text (views.StoredVipInfo is hashable; pb copies
+    it into each order), else built."""
+    return _stored_vip_info_message(info) if isinstance(info, StoredVipInfo) else _vip_info_message(info)
+
+
+def _vip_info_message(info: Mapping) -> pb.VipInfo:
     message = pb.VipInfo(
         level=info["level"],
         name=info["name"],
@@ -54,6 +61,9 @@ def vip_info_message(info: dict) -> pb.VipInfo:
         message.iap = info["iap"]
         message.iap_price = message.ipa_price = money.yuan_number(info["iap_price_fen"])
     return message
+
+
+_stored_vip_info_message = functools.lru_cache(maxsize=1024)(_vip_info_message)
 
 
 def order_message(row: VipOrderView, refunded_fen: int = 0) -> pb.VipOrder:
@@ -254,13 +264,12 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
         offset, before_id = position_from_token(request.page_token) if request.page_token else (request.offset, None)
         limit = request.page_size or request.limit or 15
         rows, more = await self._read(
-            self._svc.orders.list_orders, user_id, offset=offset, limit=limit, start=request.s, end=request.d,
+            self._svc.orders.history_page, user_id, offset=offset, limit=limit, start=request.s, end=request.d,
             timezone_name=request.timezone or "Asia/Shanghai", before_id=before_id,
         )
-        refunded = await self._read(self._refunded, [r.id for r in rows])
         return pb.ListVipOrdersResponse(
-            vip_orders=[order_message(r, refunded.get(r.id, 0)) for r in rows],
-            next_page_token=keyset_token(rows[-1].id) if more else "",
+            vip_orders=[order_message(order, refunded) for order, refunded in rows],
+            next_page_token=keyset_token(rows[-1][0].id) if more else "",
         )
 
     async def GetVipOrder(self, request, context):

@@ -5,9 +5,11 @@ per-field work."""
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime
-from typing import Any, Mapping, NamedTuple, Sequence
+from collections.abc import Mapping
+from typing import Any, NamedTuple, Sequence
 
 
 class VipOrderView(NamedTuple):
@@ -25,7 +27,7 @@ class VipOrderView(NamedTuple):
     total_amount: int
     pay_amount: int
     pay_status: int
-    vip_info: dict
+    vip_info: Mapping[str, Any]
     timezone: str
     provider_txn_id: str | None
     paid_at: datetime | None
@@ -54,7 +56,7 @@ class VipOrderView(NamedTuple):
         only the JSON and time columns SQLite answers as text are touched."""
         row = list(values)
         if isinstance(row[VIP_INFO], str):
-            row[VIP_INFO] = json.loads(row[VIP_INFO])
+            row[VIP_INFO] = _vip_info(row[VIP_INFO])
         for i in TIME_INDEXES:
             if isinstance(row[i], str):
                 row[i] = datetime.fromisoformat(row[i])
@@ -71,3 +73,38 @@ TIME_FIELDS = ("paid_at", "user_deleted_at", "platform_deleted_at", "created_at"
                "closed_at")
 VIP_INFO = FIELDS.index("vip_info")
 TIME_INDEXES = tuple(FIELDS.index(name) for name in TIME_FIELDS)
+
+
+class StoredVipInfo(Mapping):
+    """An order's vip_info as stored: read-only and hashable (by its JSON text), so what
+    is built from it (the VipInfo message) can be cached per distinct text."""
+
+    __slots__ = ("_values", "_hash")
+
+    def __init__(self, text: str):
+        self._values, self._hash = json.loads(text), hash(text)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return self._values == (other._values if isinstance(other, StoredVipInfo) else other)
+
+    def __repr__(self) -> str:
+        return repr(self._values)
+
+
+@functools.lru_cache(maxsize=1024)
+def _vip_info(text: str) -> StoredVipInfo:
+    """Decoded once per distinct text: a page of orders holds the few catalog entries of
+    its time, so a history page decodes none."""
+    return StoredVipInfo(text)

@@ -1,0 +1,65 @@
+"""The 001 history page is a hot read (issue 18 bench target: a page under load at least half
+of CheckVipOrder): one statement per page, refunded fen included, the exact JSON clients
+always got (refund fields, vip_info) for paid, refunded and unpaid orders."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from server.recharge.rules import demo_catalog
+from tests.payments.test_refunds_sandbox import paid_vip_order
+
+
+@pytest.fixture(autouse=True)
+def _recharge_catalog(app):
+    app.recharges.catalog.save(demo_catalog())
+
+
+class _Statements:
+    """Every statement sent on any engine meanwhile (but the read transaction's BEGIN)."""
+
+    def __enter__(self):
+        self.sent = []
+        event.listen(Engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *exc):
+        event.remove(Engine, "before_cursor_execute", self._record)
+
+    def _record(self, conn, cursor, statement, *args):
+        if statement != "BEGIN":
+            self.sent.append(statement)
+
+
+@pytest.mark.db
+def test_a_history_page_is_one_statement_with_the_refunds_in_it(app, gateway, token):
+    full = paid_vip_order(app, gateway, token, user=5)
+    partial = paid_vip_order(app, gateway, token, user=5, level="high")
+    with gateway.client(token(5)) as c:
+        unpaid = c.post("/api/v2/vip/orders", json={"timezone": "Asia/Shanghai", "duration": 3, "level": "low",
+                                                    "pay_method": "Alipay_AopApp"}).json()
+    app.refunds.refund(full["trade_no"], amount_fen=None, reason="all")
+    app.refunds.refund(partial["trade_no"], amount_fen=100, reason="some")
+
+    with _Statements() as statements:
+        rows, more = app.memberships.orders.history_page(5, offset=0, limit=15, start="", end="",
+                                                          timezone_name="Asia/Shanghai")
+    assert len(statements.sent) == 1, statements.sent
+    assert not more
+    assert [(order.id, refunded) for order, refunded in rows] == [
+        (unpaid["id"], 0), (partial["id"], 100), (full["id"], full["pay_amount"])]
+
+    with gateway.client(token(5)) as c:
+        page = c.get("/api/v2/vip/orders?offset=0&limit=15").json()
+        one = {o["id"]: c.get(f"/api/v2/vip/orders/{o['id']}").json() for o in page}
+    by_id = {o["id"]: o for o in page}
+    assert [o["id"] for o in page] == [unpaid["id"], partial["id"], full["id"]]
+    assert (by_id[full["id"]]["refund_status"], by_id[full["id"]]["refunded_amount"]) == (2, full["pay_amount"])
+    assert (by_id[partial["id"]]["refund_status"], by_id[partial["id"]]["refunded_amount"]) == (1, 100)
+    assert (by_id[unpaid["id"]]["refund_status"], by_id[unpaid["id"]]["refunded_amount"]) == (0, 0)
+    assert by_id[partial["id"]]["vip_info"]["level"] == "high" and by_id[unpaid["id"]]["vip_info"]["level"] == "low"
+    # The page says of each order what the order's own read says (GetVipOrder).
+    for order_id, order in by_id.items():
+        assert order == one[order_id]
