@@ -4,6 +4,9 @@ always got (refund fields, vip_info) for paid, refunded and unpaid orders."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -63,3 +66,10 @@ def test_a_history_page_is_one_statement_with_the_refunds_in_it(app, gateway, to
     # The page says of each order what the order's own read says (GetVipOrder).
     for order_id, order in by_id.items():
         assert order == one[order_id]
+    # Dated pages (the bounds compared as each database holds the times).
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    for day, expected in ((today, [o["id"] for o in page]), (today - timedelta(days=1), []),
+                          (today + timedelta(days=1), [])):
+        dated, _ = app.memberships.orders.list_orders(5, offset=0, limit=15, start=day.isoformat(),
+                                                      end=day.isoformat(), timezone_name="Asia/Shanghai")
+        assert [o.id for o in dated] == expected, day
