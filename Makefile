@@ -12,7 +12,7 @@ DESCRIPTOR := gateway/api.binpb
 GEN_STAMP := gen/.stamp
 LUA_TABLE := gateway/legacy_operations.lua
 
-.PHONY: run test bench soak lint breaking baseline format protos migrate seed keys clean spec sdk sdk-test sdk-ts sdk-python sdk-go tools docs console console-test
+.PHONY: run test bench soak lint breaking baseline format protos migrate seed keys clean spec examples sdk sdk-test sdk-ts sdk-python sdk-go tools docs console console-test
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || $(PY_VERSION) -m venv $(VENV)
@@ -108,10 +108,15 @@ baseline: $(THIRD_PARTY)/.stamp
 # Contracts for other languages (README "SDKs"). The spec is generated, never
 # edited, and committed so reviewers see API changes; a test fails when stale.
 SPEC := sdk/openapi.yaml
-$(SPEC): $(DESCRIPTOR) $(wildcard sdk/openapi_gen/*.py)
+$(SPEC): $(DESCRIPTOR) $(wildcard sdk/openapi_gen/*.py) sdk/openapi_gen/examples.json
 	$(PY) -m sdk.openapi_gen $(DESCRIPTOR) $@
 
 spec: $(SPEC)
+
+# The spec's examples, recorded from a live stack (sdk/examples.py; make sdk-test checks them).
+examples: keys $(DESCRIPTOR)
+	$(PY) -m sdk.stack -- $(PY) -m sdk.examples record
+	$(PY) -m sdk.openapi_gen $(DESCRIPTOR) $(SPEC)
 
 # Generated SDK code is built, not committed (sdk/typescript/gen, sdk/go/gen).
 TS := sdk/typescript

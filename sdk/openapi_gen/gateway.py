@@ -66,7 +66,10 @@ ENVELOPES = {
                        "data": {"nullable": True, "enum": [None]}},
     },
     # Payment notification paths: providers only read the status.
-    "NotificationError": {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}},
+    # The VIP and refund notification paths add 001's `errors` (empty), the recharge ones do not.
+    "NotificationError": {"type": "object", "required": ["message"], "properties": {
+        "message": {"type": "string"},
+        "errors": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}}},
 }
 
 # Envoy's own replies (malformed JSON, a wrong type, an unknown query parameter).

@@ -4,7 +4,9 @@ non-optional scalars and repeated fields are always present)."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 from google.api import annotations_pb2, field_behavior_pb2, http_pb2  # noqa: F401 (registers the extensions)
 from google.protobuf import descriptor_pb2
@@ -41,6 +43,8 @@ WELL_KNOWN = {
 }
 HTTP_BODY = ".google.api.HttpBody"
 REQUIRED = field_behavior_pb2.FieldBehavior.REQUIRED
+# What the live stack answered each operation (sdk/examples.py records it; `make examples`).
+EXAMPLES = Path(__file__).with_name("examples.json")
 
 
 def comment(text: str) -> str:
@@ -158,6 +162,7 @@ def http_rule(method: descriptor_pb2.MethodDescriptorProto):
 def build(data: bytes) -> dict:
     image = Image(data)
     b = Builder(image)
+    examples = json.loads(EXAMPLES.read_text()) if EXAMPLES.exists() else {}
     b.schemas.update(gateway.ENVELOPES)
     paths: dict[str, dict] = {}
     tags: set[str] = set()
@@ -172,6 +177,8 @@ def build(data: bytes) -> dict:
                     raise SystemExit(f"{key} is bound to HTTP but declares no (vipay.legacy.v1.operation)")
                 op = gateway.op_for(key, method.options.Extensions[legacy.operation])
                 path, verb, operation = operation_for(b, key, method, rule, op)
+                if method.name in examples:
+                    with_example(operation, examples[method.name])
                 paths.setdefault(path, {})[verb] = operation
                 tags.add(op.tag)
     return reference.polish({
@@ -182,6 +189,21 @@ def build(data: bytes) -> dict:
         "paths": paths,
         "components": {"schemas": b.schemas, "securitySchemes": gateway.SECURITY_SCHEMES},
     }, b, gateway.SIGNING_HEADERS)
+
+
+def with_example(operation: dict, recorded: dict) -> None:
+    """The recorded answer under its status and content type, and what was sent (JSON bodies)."""
+    content = operation["responses"].get(str(recorded["status"]), {}).get("content") or {}
+    media = content.get(recorded["contentType"])
+    if media is None:
+        if recorded["response"] is not None:
+            raise SystemExit(f"{operation['operationId']}: the stack answered {recorded['status']} "
+                             f"{recorded['contentType']}, which the spec does not document")
+    elif recorded["response"] is not None:  # a copy: responses share their parts (gateway.ENVOY_400)
+        content[recorded["contentType"]] = {**media, "example": recorded["response"]}
+    body = operation.get("requestBody", {}).get("content") or {}
+    if "application/json" in body and recorded.get("request") is not None:
+        body["application/json"] = {**body["application/json"], "example": recorded["request"]}
 
 
 def operation_for(b: Builder, key: str, method, rule, op: gateway.Op):
