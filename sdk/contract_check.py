@@ -2,8 +2,8 @@
 gateway (run inside `python -m sdk.stack`): no 5xx, and no status, content type
 or body outside the spec. A bounded number of examples per operation.
 
-First makes the data the id-taking paths need (a paid and an unpaid VIP order of
-the token's user), so they are checked on their success answers as well."""
+First makes the data the id-taking paths need (a paid in-app purchase and an unpaid
+VIP order of the token's user), so they are checked on their success answers as well."""
 
 from __future__ import annotations
 
@@ -26,14 +26,18 @@ def token(user_id: int, role: str = "user") -> str:
 
 
 def orders(http: str, bearer: str) -> tuple[int, int]:
+    """An unpaid order, and an in-app purchase paid with the stack's sandbox App Store receipt
+    (a paid Iap order answers check-iap-result with itself, whatever the receipt)."""
     with httpx.Client(base_url=http, headers={"Authorization": f"Bearer {bearer}"}) as c:
-        def create():
+        def create(pay_method: str):
             r = c.post("/api/v2/vip/orders", json={"timezone": "Asia/Shanghai", "duration": 3, "level": "middle",
-                                                   "pay_method": "Alipay_AopApp"})
+                                                   "pay_method": pay_method})
             r.raise_for_status()
             return r.json()
-        paid, unpaid = create(), create()
-    subprocess.run([sys.executable, "-m", "server", "sandbox-pay", paid["trade_no"]], cwd=ROOT, check=True)
+        paid, unpaid = create("Iap"), create("Alipay_AopApp")
+        receipt = subprocess.run([sys.executable, "-m", "server", "sandbox-receipt", str(paid["id"])], cwd=ROOT,
+                                 check=True, capture_output=True, text=True).stdout.strip()
+        c.post(f"/api/v2/vip/check-iap-result/{paid['id']}", json={"receipt": receipt}).raise_for_status()
     return paid["id"], unpaid["id"]
 
 

@@ -7,6 +7,7 @@ and what only the document needs (content types, header parameters, the 003 rout
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from vipay.legacy.v1 import options_pb2 as legacy
 
@@ -198,6 +199,12 @@ RAW_BODIES = {
 NULLABLE_STRING = {"type": "string", "nullable": True}
 NULLABLE_TIME = {"type": "string", "nullable": True, "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"}
 NULLABLE_NUMBER = {"type": "number", "nullable": True}
+# Shared by the requests that take a zone (the server refuses a name the tz database lacks).
+ZONES = [line for line in (Path(__file__).with_name("timezones.txt").read_text().splitlines())
+         if line and not line.startswith("#")]
+SHARED_SCHEMAS = {"TimeZone": {"type": "string", "description": "An IANA time zone.", "enum": ZONES,
+                               "example": "Asia/Shanghai"}}
+TIME_ZONE = {"$ref": "#/components/schemas/TimeZone"}
 FIELD_SCHEMAS = {
     "vipay.membership.v1.VipSetting.iap": NULLABLE_STRING,
     "vipay.membership.v1.CreateVipOrderResponse.pay_data": {
@@ -222,6 +229,18 @@ FIELD_SCHEMAS = {
     "vipay.membership.v1.CreateVipOrderRequest.duration": {"type": "integer", "format": "int32", "enum": [1, 3, 12]},
     "vipay.membership.v1.CreateVipOrderRequest.pay_method": {"type": "string", "enum": [
         "Alipay_AopApp", "Alipay_AopWap", "Alipay_AopPage", "WechatPay_App", "WechatPay_Js", "Iap"]},
-    "vipay.membership.v1.CreateVipOrderRequest.timezone": {"type": "string", "example": "Asia/Shanghai"},
+    "vipay.membership.v1.CreateVipOrderRequest.timezone": TIME_ZONE,
+    "vipay.membership.v1.CreateVipOrderRequest.quantity": {"type": "integer", "format": "int32", "minimum": 0,
+                                                           "maximum": 12},  # 0: the default, 1
+    "vipay.membership.v1.CreateVipOrderRequest.request_id": {"type": "string", "maxLength": 64, "pattern": "^[ -~]*$"},
+    "vipay.membership.v1.ListVipOrdersRequest.offset": {"type": "integer", "format": "int32", "minimum": 0},
+    "vipay.membership.v1.ListVipOrdersRequest.limit": {"type": "integer", "format": "int32", "minimum": 0,
+                                                       "maximum": 100},  # 0: the default, 15
+    "vipay.membership.v1.ListVipOrdersRequest.page_size": {"type": "integer", "format": "int32", "minimum": 0,
+                                                           "maximum": 100},
+    "vipay.membership.v1.ListVipOrdersRequest.s": {"type": "string", "format": "date"},
+    "vipay.membership.v1.ListVipOrdersRequest.d": {"type": "string", "format": "date"},
+    "vipay.membership.v1.ListVipOrdersRequest.timezone": TIME_ZONE,
+    "vipay.membership.v1.CheckIapResultRequest.receipt": {"type": "string", "minLength": 1},
     "vipay.membership.v1.ExchangeVipRequest.level": {"type": "string", "enum": ["low", "middle", "high"]},
 }

@@ -164,6 +164,7 @@ def build(data: bytes) -> dict:
     b = Builder(image)
     examples = json.loads(EXAMPLES.read_text()) if EXAMPLES.exists() else {}
     b.schemas.update(gateway.ENVELOPES)
+    b.schemas.update(gateway.SHARED_SCHEMAS)
     paths: dict[str, dict] = {}
     tags: set[str] = set()
     for f in image.files:

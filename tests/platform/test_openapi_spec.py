@@ -91,3 +91,29 @@ def test_what_the_gateway_adds():
     # gRPC-only RPCs are not HTTP paths.
     operations = {op["operationId"] for item in paths.values() for op in item.values()}
     assert not {"GetMembershipStatus", "UpdateVipCatalog", "DebitWallet"} & operations
+
+
+def test_request_constraints_are_what_the_server_accepts():
+    """The spec is as strict as the API where fuzzers met refusals (GET/POST /api/v2/vip/orders,
+    check-iap-result), and never stricter than the server: every listed zone is one it accepts."""
+    from server.membership import rules
+    from server.membership.orders import _history_window
+
+    s = spec()
+    zones = s["components"]["schemas"]["TimeZone"]["enum"]
+    assert "Asia/Shanghai" in zones and len(zones) > 300
+    for name in zones:
+        rules.zone(name)  # raises ValueError for a zone the server refuses
+    orders = s["paths"]["/api/v2/vip/orders"]
+    params = {p["name"]: p["schema"] for p in orders["get"]["parameters"]}
+    assert params["timezone"] == {"allOf": [{"$ref": "#/components/schemas/TimeZone"}]}
+    assert params["s"]["format"] == params["d"]["format"] == "date"
+    limit = params["limit"]
+    _history_window(0, limit["maximum"], "", "", zones[0])  # the largest documented page is accepted
+    assert limit["maximum"] == 100 and params["page_size"]["maximum"] == 100 and params["offset"]["minimum"] == 0
+    body = orders["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert body["timezone"]["allOf"] == [{"$ref": "#/components/schemas/TimeZone"}]
+    assert (body["quantity"]["minimum"], body["quantity"]["maximum"]) == (0, rules.MAX_QUANTITY)
+    assert body["request_id"]["maxLength"] == rules.MAX_REQUEST_ID
+    iap = s["paths"]["/api/v2/vip/check-iap-result/{orderId}"]["post"]["requestBody"]["content"]["application/json"]
+    assert iap["schema"]["properties"]["receipt"]["minLength"] == 1
