@@ -19,7 +19,7 @@ from vipay.recharge.v1 import wallet_pb2, wallet_pb2_grpc
 
 from vipay_sdk import (
     CallbackError, CallbackHandler, EnvelopeError, ErrorReason, GrpcError, HttpError, MembershipHttpStatus,
-    MerchantClient, MerchantError, NetworkError, OpenApiStatus, RechargeCode, RetryPolicy, VipayHttp,
+    MerchantClient, MerchantError, NetworkError, OpenApiStatus, RechargeCode, RetryPolicy, VipayHttp, YoshopStatus,
     callback_signing_string, channel, wallet_entries,
 )
 
@@ -245,3 +245,28 @@ def test_callback_handler_default_store_refuses_replays_and_ignores_new_fields()
     with pytest.raises(CallbackError) as again:
         handler.verify(headers, body)
     assert again.value.reason == "replayed"
+
+
+def test_000_charge_and_003_recharge_center_typed():
+    """000 (/charge/index, /charge/pay) and 003 (/index.php?s=/api/recharge/center): answers parsed
+    into the generated types, refusals (HTTP 200 envelopes) raised as EnvelopeError per family."""
+    http = VipayHttp(env("VIPAY_HTTP"), token=token(506))
+    index = http.get_charge_index()
+    assert index.c == 0 and index.d.pay_types and index.d.charge_list
+    package, pay_type = index.d.charge_list[0], index.d.pay_types[0].type_name
+    payment = http.create_charge_payment(id=package.id, pay_type=pay_type)
+    assert payment.c == 0 and payment.d.pay_order_id.string_value.startswith("RC") and payment.d.call_pay_info
+    with pytest.raises(EnvelopeError) as unknown:
+        http.create_charge_payment(id=987654, pay_type=pay_type)
+    assert unknown.value.family == "000" and unknown.value.code == RechargeCode.NOT_FOUND
+    assert unknown.value.code_name == "NOT_FOUND" and unknown.value.request_id
+    with pytest.raises(EnvelopeError) as anonymous:
+        VipayHttp(env("VIPAY_HTTP")).create_charge_payment(id=package.id, pay_type=pay_type)
+    assert anonymous.value.code == RechargeCode.UNAUTHENTICATED and anonymous.value.family == "000"
+
+    center = http.get_recharge_center(store_id=1, platform="APP")
+    assert center.status == 200 and center.data.personal.user_id == 506 and center.data.plan_list
+    with pytest.raises(EnvelopeError) as signed_out:
+        VipayHttp(env("VIPAY_HTTP")).get_recharge_center(store_id=1, platform="APP")
+    assert signed_out.value.family == "003" and signed_out.value.code == YoshopStatus.UNAUTHENTICATED
+    assert signed_out.value.code_name == "UNAUTHENTICATED" and signed_out.value.request_id

@@ -1,6 +1,6 @@
-"""The membership (001) and recharge (002) HTTP APIs: answers parsed into the generated
-types (unknown fields ignored), refusals as HttpError / EnvelopeError, retries for what is
-safe, and iterators over every page."""
+"""The user-facing HTTP APIs — membership (001), charge (000), recharge (002) and the mall's
+recharge center (003): answers parsed into the generated types (unknown fields ignored),
+refusals as HttpError / EnvelopeError, retries for what is safe, and iterators over every page."""
 
 from __future__ import annotations
 
@@ -29,9 +29,10 @@ class VipayHttp:
         self.retry = retry
         self.http = http or httpx.Client(timeout=timeout)
 
-    def request(self, method: str, path: str, handle, *, json_body=None, idempotent: bool | None = None):
+    def request(self, method: str, path: str, handle, *, json_body=None, idempotent: bool | None = None,
+                headers: dict[str, str] | None = None):
         import json
-        headers = dict(self.headers)
+        headers = {**self.headers, **(headers or {})}
         content = None
         if json_body is not None:
             headers["content-type"] = "application/json"
@@ -51,14 +52,20 @@ class VipayHttp:
         return handle
 
     @staticmethod
-    def _recharge(message_type):
+    def _enveloped(family: str, message_type):
+        """000, 002 and 003 refuse with HTTP 200 and their envelope's code (EnvelopeError)."""
+        code_of = {"000": ("c", "m", "d"), "002": ("code", "message", "data"), "003": ("status", "message", "data")}
+
         def handle(a: Answer):
             body = a.json()
             if a.status != 200 or not isinstance(body, dict):
                 raise EnvelopeError(a.status, a.text[:200], body, a.request_id, "http", a.retry_after)
-            if body.get("success") is not True:
-                raise EnvelopeError(int(body.get("code", 0)), str(body.get("message")), body.get("data"),
-                                    a.request_id, "002", a.retry_after)
+            code, message, data = code_of[family]
+            refused = (body.get("success") is not True if family == "002"
+                       else body.get(code) != (200 if family == "003" else 0))
+            if refused:
+                raise EnvelopeError(int(body.get(code) or 0), str(body.get(message)), body.get(data),
+                                    a.request_id, family, a.retry_after)
             return parse(message_type, body)
         return handle
 
@@ -97,18 +104,27 @@ class VipayHttp:
     def get_my_membership(self) -> mp.MembershipStatus:
         return self.request("GET", "/api/v2/vip/membership", self._membership(mp.MembershipStatus, 200))
 
+    # --- 000 ---
+    def get_charge_index(self) -> rp.GetChargeIndexResponse:
+        return self.request("GET", "/charge/index", self._enveloped("000", rp.GetChargeIndexResponse))
+
+    def create_charge_payment(self, *, id: int, pay_type: str) -> rp.CreateChargePaymentResponse:
+        """Never retried (creates a payment)."""
+        return self.request("POST", "/charge/pay", self._enveloped("000", rp.CreateChargePaymentResponse),
+                            json_body={"id": id, "payType": pay_type})
+
     # --- 002 ---
     def get_recharge(self) -> rp.GetRechargeResponse:
-        return self.request("GET", "/api/recharge", self._recharge(rp.GetRechargeResponse))
+        return self.request("GET", "/api/recharge", self._enveloped("002", rp.GetRechargeResponse))
 
     def create_recharge_order(self, *, id: int, price: str, pay_mode_id: int, **extra) -> rp.CreateRechargeOrderResponse:
         """Never retried (creates an order)."""
-        return self.request("POST", "/api/recharge/order", self._recharge(rp.CreateRechargeOrderResponse),
+        return self.request("POST", "/api/recharge/order", self._enveloped("002", rp.CreateRechargeOrderResponse),
                             json_body={"id": id, "price": price, "payModeId": pay_mode_id, **extra})
 
     def get_recharge_history(self, *, page: int = 1, rows: int = 20, **filters) -> rp.GetRechargeHistoryResponse:
         query = urlencode({"page": page, "rows": rows, **filters})
-        return self.request("GET", f"/api/recharge/history?{query}", self._recharge(rp.GetRechargeHistoryResponse))
+        return self.request("GET", f"/api/recharge/history?{query}", self._enveloped("002", rp.GetRechargeHistoryResponse))
 
     def recharge_history(self, *, rows: int = 20, **filters) -> Iterator[rp.RechargeRecord]:
         """Every record matching the filters, page after page."""
@@ -120,3 +136,10 @@ class VipayHttp:
             if len(data.rows) < rows or seen >= data.total:
                 return
             page += 1
+
+    # --- 003 ---
+    def get_recharge_center(self, *, store_id: int, platform: str, client: str = "") -> rp.GetRechargeCenterResponse:
+        """The route travels in the query (/index.php?s=...); client defaults to platform."""
+        query = urlencode({"s": "/api/recharge/center", "client": client or platform})
+        return self.request("GET", f"/index.php?{query}", self._enveloped("003", rp.GetRechargeCenterResponse),
+                            headers={"storeId": str(store_id), "platform": platform})
