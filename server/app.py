@@ -189,7 +189,8 @@ def build_grpc_server(app: App, host: str = "127.0.0.1", port: int = 0) -> GrpcS
     # Checked on the read engine: on SQLite a check through the writer engine would take the
     # writer lock (BEGIN IMMEDIATE) every second.
     readiness = Readiness(make_read_engine(app.engine), interval=s.readiness_interval_seconds)
-    return GrpcServer(services(app), merchant_servicer.background(app.openapi), verifier=TokenVerifier(*token_keys(s)),
+    verifier = TokenVerifier(*token_keys(s), session_ended=app.operators.session_ended)
+    return GrpcServer(services(app), merchant_servicer.background(app.openapi), verifier=verifier,
                       workers=s.grpc_workers, read_workers=s.read_workers, host=host, port=port, readiness=readiness)
 
 

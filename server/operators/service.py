@@ -30,7 +30,7 @@ from server.platform.unit_of_work import UnitOfWork
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(hours=12)
-CREDENTIAL_SECONDS = 300  # the console refreshes before this; a logged-out credential dies with it
+CREDENTIAL_SECONDS = 300  # the console refreshes before this; logout revokes it (its `sid` names the session)
 NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 REASON_MAX = 500
 DUMMY_HASH = hash_password(secrets.token_urlsafe(16))  # unknown names cost the same time as known ones
@@ -118,14 +118,14 @@ class Operators:
             uow.session.add(OperatorSessionRow(token_hash=_token_hash(token), operator_id=row.id, created_at=now,
                                                expires_at=now + SESSION_LIFETIME))
             uow.commit()
-        credential, expires = self._credential(row)
+        credential, expires = self._credential(row, _token_hash(token))
         return Login(row, credential, expires, token)
 
     def refresh(self, session_token: str) -> tuple[str, datetime]:
         with self._uow() as uow:
             row = self._live_session(uow, session_token)
             operator = uow.session.get(OperatorRow, row.operator_id)
-        return self._credential(operator)
+        return self._credential(operator, row.token_hash)
 
     def logout(self, session_token: str) -> None:
         with self._uow() as uow:
@@ -134,16 +134,24 @@ class Operators:
                 row.ended_at = naive_now()
                 uow.commit()
 
+    def session_ended(self, session_id: str) -> bool:
+        """For the token verifier: a credential's session (its `sid`, the session token's
+        hash) is over once logged out or expired, and with it every credential it issued."""
+        with self._uow() as uow:
+            row = uow.session.get(OperatorSessionRow, session_id)
+            return row is None or row.ended_at is not None or row.expires_at <= naive_now()
+
     def _live_session(self, uow: UnitOfWork, session_token: str) -> OperatorSessionRow:
         row = uow.session.get(OperatorSessionRow, _token_hash(session_token)) if session_token else None
         if row is None or row.ended_at is not None or row.expires_at <= naive_now():
             raise unauthenticated("The session has ended; log in again.")
         return row
 
-    def _credential(self, operator: OperatorRow) -> tuple[str, datetime]:
+    def _credential(self, operator: OperatorRow, session_id: str) -> tuple[str, datetime]:
         if self._key is None:
             raise DomainError("NO_SERVICE_KEY", "SERVICE_JWT_SECRET is not set", Kind.UNAVAILABLE)
-        token = issue_service_token(self._key, operator.id, operator.role, CREDENTIAL_SECONDS)
+        token = issue_service_token(self._key, operator.id, operator.role, CREDENTIAL_SECONDS,
+                                    session=session_id)
         return token, naive_now() + timedelta(seconds=CREDENTIAL_SECONDS)
 
     # audit ----------------------------------------------------------------------------------

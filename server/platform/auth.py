@@ -11,6 +11,7 @@ user tokens (a login service, a leaked user key) cannot mint service credentials
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jwt
@@ -29,6 +30,7 @@ VERIFIED_CACHE_SECONDS = 300
 class Principal:
     user_id: int
     role: str = USER
+    session: str = ""  # an operator credential's console session (its `sid` claim)
 
 
 @dataclass(frozen=True)
@@ -39,30 +41,36 @@ class TokenKey:
 
 
 def issue_token(secret: str, issuer: str, audience: str, user_id: int, role: str = USER,
-                ttl_seconds: int = 30 * 86400) -> str:
+                ttl_seconds: int = 30 * 86400, session: str = "") -> str:
     now = int(time.time())
     claims = {"sub": str(user_id), "role": role, "iss": issuer, "aud": audience, "iat": now, "exp": now + ttl_seconds}
+    if session:
+        claims["sid"] = session
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def issue_service_token(key: TokenKey, subject: int, role: str = "service",
-                        ttl_seconds: int = SERVICE_TOKEN_MAX_SECONDS) -> str:
+                        ttl_seconds: int = SERVICE_TOKEN_MAX_SECONDS, session: str = "") -> str:
     if role not in SERVICE_ROLES:
         raise ValueError(f"service credentials carry one of {SERVICE_ROLES}, not {role}")
     if not key.secret:
         raise ValueError("SERVICE_JWT_SECRET is not set (run `python -m server keys`)")
     return issue_token(key.secret, key.issuer, key.audience, subject, role,
-                       min(ttl_seconds, SERVICE_TOKEN_MAX_SECONDS))
+                       min(ttl_seconds, SERVICE_TOKEN_MAX_SECONDS), session)
 
 
 class TokenVerifier:
     def __init__(self, user: TokenKey, service: TokenKey | None = None,
-                 service_max_seconds: int = SERVICE_TOKEN_MAX_SECONDS):
+                 service_max_seconds: int = SERVICE_TOKEN_MAX_SECONDS,
+                 session_ended: Callable[[str], bool] | None = None):
         if not user.secret:
             raise ValueError("JWT_SECRET is not set (run `python -m server keys`)")
         if service is not None and (not service.secret or service.secret == user.secret):
             raise ValueError("SERVICE_JWT_SECRET must be set and differ from JWT_SECRET")
         self._user, self._service, self._max = user, service, service_max_seconds
+        # A credential naming a session (`sid`) dies with it: asked on every call, cached
+        # or not, so a logout revokes the credentials already issued for that session.
+        self._session_ended = session_ended
         # token -> (principal, valid until): a client sends the same token on every
         # call, and the HMAC + claim checks were the interceptor's largest cost.
         # Only successfully verified tokens are kept, never past their exp.
@@ -91,7 +99,7 @@ class TokenVerifier:
         now = time.time()
         hit = self._verified.get(token)
         if hit is not None and now < hit[1]:
-            return hit[0]
+            return self._live(hit[0])
         try:
             claims = self._decode(token, self._user)
             if claims is None and self._service is not None:
@@ -105,13 +113,18 @@ class TokenVerifier:
             subject = int(claims["sub"])
             if not 0 <= subject <= MAX_SUBJECT:
                 raise ValueError("subject out of range")
-            principal = Principal(subject, str(claims.get("role", USER)))
+            principal = Principal(subject, str(claims.get("role", USER)), str(claims.get("sid") or "")[:64])
             valid_until = min(float(claims["exp"]), now + VERIFIED_CACHE_SECONDS)
         except (ValueError, TypeError, OverflowError) as exc:
             raise unauthenticated("Unauthenticated.") from exc
         if len(self._verified) >= VERIFIED_CACHE_SIZE:
             self._verified.clear()
         self._verified[token] = (principal, valid_until)
+        return self._live(principal)
+
+    def _live(self, principal: Principal) -> Principal:
+        if principal.session and (self._session_ended is None or self._session_ended(principal.session)):
+            raise unauthenticated("The session has ended; log in again.")
         return principal
 
     @staticmethod

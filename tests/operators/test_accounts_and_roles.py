@@ -110,10 +110,19 @@ def test_totp_accounts_need_the_current_code(app, operators):
 
 def test_refresh_works_until_logout(app, operators):
     app.operators.create("frank", "support", PASSWORD)
-    session = login(operators, "frank").session_token
+    first = login(operators, "frank")
+    other = login(operators, "frank")  # a second session (another browser) outlives this one's logout
+    session = first.session_token
     fresh = operators.RefreshSession(pb.RefreshSessionRequest(session_token=session))
-    operators.GetCurrentOperator(pb.GetCurrentOperatorRequest(), metadata=auth(fresh.credential))
+    for credential in (first.credential, fresh.credential, other.credential):
+        operators.GetCurrentOperator(pb.GetCurrentOperatorRequest(), metadata=auth(credential))
     operators.Logout(pb.LogoutRequest(session_token=session))
+    # Logout revokes the credentials already issued for the session (verified and cached
+    # by now), not only the refresh.
+    for credential in (first.credential, fresh.credential):
+        assert refusal(operators.GetCurrentOperator, pb.GetCurrentOperatorRequest(),
+                       metadata=auth(credential)) == (grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED")
+    operators.GetCurrentOperator(pb.GetCurrentOperatorRequest(), metadata=auth(other.credential))
     code, _ = refusal(operators.RefreshSession, pb.RefreshSessionRequest(session_token=session))
     assert code == grpc.StatusCode.UNAUTHENTICATED
     assert refusal(operators.RefreshSession, pb.RefreshSessionRequest(session_token="made-up"))[0] == \
