@@ -40,6 +40,8 @@ const TEXT = {
   no_entries: ["暂无记录", "No entries"],
   nav_orders: ["订单", "Orders"],
   order_number: ["订单号", "Order number"],
+  created_from: ["创建日期自", "Created from"],
+  created_to: ["创建日期至", "Created to"],
   user_id: ["用户 ID", "User id"],
   family: ["业务线", "Family"],
   state: ["状态", "State"],

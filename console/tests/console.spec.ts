@@ -101,6 +101,18 @@ async function openOrder(page: Page) {
   await page.getByLabel(/^(订单号|Order number)$/).fill(ORDER);
   await page.getByRole("button", { name: /^(搜索|Search)$/ }).click();
   await expect(page.getByTestId("orders-table")).toContainText(ORDER);
+  // The date filters reach the server: the order was created today, not tomorrow.
+  const day = (offset: number) => {
+    const d = new Date(Date.now() + offset * 86400_000);
+    return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+  };
+  await page.getByLabel(/^(创建日期自|Created from)$/).fill(day(1));
+  await page.getByRole("button", { name: /^(搜索|Search)$/ }).click();
+  await expect(page.getByTestId("orders-table")).not.toContainText(ORDER);
+  await page.getByLabel(/^(创建日期自|Created from)$/).fill(day(0));
+  await page.getByLabel(/^(创建日期至|Created to)$/).fill(day(0));
+  await page.getByRole("button", { name: /^(搜索|Search)$/ }).click();
+  await expect(page.getByTestId("orders-table")).toContainText(ORDER);
   await page.getByRole("button", { name: new RegExp(`(详情|Details) ${ORDER}`) }).click();
   await expect(page.getByTestId("order-detail")).toContainText("paid");
 }

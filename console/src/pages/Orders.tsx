@@ -2,6 +2,7 @@
 // server), a detail panel with its refunds, the user's membership and the refund action
 // (RefundService.RefundOrder: the server decides who may).
 import { Alert, Button, Drawer, Group, Pagination, Select, Stack, Table, Text, TextInput, Textarea, Title, UnstyledButton } from "@mantine/core";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { useEffect, useState } from "react";
 import { consoleReads, describe, membership, pageToken, refunds, when } from "../api";
 import type { OrderSummary } from "../gen/vipay/console/v1/console_pb";
@@ -14,9 +15,16 @@ const PAGE_SIZE = 20;
 const FAMILIES = ["001", "000", "002", "003", "004"];
 const STATES = ["unpaid", "paid", "closed", "failed", "processing"];
 
+// A yyyy-mm-dd day of the operator's calendar -> the instant it starts (plus `days`): "from"
+// is that day's start, "to" the next day's start (the RPC's bound is exclusive, the day is not).
+function dayStart(day: string, days: number) {
+  const [y, m, d] = day.split("-").map(Number);
+  return y && m && d ? timestampFromDate(new Date(y, m - 1, d + days)) : undefined;
+}
+
 export function OrdersPage() {
   const t = useT();
-  const [form, setForm] = useState({ orderNumber: "", userId: "", family: "", state: "" });
+  const [form, setForm] = useState({ orderNumber: "", userId: "", family: "", state: "", from: "", to: "" });
   const [query, setQuery] = useState(form);
   const [orderBy, setOrderBy] = useState("create_time desc");
   const [page, setPage] = useState(1);
@@ -29,7 +37,7 @@ export function OrdersPage() {
   useEffect(() => {
     consoleReads.searchOrders({
       orderNumber: query.orderNumber.trim(), userId: BigInt(Number(query.userId) || 0), family: query.family,
-      state: query.state, orderBy, pageSize: PAGE_SIZE, pageToken: pageToken((page - 1) * PAGE_SIZE),
+      state: query.state, createTimeFrom: dayStart(query.from, 0), createTimeTo: dayStart(query.to, 1), orderBy, pageSize: PAGE_SIZE, pageToken: pageToken((page - 1) * PAGE_SIZE),
     }).then((r) => { setRows(r.orders); setTotal(Number(r.totalSize)); setError(""); })
       .catch((err) => setError(describe(err)));
   }, [query, orderBy, page, reload]);
@@ -48,6 +56,8 @@ export function OrdersPage() {
             value={form.family} onChange={(v) => setForm({ ...form, family: v ?? "" })} w={120} />
           <Select label={t("state")} data={[{ value: "", label: t("any") }, ...STATES.map((s) => ({ value: s, label: s }))]}
             value={form.state} onChange={(v) => setForm({ ...form, state: v ?? "" })} w={140} />
+          <TextInput type="date" label={t("created_from")} value={form.from} onChange={(e) => setForm({ ...form, from: e.currentTarget.value })} w={160} />
+          <TextInput type="date" label={t("created_to")} value={form.to} onChange={(e) => setForm({ ...form, to: e.currentTarget.value })} w={160} />
           <Button type="submit">{t("search")}</Button>
         </Group>
       </form>
