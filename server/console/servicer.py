@@ -130,7 +130,12 @@ def register(server, runner: BlockingRunner, envelopes: EnvelopeRegistry, *,
         with uow_factory() as uow:
             return [str(p) for p in check_ledger(uow)] + refund_check(uow)
 
+    def backlog() -> tuple[int, float]:
+        # outbox_gauges is per businessId (depth, oldest pending age, overdue): the console shows the sum
+        gauges = outbox_gauges(uow_factory).values()
+        return sum(g[0] for g in gauges), max((g[1] for g in gauges), default=0.0)
+
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(
-        ConsoleServicer(uow_factory, runner, lambda: outbox_gauges(uow_factory), ledger_check,
+        ConsoleServicer(uow_factory, runner, backlog, ledger_check,
                         recharge_catalog, record), server)
     return pb.DESCRIPTOR.services_by_name["ConsoleService"].full_name
