@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, insert, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError
 
 from server.membership import rules
+from server.membership.history import read_history_page
 from server.membership.ledger import MembershipLedger
 from server.membership.rules import Refusal
 from server.membership.tables import VipOrderRow
@@ -34,7 +35,7 @@ from server.payments.settlement import OrderBook, receive_notification
 from server.platform import metrics
 from server.platform.cached_catalog import CatalogProvider
 from server.platform.errors import DomainError, Kind, Violations, not_found
-from server.platform.times import day_start, naive, utc
+from server.platform.times import naive, utc
 from server.platform.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -54,27 +55,6 @@ OWN_ORDER_STATUS_SQL = f"SELECT pay_status {OWN_ORDER}"
 # The order and the fen refunded of it, in one statement.
 OWN_ORDER_SQL = (f"SELECT {', '.join(c.name for c in VipOrderRow.__table__.columns)}, "
                  f"{refunded_sql('vip_orders', 'vip_orders.id')} {OWN_ORDER}")
-
-
-# A history page, newest first: ix_vip_orders_user_id (user_id, id) gives the order
-# without a sort. One statement per (sqlite, since, until, before_id) shape. SQLite is
-# told the index: with a date window its planner may take (user_id, created_at) from
-# the table's statistics and then sort the window, so the plan would depend on the data.
-LIST_ORDERS = {
-    (sqlite, since, until, before): sql_text(
-        f"SELECT {', '.join(c.name for c in VipOrderRow.__table__.columns)}, "
-        f"{refunded_sql('vip_orders', 'vip_orders.id')} FROM vip_orders "
-        + ("INDEXED BY ix_vip_orders_user_id " if sqlite else "")
-        + "WHERE user_id = :user_id AND user_deleted_at IS NULL"
-        + (" AND created_at >= :since" if since else "") + (" AND created_at < :until" if until else "")
-        + (" AND id < :before_id" if before else "") + " ORDER BY id DESC LIMIT :limit OFFSET :offset")
-    for sqlite in (False, True) for since in (False, True) for until in (False, True) for before in (False, True)
-}
-
-
-def _sql_time(value: datetime, sqlite: bool) -> datetime | str:
-    """A naive UTC bound as the column holds it: SQLite compares the text SQLAlchemy wrote."""
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else value
 
 
 @dataclass(frozen=True)
@@ -217,23 +197,11 @@ class VipOrders:
         before_id: int | None = None,
     ) -> tuple[list[tuple[VipOrderView, int]], bool]:
         """A history page: (order, fen refunded of it) newest first, and whether more
-        follow. `before_id`: only orders older than it (a keyset page token), walking the
-        same index. A hot read: one prebuilt plain statement (the refunded fen in it),
-        views built from its rows without per-column type processing."""
-        tz, bounds = _history_window(offset, limit, start, end, timezone_name)
-        params = {"user_id": user_id, "limit": limit + 1, "offset": offset}
-        since = day_start(bounds["s"], tz) if "s" in bounds else None
-        until = day_start(bounds["d"], tz, days_after=1) if "d" in bounds else None
+        follow (membership/history.py). `before_id`: only orders older than it (a keyset
+        page token), walking the same index."""
         with self._reads() as conn:
-            sqlite = conn.dialect.name == "sqlite"
-            if since is not None:
-                params["since"] = _sql_time(since, sqlite)
-            if until is not None:
-                params["until"] = _sql_time(until, sqlite)
-            if before_id is not None:
-                params["before_id"] = before_id
-            rows = conn.execute(LIST_ORDERS[sqlite, since is not None, until is not None, before_id is not None],
-                                params).fetchall()
+            rows = read_history_page(conn, user_id, offset=offset, limit=limit, start=start, end=end,
+                                     timezone_name=timezone_name, before_id=before_id)
         return [(VipOrderView.from_values(row[:-1]), int(row[-1])) for row in rows[:limit]], len(rows) > limit
 
     def get_order(self, user_id: int, order_id: int) -> tuple[VipOrderView, int]:
@@ -334,26 +302,3 @@ class VipOrders:
         uow.session.refresh(order)
         metrics.count_paid_on_commit(uow.session, "membership")
         return True
-
-
-def _history_window(offset: int, limit: int, start: str, end: str, timezone_name: str) -> tuple:
-    """Checks a history page's arguments (all violations at once): (zone, {s, d: date})."""
-    v = Violations()
-    if offset < 0:
-        v.add("offset", "The offset must be at least 0.")
-    if not 1 <= limit <= 100:
-        v.add("limit", "The limit must be between 1 and 100.")
-    try:
-        tz = rules.zone(timezone_name)
-    except ValueError:
-        v.add("timezone", "The timezone must be a valid IANA zone.")
-        tz = None
-    bounds = {}
-    for field_name, text in (("s", start), ("d", end)):
-        if text:
-            try:
-                bounds[field_name] = date.fromisoformat(text)
-            except ValueError:
-                v.add(field_name, f"The {field_name} must be a date YYYY-MM-DD.")
-    v.raise_if_any()
-    return tz, bounds
