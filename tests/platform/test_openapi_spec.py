@@ -97,7 +97,7 @@ def test_request_constraints_are_what_the_server_accepts():
     """The spec is as strict as the API where fuzzers met refusals (GET/POST /api/v2/vip/orders,
     check-iap-result), and never stricter than the server: every listed zone is one it accepts."""
     from server.membership import rules
-    from server.membership.orders import _history_window
+    from server.membership.history import _history_window
 
     s = spec()
     zones = s["components"]["schemas"]["TimeZone"]["enum"]
