@@ -66,5 +66,8 @@ def test_a_later_call_of_another_method_waits_for_the_backlog_before_it(app, ser
     rank, total = asyncio.run(scenario())
     assert total == BACKLOG + 1
     # Taken in turn per method, the configs call was answered among the first reads
-    # (rank 11-14 here); in arrival order it waits for (nearly) the whole backlog (250-295).
-    assert rank >= BACKLOG // 2, rank
+    # (rank 11-14 here); in arrival order it waits for the backlog taken before it
+    # (250-295 on a quiet host). The configs answer comes from memory while the reads
+    # already taken still wait for a read thread, so a busy host lowers the rank
+    # (116 seen in CI at a load of 10): the line sits well above the per-method ranks.
+    assert rank >= 50, rank
