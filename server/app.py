@@ -179,7 +179,8 @@ def services(app: App) -> list[Registration]:
         partial(reconcile_servicer.register, reconciliation=app.reconciliation),
         partial(operators_servicer.register, operators=app.operators),
         partial(console_servicer.register, uow_factory=app.uow_factory, refund_check=app.refunds.check,
-                recharge_catalog=app.recharges.catalog, record=app.operators.record),
+                recharge_catalog=app.recharges.catalog, record=app.operators.record,
+                membership_status=app.memberships.ledger.status, grant_chain=app.memberships.ledger.grant_chain),
         partial(merchant_admin_servicer.register, registry=app.openapi.registry, audited=app.operators.audited),
     ]
 

@@ -17,13 +17,37 @@ from server.operators.servicer import page_bounds
 from server.platform.calls import BlockingRunner, current_call
 from server.platform.errors import Violations
 from server.platform.error_mapping import EnvelopeRegistry
-from server.platform.paging import page_token
+from server.platform.paging import keyset_from_token, keyset_token, page_token
 from server.platform.times import naive
 from server.platform.timestamps import timestamp_message
 from server.platform.unit_of_work import UnitOfWork
+from server.membership.grants import LEVELS
+from server.membership.views import GrantView
+from server.recharge import catalog_bodies
 from server.recharge.catalog import RechargeCatalogProvider, save_recharge_catalog
 from server.recharge.ledger import check_ledger
 from server.recharge.rules import catalog_from_document, catalog_to_document
+
+
+def _document(text: str, v: Violations) -> dict:
+    """A recharge catalog document from the console (its `version` is the server's to set)."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        v.add("document_json", "Not a JSON object.")
+        return {}
+    document.pop("version", None)
+    return document
+
+
+def grant_message(g: GrantView) -> pb.MembershipGrant:
+    return pb.MembershipGrant(
+        id=g.id, level=g.level, source=g.source, source_ref=g.source_ref,
+        previous_expire_time=timestamp_message(g.previous_expires_at) if g.previous_expires_at else None,
+        expire_time=timestamp_message(g.expires_at), create_time=timestamp_message(g.created_at),
+        added_seconds=int(g.added.total_seconds()))
 
 
 def order_message(line: OrderLine) -> pb.OrderSummary:
@@ -37,8 +61,10 @@ def order_message(line: OrderLine) -> pb.OrderSummary:
 class ConsoleServicer(console_pb2_grpc.ConsoleServiceServicer):
     def __init__(self, uow_factory: Callable[[], UnitOfWork], run: BlockingRunner,
                  backlog: Callable[[], tuple[int, float]], ledger_check: Callable[[], list[str]],
-                 recharge_catalog: RechargeCatalogProvider | None = None, record: Callable | None = None):
+                 recharge_catalog: RechargeCatalogProvider | None = None, record: Callable | None = None,
+                 grants: Callable | None = None):
         self._uow = uow_factory
+        self._grants = grants  # (user_id, before_id, limit) -> (MembershipView, GrantChain)
         self._recharge_catalog = recharge_catalog
         self._record = record  # record(uow, actor, action, target, before, after, reason): the audit log
         self._run = run
@@ -83,18 +109,39 @@ class ConsoleServicer(console_pb2_grpc.ConsoleServiceServicer):
     async def UpdateRechargeCatalog(self, request, context):
         actor = require_permission(current_call.get().principal, Permission.CATALOG)
         v = Violations()
-        try:
-            document = json.loads(request.document_json)
-        except ValueError:
-            document = None
-        if not isinstance(document, dict):
-            v.add("document_json", "Not a JSON object.")
+        document = _document(request.document_json, v)
         if not request.reason.strip() or len(request.reason) > 500:
             v.add("reason", "A reason is required (at most 500 characters).")
         v.raise_if_any()
-        document.pop("version", None)
         version = await self._run(self._save_recharge_catalog, actor, document, request.reason.strip())
         return pb.UpdateRechargeCatalogResponse(version=version)
+
+    async def PreviewRechargeCatalog(self, request, context):
+        require_permission(current_call.get().principal, Permission.READ)
+        v = Violations()
+        document = _document(request.document_json, v)
+        if len(request.client) > 32:
+            v.add("client", "At most 32 characters.")
+        v.raise_if_any()
+        charge_index, recharge, center = catalog_bodies.preview(catalog_from_document(document), request.client)
+        return pb.PreviewRechargeCatalogResponse(charge_index_json=charge_index, recharge_json=recharge,
+                                                 recharge_center_json=center)
+
+    async def ListMembershipGrants(self, request, context):
+        require_permission(current_call.get().principal, Permission.READ)
+        v = Violations()
+        if request.user_id <= 0:
+            v.add("user_id", "A user id is required.")
+        if request.page_size < 0:
+            v.add("page_size", "The page_size must not be negative.")
+        v.raise_if_any()
+        status, chain = await self._run.read(self._grants, request.user_id, keyset_from_token(request.page_token),
+                                             min(request.page_size or 50, 200))
+        return pb.ListMembershipGrantsResponse(
+            terms=[pb.MembershipTerm(level=level, expire_time=timestamp_message(expiry), active=expiry > status.now)
+                   for level, expiry in sorted(status.levels.items(), key=lambda item: LEVELS.index(item[0]))],
+            current_level=status.current_level or "", grants=[grant_message(g) for g in chain.grants],
+            total_size=chain.total, next_page_token=keyset_token(chain.grants[-1].id) if chain.more else "")
 
     async def RunLedgerCheck(self, request, context):
         require_permission(current_call.get().principal, Permission.READ)
@@ -123,9 +170,11 @@ class ConsoleServicer(console_pb2_grpc.ConsoleServiceServicer):
 
 def register(server, runner: BlockingRunner, envelopes: EnvelopeRegistry, *,
              uow_factory: Callable[[], UnitOfWork], refund_check: Callable[[UnitOfWork], list[str]],
-             recharge_catalog: RechargeCatalogProvider, record: Callable) -> str:
+             recharge_catalog: RechargeCatalogProvider, record: Callable,
+             membership_status: Callable, grant_chain: Callable) -> str:
     """`refund_check`: the refund service's ledger-check proofs (RefundService.check);
-    `record`: the operators' audit log, in the caller's transaction."""
+    `record`: the operators' audit log, in the caller's transaction; `membership_status`,
+    `grant_chain`: the membership ledger's reads (MembershipLedger.status, .grant_chain)."""
     def ledger_check() -> list[str]:
         with uow_factory() as uow:
             return [str(p) for p in check_ledger(uow)] + refund_check(uow)
@@ -135,7 +184,10 @@ def register(server, runner: BlockingRunner, envelopes: EnvelopeRegistry, *,
         gauges = outbox_gauges(uow_factory).values()
         return sum(g[0] for g in gauges), max((g[1] for g in gauges), default=0.0)
 
+    def grants(user_id: int, before_id: int | None, limit: int):
+        return membership_status(user_id), grant_chain(user_id, before_id, limit)
+
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(
         ConsoleServicer(uow_factory, runner, backlog, ledger_check,
-                        recharge_catalog, record), server)
+                        recharge_catalog, record, grants), server)
     return pb.DESCRIPTOR.services_by_name["ConsoleService"].full_name

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from server.membership import rules
 from server.membership.tables import MembershipGrantRow, MembershipRow, VipCatalogRow
+from server.membership.views import GrantChain, GrantView
 from server.payments.channels import REFUND_FAILED
 from server.payments.refund_tables import RefundRow
 from server.platform.cached_catalog import CatalogProvider
@@ -68,6 +69,18 @@ class MembershipLedger:
             self._record(uow, locked[target], plan.new_target_expiry, now, "exchange_in", ref, held.get(target))
             uow.commit()
         return plan.converted_days, self.status(user_id)
+
+    def grant_chain(self, user_id: int, before_id: int | None, limit: int) -> GrantChain:
+        """A page of the user's membership ledger, newest (highest id) first, after
+        `before_id` when given (keyset paging)."""
+        mine = MembershipGrantRow.user_id == user_id
+        q = select(*(getattr(MembershipGrantRow, f) for f in GrantView._fields)).where(mine)
+        if before_id is not None:
+            q = q.where(MembershipGrantRow.id < before_id)
+        with self._uow() as uow:
+            rows = uow.session.execute(q.order_by(MembershipGrantRow.id.desc()).limit(limit + 1)).all()
+            total = uow.session.scalar(select(func.count()).select_from(MembershipGrantRow).where(mine))
+        return GrantChain([GrantView._make(r) for r in rows[:limit]], len(rows) > limit, total)
 
     def count_grants(self, source_ref: str) -> int:
         """Operator check: how many times one source was granted (must be 0 or 1)."""

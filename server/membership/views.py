@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Sequence
 
@@ -108,3 +108,32 @@ def _vip_info(text: str) -> StoredVipInfo:
     """Decoded once per distinct text: a page of orders holds the few catalog entries of
     its time, so a history page decodes none."""
     return StoredVipInfo(text)
+
+
+class GrantView(NamedTuple):
+    """One membership_grants row: what moved one level's expiry; times naive UTC."""
+
+    id: int
+    level: str
+    source: str  # vip_order | recharge_order | merchant_order | exchange_in | exchange_out | iap_refund | order_refund…
+    source_ref: str
+    previous_expires_at: datetime | None
+    expires_at: datetime
+    created_at: datetime
+
+    @property
+    def added(self) -> timedelta:
+        """What this entry added to the level (negative: taken back). A grant to a lapsed
+        or never held level starts when it was recorded (ledger.granted_span's rule)."""
+        previous = self.previous_expires_at
+        if previous is not None and self.expires_at <= previous:  # a take-back or an exchange's consumed level
+            return self.expires_at - previous
+        return self.expires_at - max(previous or self.created_at, self.created_at)
+
+
+class GrantChain(NamedTuple):
+    """A page of a user's membership ledger, newest first, and what surrounds it."""
+
+    grants: list[GrantView]
+    more: bool  # a next page exists
+    total: int  # grants the user has

@@ -10,11 +10,14 @@ from vipay.openapi.v1 import merchant_admin_pb2 as pb
 from vipay.openapi.v1 import merchant_admin_pb2_grpc
 
 from server.merchant.merchants import IssuedKeys, MerchantRegistry
+from server.merchant.views import MerchantBalanceEntryView
 from server.operators.roles import Permission, require_permission
 from server.platform import money
 from server.platform.calls import BlockingRunner, current_call
 from server.platform.error_mapping import EnvelopeRegistry
 from server.platform.errors import Violations
+from server.platform.paging import keyset_from_token, keyset_token
+from server.platform.timestamps import timestamp_message
 
 REASON_MAX = 500
 
@@ -35,11 +38,18 @@ def _keys(keys: IssuedKeys) -> pb.IssuedKeys:
 def merchant_message(m: dict) -> pb.MerchantInfo:
     return pb.MerchantInfo(
         merchant_id=m["merchantId"], name=m["name"], state=m["state"], balance_fen=m["balance_fen"],
-        balance_display=f"{money.yuan_number(m['balance_fen']):g}", business_ids=m["businessIds"],
+        balance_display=money.number_text(m["balance_fen"]), business_ids=m["businessIds"],
         callback_url=m["callbackUrl"] or "", sign_types=m["signTypes"], order_count=m["orders"],
         products=[pb.MerchantProduct(product_code=p["productCode"], level=p["level"], months=p["months"],
                                      settlement_price_fen=p["settlement_price_fen"], state=p["state"])
                   for p in m["products"]])
+
+
+def balance_entry_message(e: MerchantBalanceEntryView) -> pb.MerchantBalanceEntry:
+    return pb.MerchantBalanceEntry(
+        id=e.id, kind=e.kind, amount_fen=e.amount_fen, amount_display=money.number_text(e.amount_fen),
+        balance_after_fen=e.balance_after_fen, balance_after_display=money.number_text(e.balance_after_fen),
+        order_code=e.order_code or "", note=e.note or "", create_time=timestamp_message(e.created_at))
 
 
 class MerchantAdminServicer(merchant_admin_pb2_grpc.MerchantAdminServiceServicer):
@@ -130,6 +140,22 @@ class MerchantAdminServicer(merchant_admin_pb2_grpc.MerchantAdminServiceServicer
                           {"state": before["state"], "attempts": before["attempts"]} if before else None,
                           {"state": "pending"}, reason)
         return pb.ResendMerchantCallbackResponse()
+
+
+    async def ListMerchantBalanceEntries(self, request, context):
+        require_permission(current_call.get().principal, Permission.READ)
+        v = Violations()
+        if not request.merchant_id:
+            v.add("merchant_id", "The merchant_id is required.")
+        if request.page_size < 0:
+            v.add("page_size", "The page_size must not be negative.")
+        v.raise_if_any()
+        page = await self._run(self._registry.balance_entries, request.merchant_id,
+                               keyset_from_token(request.page_token), min(request.page_size or 50, 200))
+        return pb.ListMerchantBalanceEntriesResponse(
+            entries=[balance_entry_message(e) for e in page.entries], total_size=page.total,
+            balance_fen=page.balance_fen, balance_display=money.number_text(page.balance_fen),
+            next_page_token=keyset_token(page.entries[-1].id) if page.more else "")
 
 
 def register(server, runner: BlockingRunner, envelopes: EnvelopeRegistry, *, registry: MerchantRegistry,

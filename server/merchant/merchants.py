@@ -20,6 +20,7 @@ from server.merchant.tables import (
     MerchantRow,
     UserAccountRow,
 )
+from server.merchant.views import MerchantBalanceEntryView, MerchantBalanceLedger
 from server.platform.errors import DomainError, Kind
 from server.platform.times import naive_now
 from server.platform.unit_of_work import UnitOfWork
@@ -177,6 +178,22 @@ class MerchantRegistry:
                     "orders": orders,
                 })
         return out
+
+    def balance_entries(self, merchant_id: str, before_id: int | None, limit: int) -> MerchantBalanceLedger:
+        """A page of the balance ledger, newest (highest id) first, after `before_id` when
+        given (keyset paging: a deep page costs what the first does)."""
+        with self._uow() as uow:
+            merchant = self._merchant(uow, merchant_id)
+            mine = MerchantBalanceEntryRow.merchant_pk == merchant.id
+            q = (select(MerchantBalanceEntryRow, MerchantOrderRow.order_code)
+                 .outerjoin(MerchantOrderRow, MerchantOrderRow.id == MerchantBalanceEntryRow.order_pk)
+                 .where(mine).order_by(MerchantBalanceEntryRow.id.desc()).limit(limit + 1))  # one more: is there a next page
+            if before_id is not None:
+                q = q.where(MerchantBalanceEntryRow.id < before_id)
+            entries = [MerchantBalanceEntryView(e.id, e.kind, e.amount_fen, e.balance_after_fen, code, e.note,
+                                                e.created_at) for e, code in uow.session.execute(q).all()]
+            total = uow.session.scalar(select(func.count()).select_from(MerchantBalanceEntryRow).where(mine))
+            return MerchantBalanceLedger(entries[:limit], len(entries) > limit, total, merchant.balance_fen)
 
     def callbacks(self, state: str | None = None, limit: int = 50) -> list[dict]:
         with self._uow() as uow:

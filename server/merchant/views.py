@@ -32,3 +32,25 @@ class MerchantOrderView(NamedTuple):
     def of(cls, order: Any) -> MerchantOrderView:
         """From an ORM row (the same attribute names)."""
         return cls._make(getattr(order, name) for name in cls._fields)
+
+
+class MerchantBalanceEntryView(NamedTuple):
+    """One movement of a merchant's prepaid balance (merchant_balance_entries); money fen,
+    signed (a charge is negative), time naive UTC."""
+
+    id: int
+    kind: str  # topup | charge | refund
+    amount_fen: int
+    balance_after_fen: int
+    order_code: str | None
+    note: str | None
+    created_at: datetime
+
+
+class MerchantBalanceLedger(NamedTuple):
+    """A page of a merchant's balance ledger, newest first, and what surrounds it."""
+
+    entries: list[MerchantBalanceEntryView]
+    more: bool  # a next page exists
+    total: int  # entries the merchant has
+    balance_fen: int  # the balance now

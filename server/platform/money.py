@@ -40,3 +40,10 @@ def parse_yuan(text: str | float | int) -> int:
         return int(fen.quantize(Decimal(1), rounding=ROUND_HALF_UP))
     except ArithmeticError as exc:  # decimal.InvalidOperation / Overflow on extreme exponents
         raise ValueError(f"not an amount: {text!r}") from exc
+
+
+def number_text(fen: int) -> str:
+    """A yuan_number as proto3 JSON prints it (the shortest text that reads back the same
+    double): 5400 -> "54", 990 -> "9.9", 123456789 -> "1234567.89" (`:g` would print 1.23457e+06)."""
+    text = repr(yuan_number(fen))
+    return text[:-2] if text.endswith(".0") else text

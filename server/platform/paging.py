@@ -44,3 +44,16 @@ def offset_from_token(token: str) -> int:
     v.add("page_token", "The page_token is not valid.")
     v.raise_if_any()
     return 0
+
+
+def keyset_from_token(token: str) -> int | None:
+    """The id a keyset-only list continues after; None for the first page (no token);
+    400 on page_token for anything else (such lists never handed out offsets)."""
+    if not token:
+        return None
+    offset, before_id = position_from_token(token)
+    if before_id is None:
+        v = Violations()
+        v.add("page_token", "The page_token is not valid.")
+        v.raise_if_any()
+    return before_id

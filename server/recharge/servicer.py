@@ -8,7 +8,6 @@ import json
 from urllib.parse import urlencode
 
 from google.api import httpbody_pb2
-from google.protobuf import struct_pb2
 from vipay.legacy.v1 import options_pb2 as legacy
 from vipay.recharge.v1 import recharge_pb2 as pb
 from vipay.recharge.v1 import recharge_pb2_grpc
@@ -21,29 +20,18 @@ from server.platform.error_mapping import EnvelopeRegistry
 from server.platform.errors import DomainError, Kind, Violations
 from server.platform.notification_envelope import notification_envelope
 from server.platform.rate_limits import RateLimiter
+from server.recharge import catalog_bodies as bodies
 from server.recharge.captchas import CAPTCHA, CHARGE_PAY
+from server.recharge.catalog_bodies import NULL, nullable
 from server.recharge.charge_envelope import charge_envelope
 from server.recharge.recharge_envelope import recharge_envelope
 from server.recharge.yoshop_envelope import yoshop_envelope
 from server.recharge.profiles import DEFAULTS as PROFILE_DEFAULTS
 from server.recharge.profiles import UserProfiles
-from server.recharge.rules import RechargeCatalog, Refusal
+from server.recharge.rules import Refusal
 from server.recharge.service import RechargeService, local_text
 from server.recharge.views import RechargeOrderView
 from server.recharge.wallet import StoreTotals
-
-NULL = struct_pb2.Value(null_value=struct_pb2.NULL_VALUE)
-
-
-def nullable(value) -> struct_pb2.Value:
-    if value is None:
-        return NULL
-    if isinstance(value, bool):
-        return struct_pb2.Value(bool_value=value)
-    if isinstance(value, (int, float)):
-        return struct_pb2.Value(number_value=value)
-    return struct_pb2.Value(string_value=str(value))
-
 
 def call_pay_info(pay: PayData) -> str:
     """000: the Alipay order string, or WeChat Pay client parameters as JSON text."""
@@ -64,16 +52,6 @@ def payment_request(pay: PayData, order_number: str) -> pb.PaymentRequest:
         return pb.PaymentRequest(url="", method="sdk", body=pay.order_string, order_number=order_number)
     params = {k: str(v) for k, v in (pay.client_params or {}).items()}
     return pb.PaymentRequest(url="", method="jsapi", body=urlencode(params), order_number=order_number)
-
-
-def pay_modes(catalog: RechargeCatalog) -> list[pb.PayMode]:
-    modes = []
-    for m in catalog.pay_modes:
-        t = catalog.pay_type(m.pay_type_id)
-        if m.enabled and t is not None:
-            modes.append(pb.PayMode(id=m.id, code=m.code, name=m.name,
-                                    pay_type=pb.PayType(id=t.id, code=t.code, name=t.name, icon=t.icon)))
-    return modes
 
 
 def record(row: RechargeOrderView, refunded_fen: int = 0) -> pb.RechargeRecord:
@@ -124,17 +102,7 @@ class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
     # ---- 000 ----------------------------------------------------------------
 
     async def GetChargeIndex(self, request, context):
-        catalog = await self._run(self._svc.catalog.get)
-        return pb.GetChargeIndexResponse(c=0, m=NULL, d=pb.ChargeIndex(
-            pay_types=[pb.ChargePayType(type_name=t.type_name, comment=t.comment, thumbnail=nullable(t.thumbnail))
-                       for t in catalog.charge_pay_types],
-            charge_list=[pb.ChargePackage(
-                id=p.id, amount=money.yuan_number(p.amount_fen), bg_url=nullable(p.bg_url),
-                comment=nullable(p.comment), giving_vip=p.giving_vip, time_type=nullable(p.time_type),
-                time_len=nullable(p.time_len), add_time=nullable(p.add_time), sort_order=nullable(p.sort_order),
-                deleted=False,
-            ) for p in catalog.packages if not p.deleted],
-        ))
+        return bodies.charge_index(await self._run(self._svc.catalog.get))
 
     async def CreateChargePayment(self, request, context):
         call = current_call.get()
@@ -150,15 +118,11 @@ class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
 
     async def GetRecharge(self, request, context):
         principal = current_call.get().principal
-        catalog = await self._run(self._svc.catalog.get)
-        modes = pay_modes(catalog)
-        data = pb.RechargeAmounts(recharge_amount=[
-            pb.RechargeAmount(id=p.id, title=p.name, price=money.yuan_string_trimmed(p.money_fen), pay_modes=modes)
-            for p in catalog.plans
-        ])
+        answer = bodies.recharge_amounts(await self._run(self._svc.catalog.get))
         if principal is not None:  # absent, not empty, for anonymous callers (the document's rule)
-            data.balance = money.yuan_string_trimmed(await self._run(self._svc.wallet.balance, principal.user_id))
-        return pb.GetRechargeResponse(message="ok", success=True, code=0, data=data)
+            answer.data.balance = money.yuan_string_trimmed(await self._run(self._svc.wallet.balance,
+                                                                            principal.user_id))
+        return answer
 
     async def CreateRechargeOrder(self, request, context):
         call = current_call.get()
@@ -201,19 +165,9 @@ class RechargeServicer(recharge_pb2_grpc.RechargeServiceServicer):
         catalog = await self._run(self._svc.catalog.get)
         totals = await self._run(self._svc.wallet.store_totals, user_id, store_id)
         profile = await self._run(self._profiles.get, user_id, store_id)
-        s = catalog.setting
-        return pb.GetRechargeCenterResponse(status=200, message="success", data=pb.RechargeCenter(
-            setting=pb.RechargeSetting(is_entrance=int(s.is_entrance), is_custom=int(s.is_custom),
-                                       lowest_money=money.yuan_number(s.lowest_money_fen),
-                                       is_match_plan=int(s.is_match_plan), describe=s.describe),
-            personal=personal(user_id, profile, totals, call.metadata.get("platform", "")),
-            plan_list=[pb.RechargePlan(plan_id=p.id, plan_name=p.name, money=money.yuan_string_2dp(p.money_fen),
-                                       gift_money=money.yuan_string_2dp(p.gift_fen)) for p in catalog.plans],
-            payment_methods=[pb.PaymentMethod(key=m.key, method=m.method, is_must_template=m.is_must_template,
-                                              template_id=m.template_id, is_enable=m.is_enable,
-                                              is_default=m.is_default, client=m.client)
-                             for m in catalog.methods_for(request.client)],
-        ))
+        answer = bodies.recharge_center(catalog, request.client)
+        answer.data.personal.CopyFrom(personal(user_id, profile, totals, call.metadata.get("platform", "")))
+        return answer
 
     # ---- notifications ----------------------------------------------------
 

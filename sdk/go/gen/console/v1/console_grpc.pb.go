@@ -32,6 +32,13 @@ type ConsoleServiceClient interface {
 	// Replaces the recharge catalog (role `admin`): validated as
 	// `recharge-catalog load` does, audited with the document before and after.
 	UpdateRechargeCatalog(ctx context.Context, in *UpdateRechargeCatalogRequest, opts ...grpc.CallOption) (*UpdateRechargeCatalogResponse, error)
+	// A user's membership: each level's expiry and every grant that built it
+	// (orders, exchanges, recharge gifts, IAP, merchant charges, refund take-backs),
+	// newest first, paged by the server (AIP-158). Every operator role.
+	ListMembershipGrants(ctx context.Context, in *ListMembershipGrantsRequest, opts ...grpc.CallOption) (*ListMembershipGrantsResponse, error)
+	// The exact public JSON the recharge paths would serve for a draft catalog,
+	// rendered by the code that serves them; nothing is saved. Every operator role.
+	PreviewRechargeCatalog(ctx context.Context, in *PreviewRechargeCatalogRequest, opts ...grpc.CallOption) (*PreviewRechargeCatalogResponse, error)
 }
 
 type consoleServiceClient struct {
@@ -87,6 +94,24 @@ func (c *consoleServiceClient) UpdateRechargeCatalog(ctx context.Context, in *Up
 	return out, nil
 }
 
+func (c *consoleServiceClient) ListMembershipGrants(ctx context.Context, in *ListMembershipGrantsRequest, opts ...grpc.CallOption) (*ListMembershipGrantsResponse, error) {
+	out := new(ListMembershipGrantsResponse)
+	err := c.cc.Invoke(ctx, "/vipay.console.v1.ConsoleService/ListMembershipGrants", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consoleServiceClient) PreviewRechargeCatalog(ctx context.Context, in *PreviewRechargeCatalogRequest, opts ...grpc.CallOption) (*PreviewRechargeCatalogResponse, error) {
+	out := new(PreviewRechargeCatalogResponse)
+	err := c.cc.Invoke(ctx, "/vipay.console.v1.ConsoleService/PreviewRechargeCatalog", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConsoleServiceServer is the server API for ConsoleService service.
 // All implementations must embed UnimplementedConsoleServiceServer
 // for forward compatibility
@@ -106,6 +131,13 @@ type ConsoleServiceServer interface {
 	// Replaces the recharge catalog (role `admin`): validated as
 	// `recharge-catalog load` does, audited with the document before and after.
 	UpdateRechargeCatalog(context.Context, *UpdateRechargeCatalogRequest) (*UpdateRechargeCatalogResponse, error)
+	// A user's membership: each level's expiry and every grant that built it
+	// (orders, exchanges, recharge gifts, IAP, merchant charges, refund take-backs),
+	// newest first, paged by the server (AIP-158). Every operator role.
+	ListMembershipGrants(context.Context, *ListMembershipGrantsRequest) (*ListMembershipGrantsResponse, error)
+	// The exact public JSON the recharge paths would serve for a draft catalog,
+	// rendered by the code that serves them; nothing is saved. Every operator role.
+	PreviewRechargeCatalog(context.Context, *PreviewRechargeCatalogRequest) (*PreviewRechargeCatalogResponse, error)
 	mustEmbedUnimplementedConsoleServiceServer()
 }
 
@@ -127,6 +159,12 @@ func (UnimplementedConsoleServiceServer) GetRechargeCatalog(context.Context, *Ge
 }
 func (UnimplementedConsoleServiceServer) UpdateRechargeCatalog(context.Context, *UpdateRechargeCatalogRequest) (*UpdateRechargeCatalogResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method UpdateRechargeCatalog not implemented")
+}
+func (UnimplementedConsoleServiceServer) ListMembershipGrants(context.Context, *ListMembershipGrantsRequest) (*ListMembershipGrantsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListMembershipGrants not implemented")
+}
+func (UnimplementedConsoleServiceServer) PreviewRechargeCatalog(context.Context, *PreviewRechargeCatalogRequest) (*PreviewRechargeCatalogResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method PreviewRechargeCatalog not implemented")
 }
 func (UnimplementedConsoleServiceServer) mustEmbedUnimplementedConsoleServiceServer() {}
 
@@ -231,6 +269,42 @@ func _ConsoleService_UpdateRechargeCatalog_Handler(srv interface{}, ctx context.
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConsoleService_ListMembershipGrants_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListMembershipGrantsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsoleServiceServer).ListMembershipGrants(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/vipay.console.v1.ConsoleService/ListMembershipGrants",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsoleServiceServer).ListMembershipGrants(ctx, req.(*ListMembershipGrantsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConsoleService_PreviewRechargeCatalog_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PreviewRechargeCatalogRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsoleServiceServer).PreviewRechargeCatalog(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/vipay.console.v1.ConsoleService/PreviewRechargeCatalog",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsoleServiceServer).PreviewRechargeCatalog(ctx, req.(*PreviewRechargeCatalogRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _ConsoleService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "vipay.console.v1.ConsoleService",
 	HandlerType: (*ConsoleServiceServer)(nil),
@@ -254,6 +328,14 @@ var _ConsoleService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateRechargeCatalog",
 			Handler:    _ConsoleService_UpdateRechargeCatalog_Handler,
+		},
+		{
+			MethodName: "ListMembershipGrants",
+			Handler:    _ConsoleService_ListMembershipGrants_Handler,
+		},
+		{
+			MethodName: "PreviewRechargeCatalog",
+			Handler:    _ConsoleService_PreviewRechargeCatalog_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -33,6 +33,9 @@ type MerchantAdminServiceClient interface {
 	ListMerchantCallbacks(ctx context.Context, in *ListMerchantCallbacksRequest, opts ...grpc.CallOption) (*ListMerchantCallbacksResponse, error)
 	// Queues one more attempt of a delivery now.
 	ResendMerchantCallback(ctx context.Context, in *ResendMerchantCallbackRequest, opts ...grpc.CallOption) (*ResendMerchantCallbackResponse, error)
+	// One merchant's balance ledger: every top-up, charge and refund with the
+	// balance after it, newest first, paged by the server (AIP-158).
+	ListMerchantBalanceEntries(ctx context.Context, in *ListMerchantBalanceEntriesRequest, opts ...grpc.CallOption) (*ListMerchantBalanceEntriesResponse, error)
 }
 
 type merchantAdminServiceClient struct {
@@ -115,6 +118,15 @@ func (c *merchantAdminServiceClient) ResendMerchantCallback(ctx context.Context,
 	return out, nil
 }
 
+func (c *merchantAdminServiceClient) ListMerchantBalanceEntries(ctx context.Context, in *ListMerchantBalanceEntriesRequest, opts ...grpc.CallOption) (*ListMerchantBalanceEntriesResponse, error) {
+	out := new(ListMerchantBalanceEntriesResponse)
+	err := c.cc.Invoke(ctx, "/vipay.openapi.v1.MerchantAdminService/ListMerchantBalanceEntries", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MerchantAdminServiceServer is the server API for MerchantAdminService service.
 // All implementations must embed UnimplementedMerchantAdminServiceServer
 // for forward compatibility
@@ -135,6 +147,9 @@ type MerchantAdminServiceServer interface {
 	ListMerchantCallbacks(context.Context, *ListMerchantCallbacksRequest) (*ListMerchantCallbacksResponse, error)
 	// Queues one more attempt of a delivery now.
 	ResendMerchantCallback(context.Context, *ResendMerchantCallbackRequest) (*ResendMerchantCallbackResponse, error)
+	// One merchant's balance ledger: every top-up, charge and refund with the
+	// balance after it, newest first, paged by the server (AIP-158).
+	ListMerchantBalanceEntries(context.Context, *ListMerchantBalanceEntriesRequest) (*ListMerchantBalanceEntriesResponse, error)
 	mustEmbedUnimplementedMerchantAdminServiceServer()
 }
 
@@ -165,6 +180,9 @@ func (UnimplementedMerchantAdminServiceServer) ListMerchantCallbacks(context.Con
 }
 func (UnimplementedMerchantAdminServiceServer) ResendMerchantCallback(context.Context, *ResendMerchantCallbackRequest) (*ResendMerchantCallbackResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ResendMerchantCallback not implemented")
+}
+func (UnimplementedMerchantAdminServiceServer) ListMerchantBalanceEntries(context.Context, *ListMerchantBalanceEntriesRequest) (*ListMerchantBalanceEntriesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListMerchantBalanceEntries not implemented")
 }
 func (UnimplementedMerchantAdminServiceServer) mustEmbedUnimplementedMerchantAdminServiceServer() {}
 
@@ -323,6 +341,24 @@ func _MerchantAdminService_ResendMerchantCallback_Handler(srv interface{}, ctx c
 	return interceptor(ctx, in, info, handler)
 }
 
+func _MerchantAdminService_ListMerchantBalanceEntries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListMerchantBalanceEntriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MerchantAdminServiceServer).ListMerchantBalanceEntries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/vipay.openapi.v1.MerchantAdminService/ListMerchantBalanceEntries",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MerchantAdminServiceServer).ListMerchantBalanceEntries(ctx, req.(*ListMerchantBalanceEntriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _MerchantAdminService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "vipay.openapi.v1.MerchantAdminService",
 	HandlerType: (*MerchantAdminServiceServer)(nil),
@@ -358,6 +394,10 @@ var _MerchantAdminService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResendMerchantCallback",
 			Handler:    _MerchantAdminService_ResendMerchantCallback_Handler,
+		},
+		{
+			MethodName: "ListMerchantBalanceEntries",
+			Handler:    _MerchantAdminService_ListMerchantBalanceEntries_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
