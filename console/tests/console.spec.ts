@@ -278,3 +278,60 @@ test("keyboard only: log in and move between pages", async ({ page }) => {
   await expect(page).toHaveURL(/#\/orders$/);
   await expect(page.getByTestId("orders-table")).toBeVisible();
 });
+
+// ---- Users: the grant chain; Recharge: the public JSON preview; Merchants: the balance ledger ----
+
+test("support sees the grant the sandbox-paid order added in the user's grant chain", async ({ page }) => {
+  await login(page, "support-op");
+  await page.goto("/#/users");
+  await page.getByLabel(/^(用户 ID|User id)$/).fill("4242");
+  await page.getByRole("button", { name: /^(查询|Load)$/ }).click();
+  await expect(page.getByTestId("current-level")).toContainText("middle");
+  const chain = page.getByTestId("grant-chain");
+  const grant = chain.locator('tr[data-source="vip_order"]');
+  await expect(grant).toHaveCount(1);
+  await expect(grant).toContainText(/会员订单 \(001\)|VIP order \(001\)/);
+  await expect(grant).toContainText("middle");
+  const added = Number((await grant.locator("td").nth(4).textContent())!);
+  expect(added).toBeGreaterThan(85);  // 3 months, in days
+  expect(added).toBeLessThan(93);
+  await noSeriousViolations(page);
+  await page.screenshot({ path: `${SHOTS}/users-grants.png`, fullPage: true });
+});
+
+test("support previews a 002 amount change as the exact public JSON before anything is saved", async ({ page, request }) => {
+  await login(page, "support-op");  // reads only: previewing changes nothing
+  await page.goto("/#/recharge");
+  const editor = page.getByLabel(/充值配置|Recharge catalog/);
+  await expect(editor).toContainText("money_fen");
+  await expect(page.getByTestId("preview-002")).toContainText('"rechargeAmount"');
+  const doc = JSON.parse(await editor.inputValue());
+  doc.plans.find((p: { id: number }) => p.id === 10001).money_fen = 43299;
+  await editor.fill(JSON.stringify(doc, null, 2));
+  await expect(page.getByTestId("preview-002")).toContainText('"price": "432.99"');  // 002's trimmed yuan
+  await expect(page.getByTestId("preview-003")).toContainText('"money": "432.99"');  // 003's two decimals
+  const served = await (await request.get(`${PUBLIC}/api/recharge`)).json();
+  expect(served.data.rechargeAmount.find((p: { id: number }) => p.id === 10001).price).not.toBe("432.99");
+  await noSeriousViolations(page);
+  await page.screenshot({ path: `${SHOTS}/recharge-preview.png`, fullPage: true });
+  doc.plans[0].money_fen = -1;
+  await editor.fill(JSON.stringify(doc));
+  await expect(page.getByTestId("preview-error")).toContainText("InvalidArgument");
+});
+
+test("support reads a merchant's balance ledger: its top-up and its charge", async ({ page }) => {
+  await login(page, "support-op");
+  await page.goto("/#/merchants");
+  await expect(page.getByTestId("merchants-table")).toContainText("sdk-m1");
+  await page.getByRole("textbox", { name: /查看流水的商户|Merchant whose ledger/ }).click();
+  await page.getByRole("option", { name: "sdk-m1" }).click();
+  const ledger = page.getByTestId("balance-ledger");
+  await expect(ledger.locator('tr[data-kind="topup"]').first()).toContainText(/充值|Top-up/);
+  await expect(ledger.locator('tr[data-kind="charge"]').first()).toContainText(/扣款|Charge/);
+  const balance = (await page.getByTestId("merchants-table").getByRole("row").filter({ hasText: "sdk-m1" })
+    .locator("td").nth(3).textContent())!;
+  await expect(page.getByTestId("ledger-balance")).toContainText(balance);
+  await expect(ledger.locator("tbody tr").first().locator("td").nth(3)).toHaveText(balance);  // newest first
+  await noSeriousViolations(page);
+  await page.screenshot({ path: `${SHOTS}/merchant-ledger.png`, fullPage: true });
+});

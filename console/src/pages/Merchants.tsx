@@ -1,12 +1,58 @@
 // Merchants (api-docs/004): list, create (keys shown once, downloadable), top-up,
-// callback URL, key rotation, callback deliveries and resend. The server decides who
-// may change what (MerchantAdminService: admin); every change needs a reason.
-import { Alert, Button, Code, Group, Modal, Select, Stack, Table, TextInput, Title } from "@mantine/core";
+// callback URL, key rotation, the balance ledger (keyset-paged by the server), callback
+// deliveries and resend. The server decides who may change what (MerchantAdminService:
+// admin); every change needs a reason.
+import { Alert, Button, Code, Group, Modal, Select, Stack, Table, Text, TextInput, Title } from "@mantine/core";
 import { useEffect, useState } from "react";
-import { describe, merchants } from "../api";
-import type { IssuedKeys, MerchantCallback, MerchantInfo } from "../gen/vipay/openapi/v1/merchant_admin_pb";
-import { useT } from "../i18n";
+import { describe, merchants, when } from "../api";
+import type { IssuedKeys, MerchantBalanceEntry, MerchantCallback, MerchantInfo } from "../gen/vipay/openapi/v1/merchant_admin_pb";
+import { useT, type Key } from "../i18n";
 import { AuditTable } from "./Audit";
+import { KeysetPager, useKeysetPages } from "./KeysetPager";
+
+const LEDGER_PAGE = 20;
+const KINDS = ["topup", "charge", "refund"];
+
+/** One merchant's balance movements, newest first, money as 004 renders it. */
+function BalanceLedger({ merchantId, version }: { merchantId: string; version: number }) {
+  const t = useT();
+  const pages = useKeysetPages();
+  const [entries, setEntries] = useState<MerchantBalanceEntry[]>([]);
+  const [next, setNext] = useState("");
+  const [total, setTotal] = useState(0);
+  const [balance, setBalance] = useState("");
+  const [error, setError] = useState("");
+  useEffect(() => {
+    merchants.listMerchantBalanceEntries({ merchantId, pageSize: LEDGER_PAGE, pageToken: pages.token })
+      .then((r) => { setEntries(r.entries); setNext(r.nextPageToken); setTotal(Number(r.totalSize)); setBalance(r.balanceDisplay); setError(""); })
+      .catch((e) => setError(describe(e)));
+  }, [merchantId, pages.token, version]);
+  return (
+    <Stack>
+      {error && <Text c="red.9">{error}</Text>}
+      <Text data-testid="ledger-balance">{t("balance")}: {balance}</Text>
+      <Table striped withTableBorder data-testid="balance-ledger">
+        <Table.Thead><Table.Tr>
+          <Table.Th>id</Table.Th><Table.Th>{t("kind")}</Table.Th><Table.Th>{t("amount")}</Table.Th>
+          <Table.Th>{t("balance_after")}</Table.Th><Table.Th>{t("order_number")}</Table.Th><Table.Th>{t("note")}</Table.Th>
+          <Table.Th>{t("created")}</Table.Th>
+        </Table.Tr></Table.Thead>
+        <Table.Tbody>
+          {entries.length === 0 && <Table.Tr><Table.Td colSpan={7}>{t("no_entries")}</Table.Td></Table.Tr>}
+          {entries.map((e) => (
+            <Table.Tr key={String(e.id)} data-kind={e.kind}>
+              <Table.Td>{String(e.id)}</Table.Td>
+              <Table.Td>{KINDS.includes(e.kind) ? t(`kind_${e.kind}` as Key) : e.kind}</Table.Td>
+              <Table.Td>{e.amountDisplay}</Table.Td><Table.Td>{e.balanceAfterDisplay}</Table.Td>
+              <Table.Td>{e.orderCode}</Table.Td><Table.Td>{e.note}</Table.Td><Table.Td>{when(e.createTime)}</Table.Td>
+            </Table.Tr>
+          ))}
+        </Table.Tbody>
+      </Table>
+      <KeysetPager pages={pages} next={next} total={total} label={t("balance_ledger")} />
+    </Stack>
+  );
+}
 
 function download(name: string, text: string) {
   const url = URL.createObjectURL(new Blob([text], { type: "text/plain" }));
@@ -28,6 +74,7 @@ export function MerchantsPage() {
   const [url, setUrl] = useState("");
   const [newId, setNewId] = useState("");
   const [newName, setNewName] = useState("");
+  const [ledgerOf, setLedgerOf] = useState<string | null>(null);
 
   useEffect(() => {
     merchants.listMerchants({}).then((r) => setList(r.merchants)).catch((e) => setMessage({ ok: false, text: describe(e) }));
@@ -86,6 +133,9 @@ export function MerchantsPage() {
           setKeys({ id: merchantId, keys: answer.keys! });
         }, t("rotate"))}>{t("rotate")}</Button>
       </Group>
+      <Title order={3}>{t("balance_ledger")}</Title>
+      <Select label={t("ledger_merchant")} data={list.map((m) => m.merchantId)} value={ledgerOf} onChange={setLedgerOf} w={240} />
+      {ledgerOf && <BalanceLedger key={ledgerOf} merchantId={ledgerOf} version={version} />}
       <Title order={3}>{t("deliveries")}</Title>
       <Table striped withTableBorder data-testid="deliveries-table">
         <Table.Thead><Table.Tr>

@@ -1,22 +1,71 @@
-// A user: membership per level (GetMembershipStatus), wallet balance and ledger
-// (WalletService.GetWallet, paged by the server), and an adjustment with a reason
-// (CreditWallet / DebitWallet: finance and admin; audited by the server).
+// A user: membership per level and the grant chain that built it (ConsoleService.
+// ListMembershipGrants: the membership ledger, keyset-paged by the server), wallet balance
+// and ledger (WalletService.GetWallet, paged by the server), and an adjustment with a
+// reason (CreditWallet / DebitWallet: finance and admin; audited by the server).
 import { Alert, Button, Group, Pagination, Stack, Table, Text, TextInput, Title } from "@mantine/core";
 import { useEffect, useState } from "react";
-import { describe, membership, pageToken, wallet, when } from "../api";
-import type { LevelTerm } from "../gen/vipay/membership/v1/membership_pb";
+import { consoleReads, describe, pageToken, wallet, when } from "../api";
+import type { MembershipGrant, MembershipTerm } from "../gen/vipay/console/v1/console_pb";
 import type { WalletEntry } from "../gen/vipay/recharge/v1/wallet_pb";
-import { useT } from "../i18n";
+import { useT, type Key } from "../i18n";
 import { AuditTable } from "./Audit";
+import { KeysetPager, useKeysetPages } from "./KeysetPager";
 
 const PAGE_SIZE = 20;
 const yuan = (fen: bigint) => (Number(fen) / 100).toFixed(2);
+const days = (seconds: bigint) => `${seconds > 0n ? "+" : ""}${(Number(seconds) / 86400).toFixed(2)}`;
+
+// membership_grants.source values with a label (others are shown as they are).
+const SOURCES = ["vip_order", "recharge_order", "merchant_order", "exchange_in", "exchange_out", "iap_refund",
+  "order_refund", "order_refund_undo"] as const;
+
+/** The membership ledger of one user, newest first: what each grant or take-back did. */
+function GrantChain({ userId, version }: { userId: number; version: number }) {
+  const t = useT();
+  const pages = useKeysetPages();
+  const [grants, setGrants] = useState<MembershipGrant[]>([]);
+  const [next, setNext] = useState("");
+  const [total, setTotal] = useState(0);
+  const [error, setError] = useState("");
+  useEffect(() => {
+    consoleReads.listMembershipGrants({ userId: BigInt(userId), pageSize: PAGE_SIZE, pageToken: pages.token })
+      .then((r) => { setGrants(r.grants); setNext(r.nextPageToken); setTotal(Number(r.totalSize)); setError(""); })
+      .catch((e) => setError(describe(e)));
+  }, [userId, pages.token, version]);
+  const source = (s: string) => ((SOURCES as readonly string[]).includes(s) ? t(`src_${s}` as Key) : s);
+  return (
+    <>
+      <Title order={3}>{t("grant_chain")}</Title>
+      {error && <Text c="red.9">{error}</Text>}
+      <Table striped withTableBorder data-testid="grant-chain">
+        <Table.Thead><Table.Tr>
+          <Table.Th>id</Table.Th><Table.Th>{t("level")}</Table.Th><Table.Th>{t("source")}</Table.Th>
+          <Table.Th>{t("reference")}</Table.Th><Table.Th>{t("added")}</Table.Th><Table.Th>{t("previous_expiry")}</Table.Th>
+          <Table.Th>{t("expires")}</Table.Th><Table.Th>{t("created")}</Table.Th>
+        </Table.Tr></Table.Thead>
+        <Table.Tbody>
+          {grants.length === 0 && <Table.Tr><Table.Td colSpan={8}>{t("no_entries")}</Table.Td></Table.Tr>}
+          {grants.map((g) => (
+            <Table.Tr key={String(g.id)} data-source={g.source}>
+              <Table.Td>{String(g.id)}</Table.Td><Table.Td>{g.level}</Table.Td><Table.Td>{source(g.source)}</Table.Td>
+              <Table.Td>{g.sourceRef}</Table.Td><Table.Td>{days(g.addedSeconds)}</Table.Td>
+              <Table.Td>{when(g.previousExpireTime)}</Table.Td><Table.Td>{when(g.expireTime)}</Table.Td>
+              <Table.Td>{when(g.createTime)}</Table.Td>
+            </Table.Tr>
+          ))}
+        </Table.Tbody>
+      </Table>
+      <KeysetPager pages={pages} next={next} total={total} label={t("grant_chain")} />
+    </>
+  );
+}
 
 export function UsersPage() {
   const t = useT();
   const [input, setInput] = useState("");
   const [userId, setUserId] = useState(0);
-  const [terms, setTerms] = useState<LevelTerm[]>([]);
+  const [terms, setTerms] = useState<MembershipTerm[]>([]);
+  const [current, setCurrent] = useState("");
   const [balance, setBalance] = useState<bigint>(0n);
   const [entries, setEntries] = useState<WalletEntry[]>([]);
   const [page, setPage] = useState(1);
@@ -29,7 +78,9 @@ export function UsersPage() {
   useEffect(() => {
     if (!userId) return;
     const id = BigInt(userId);
-    membership.getMembershipStatus({ userId: id }).then((r) => setTerms(r.levels)).catch((e) => setMessage({ ok: false, text: describe(e) }));
+    consoleReads.listMembershipGrants({ userId: id, pageSize: 1 })
+      .then((r) => { setTerms(r.terms); setCurrent(r.currentLevel); })
+      .catch((e) => setMessage({ ok: false, text: describe(e) }));
     wallet.getWallet({ userId: id, pageSize: PAGE_SIZE, pageToken: pageToken((page - 1) * PAGE_SIZE) })
       .then((r) => { setBalance(r.balanceFen); setEntries(r.entries); setMore(r.nextPageToken !== ""); })
       .catch((e) => setMessage({ ok: false, text: describe(e) }));
@@ -61,6 +112,7 @@ export function UsersPage() {
       {userId > 0 && (
         <>
           <Title order={3}>{t("membership")}</Title>
+          <Text data-testid="current-level">{t("current_level")}: {current || "—"}</Text>
           <Table withTableBorder data-testid="user-membership">
             <Table.Thead><Table.Tr><Table.Th>level</Table.Th><Table.Th>{t("expires")}</Table.Th><Table.Th>active</Table.Th></Table.Tr></Table.Thead>
             <Table.Tbody>
@@ -68,6 +120,7 @@ export function UsersPage() {
               {terms.map((l) => <Table.Tr key={l.level}><Table.Td>{l.level}</Table.Td><Table.Td>{when(l.expireTime)}</Table.Td><Table.Td>{String(l.active)}</Table.Td></Table.Tr>)}
             </Table.Tbody>
           </Table>
+          <GrantChain key={userId} userId={userId} version={version} />
           <Title order={3}>{t("wallet")}</Title>
           <Text data-testid="wallet-balance">{t("wallet_balance")}: {yuan(balance)}</Text>
           <Table striped withTableBorder data-testid="wallet-entries">
