@@ -86,7 +86,10 @@ class MembershipGrantRow(Base):
     last line of defence against granting one payment twice."""
 
     __tablename__ = "membership_grants"
-    __table_args__ = (UniqueConstraint("source", "source_ref", "level", name="uq_grants_source"),)
+    __table_args__ = (
+        UniqueConstraint("source", "source_ref", "level", name="uq_grants_source"),
+        Index("ix_membership_grants_chain", "user_id", "id"),  # the console's grant chain: newest first by id
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(BigInteger, index=True)
     level: Mapped[str] = mapped_column(String(10))

@@ -65,6 +65,7 @@ class MerchantBalanceEntryRow(Base):
     """Every balance movement (top-up, charge, refund) with the balance after it."""
 
     __tablename__ = "merchant_balance_entries"
+    __table_args__ = (Index("ix_merchant_balance_entries_merchant_id", "merchant_pk", "id"),)  # the ledger, newest first
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     merchant_pk: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
     kind: Mapped[str] = mapped_column(String(10))  # topup | charge | refund
