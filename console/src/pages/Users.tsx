@@ -3,7 +3,7 @@
 // and ledger (WalletService.GetWallet, paged by the server), and an adjustment with a
 // reason (CreditWallet / DebitWallet: finance and admin; audited by the server).
 import { Alert, Button, Group, Pagination, Stack, Table, Text, TextInput, Title } from "@mantine/core";
-import { useEffect, useState } from "react";
+import { useCallback, useEffect, useState } from "react";
 import { consoleReads, describe, pageToken, wallet, when } from "../api";
 import type { MembershipGrant, MembershipTerm } from "../gen/vipay/console/v1/console_pb";
 import type { WalletEntry } from "../gen/vipay/recharge/v1/wallet_pb";
@@ -20,7 +20,9 @@ const SOURCES = ["vip_order", "recharge_order", "merchant_order", "exchange_in",
   "order_refund", "order_refund_undo"] as const;
 
 /** The membership ledger of one user, newest first: what each grant or take-back did. */
-function GrantChain({ userId, version }: { userId: number; version: number }) {
+function GrantChain({ userId, version, onTerms }: {
+  userId: number; version: number; onTerms: (terms: MembershipTerm[], current: string) => void;
+}) {
   const t = useT();
   const pages = useKeysetPages();
   const [grants, setGrants] = useState<MembershipGrant[]>([]);
@@ -29,9 +31,12 @@ function GrantChain({ userId, version }: { userId: number; version: number }) {
   const [error, setError] = useState("");
   useEffect(() => {
     consoleReads.listMembershipGrants({ userId: BigInt(userId), pageSize: PAGE_SIZE, pageToken: pages.token })
-      .then((r) => { setGrants(r.grants); setNext(r.nextPageToken); setTotal(Number(r.totalSize)); setError(""); })
+      .then((r) => {
+        setGrants(r.grants); setNext(r.nextPageToken); setTotal(Number(r.totalSize)); setError("");
+        onTerms(r.terms, r.currentLevel);  // every page carries them: one read for both tables
+      })
       .catch((e) => setError(describe(e)));
-  }, [userId, pages.token, version]);
+  }, [userId, pages.token, version, onTerms]);
   const source = (s: string) => ((SOURCES as readonly string[]).includes(s) ? t(`src_${s}` as Key) : s);
   return (
     <>
@@ -78,13 +83,12 @@ export function UsersPage() {
   useEffect(() => {
     if (!userId) return;
     const id = BigInt(userId);
-    consoleReads.listMembershipGrants({ userId: id, pageSize: 1 })
-      .then((r) => { setTerms(r.terms); setCurrent(r.currentLevel); })
-      .catch((e) => setMessage({ ok: false, text: describe(e) }));
     wallet.getWallet({ userId: id, pageSize: PAGE_SIZE, pageToken: pageToken((page - 1) * PAGE_SIZE) })
       .then((r) => { setBalance(r.balanceFen); setEntries(r.entries); setMore(r.nextPageToken !== ""); })
       .catch((e) => setMessage({ ok: false, text: describe(e) }));
   }, [userId, page, version]);
+
+  const showTerms = useCallback((levels: MembershipTerm[], level: string) => { setTerms(levels); setCurrent(level); }, []);
 
   const adjust = async () => {
     setMessage(null);
@@ -120,7 +124,7 @@ export function UsersPage() {
               {terms.map((l) => <Table.Tr key={l.level}><Table.Td>{l.level}</Table.Td><Table.Td>{when(l.expireTime)}</Table.Td><Table.Td>{String(l.active)}</Table.Td></Table.Tr>)}
             </Table.Tbody>
           </Table>
-          <GrantChain key={userId} userId={userId} version={version} />
+          <GrantChain key={userId} userId={userId} version={version} onTerms={showTerms} />
           <Title order={3}>{t("wallet")}</Title>
           <Text data-testid="wallet-balance">{t("wallet_balance")}: {yuan(balance)}</Text>
           <Table striped withTableBorder data-testid="wallet-entries">
