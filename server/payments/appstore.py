@@ -60,6 +60,19 @@ class AppStoreNotification:
     transaction: VerifiedPurchase | None
 
 
+class _GatewayAppStoreClient(AppStoreServerAPIClient):
+    """The library's client at a configured host: it only knows Apple's hosts (set from
+    the environment in its constructor) and builds every URL in `_get_full_url`."""
+
+    def __init__(self, base_url: str, signing_key: bytes, key_id: str, issuer_id: str, bundle_id: str,
+                 environment: Environment):
+        super().__init__(signing_key, key_id, issuer_id, bundle_id, environment)
+        self._configured_base_url = base_url
+
+    def _get_full_url(self, path: str) -> str:
+        return self._configured_base_url + path
+
+
 class AppStoreVerifier:
     def __init__(self, verifier: SignedDataVerifier, api: AppStoreServerAPIClient | None):
         self._verifier = verifier
@@ -73,10 +86,9 @@ class AppStoreVerifier:
         api = None
         key = s.secret("appstore_private_key")
         if key and s.appstore_key_id and s.appstore_issuer_id:
-            api = AppStoreServerAPIClient(key.encode(), s.appstore_key_id, s.appstore_issuer_id,
-                                          s.appstore_bundle_id, environment)
-            if s.appstore_api_base_url:
-                api._base_url = s.appstore_api_base_url.rstrip("/")  # the library only knows Apple's hosts
+            credentials = (key.encode(), s.appstore_key_id, s.appstore_issuer_id, s.appstore_bundle_id, environment)
+            base_url = s.appstore_api_base_url.rstrip("/")
+            api = _GatewayAppStoreClient(base_url, *credentials) if base_url else AppStoreServerAPIClient(*credentials)
         return cls(verifier, api)
 
     def account_token(self, user_id: int) -> str:

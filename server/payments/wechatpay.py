@@ -22,7 +22,8 @@ from pathlib import Path
 import requests
 from cryptography.x509 import load_pem_x509_certificate
 from wechatpayv3 import WeChatPay, WeChatPayType
-from wechatpayv3.utils import aes_decrypt, rsa_verify
+from wechatpayv3.core import Core
+from wechatpayv3.utils import aes_decrypt, load_public_key, rsa_verify
 
 from server.payments.channels import (
     REFUND_ABNORMAL,
@@ -74,6 +75,27 @@ def load_platform_certs(directory: str) -> dict[str, object]:
     return keys
 
 
+class _GatewayCore(Core):
+    """The SDK's signing transport at our API host: its constructor sets `_gate_way`
+    to the production host and nothing else changes it, so this subclass sets its own."""
+
+    def __init__(self, gateway_url: str, **options):
+        super().__init__(**options)
+        self._gate_way = gateway_url
+
+
+class _GatewayWeChatPay(WeChatPay):
+    """The SDK's client over a `_GatewayCore`: `WeChatPay.__init__` builds its Core
+    itself (public key given: no network), so this subclass replaces it with ours."""
+
+    def __init__(self, gateway_url: str, **options):
+        super().__init__(**options)
+        self._core = _GatewayCore(gateway_url, mchid=options["mchid"], cert_serial_no=options["cert_serial_no"],
+                                  private_key=options["private_key"], apiv3_key=options["apiv3_key"],
+                                  timeout=options["timeout"], public_key=options["public_key"],
+                                  public_key_id=options["public_key_id"])
+
+
 class WechatPayChannel:
     name = "wechat"
 
@@ -85,13 +107,13 @@ class WechatPayChannel:
         self.mchid, self.appid, self.js_appid = mchid, appid, js_appid or appid
         self._apiv3_key = apiv3_key
         self._clock = clock
-        self._sdk = WeChatPay(
-            wechatpay_type=WeChatPayType.APP, mchid=mchid, private_key=private_key,
+        self._api_base = api_base.rstrip("/")
+        self._sdk = _GatewayWeChatPay(
+            self._api_base, wechatpay_type=WeChatPayType.APP, mchid=mchid, private_key=private_key,
             cert_serial_no=merchant_serial_no, appid=appid, apiv3_key=apiv3_key,
             public_key=public_key, public_key_id=public_key_id, timeout=(timeout, timeout),
         )
-        self._sdk._core._gate_way = api_base.rstrip("/")  # the SDK only knows the production host
-        self._keys = {public_key_id: self._sdk._core._public_key, **dict(platform_keys or {})}
+        self._keys = {public_key_id: load_public_key(public_key), **dict(platform_keys or {})}
 
     @classmethod
     def from_settings(cls, s) -> "WechatPayChannel":
@@ -293,7 +315,7 @@ class WechatPayChannel:
             url, hash_type, hash_value = answer["download_url"], answer["hash_type"], answer["hash_value"]
         except (ValueError, KeyError, TypeError) as exc:
             raise StatementError("WeChat Pay bill answer malformed") from exc
-        base = self._sdk._core._gate_way + "/"
+        base = self._api_base + "/"
         if not isinstance(url, str) or not url.startswith(base) or "@" in url[:len(base) + 1]:
             raise StatementError("bill download URL is not on the configured WeChat Pay API host")
         try:
