@@ -15,7 +15,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	legacyv1 "github.com/vipay/vipay/sdk/go/gen/legacy/v1"
-	membershipv1 "github.com/vipay/vipay/sdk/go/gen/membership/v1"
 	rechargev1 "github.com/vipay/vipay/sdk/go/gen/recharge/v1"
 )
 
@@ -197,85 +196,6 @@ func enveloped(family string, out proto.Message) func(answer) error {
 		return &EnvelopeError{Family: family, Code: code, Message: message, Data: env[keys[2]],
 			RequestID: a.requestID, RetryAfter: a.retryAfter}
 	}
-}
-
-// --- 001 ---
-
-func (c *HTTPClient) GetVipConfigs(ctx context.Context) (*membershipv1.GetVipConfigsResponse, error) {
-	out := &membershipv1.GetVipConfigsResponse{}
-	return out, c.call(ctx, "GET", "/api/v2/vip/configs", nil, nil, true, membership(200, out))
-}
-
-// VipOrderArgs: the body of POST /api/v2/vip/orders (snake_case as api-docs/001 writes it).
-type VipOrderArgs struct {
-	Timezone  string `json:"timezone"`
-	Duration  int32  `json:"duration"`
-	Level     string `json:"level"`
-	PayMethod string `json:"pay_method"`
-	Quantity  int32  `json:"quantity,omitempty"`
-	RequestID string `json:"request_id,omitempty"` // the same request_id answers the same order (then retried)
-	OpenID    string `json:"openid,omitempty"`
-}
-
-// CreateVipOrder: 201 Created.
-func (c *HTTPClient) CreateVipOrder(ctx context.Context, a VipOrderArgs) (*membershipv1.CreateVipOrderResponse, error) {
-	out := &membershipv1.CreateVipOrderResponse{}
-	return out, c.call(ctx, "POST", "/api/v2/vip/orders", a, nil, a.RequestID != "", membership(201, out))
-}
-
-// ListVipOrders: one page (offset/limit), newest first; filters: s, d (YYYY-MM-DD), timezone.
-func (c *HTTPClient) ListVipOrders(ctx context.Context, offset, limit int, filters url.Values) ([]*membershipv1.VipOrder, error) {
-	q := url.Values{"offset": {strconv.Itoa(offset)}, "limit": {strconv.Itoa(limit)}}
-	for k, v := range filters {
-		q[k] = v
-	}
-	var orders []*membershipv1.VipOrder
-	err := c.call(ctx, "GET", "/api/v2/vip/orders?"+q.Encode(), nil, nil, true, func(a answer) error {
-		if a.status != 200 {
-			return httpError(a)
-		}
-		var items []json.RawMessage
-		if err := json.Unmarshal(a.body, &items); err != nil {
-			return err
-		}
-		orders = orders[:0]
-		for _, item := range items {
-			o := &membershipv1.VipOrder{}
-			if err := parse.Unmarshal(item, o); err != nil {
-				return err
-			}
-			orders = append(orders, o)
-		}
-		return nil
-	})
-	return orders, err
-}
-
-// EachVipOrder calls fn for every order, page after page (limit per page; 0: 15); fn
-// returning an error stops the walk with that error.
-func (c *HTTPClient) EachVipOrder(ctx context.Context, limit int, filters url.Values, fn func(*membershipv1.VipOrder) error) error {
-	if limit <= 0 {
-		limit = 15
-	}
-	for offset := 0; ; offset += limit {
-		page, err := c.ListVipOrders(ctx, offset, limit, filters)
-		if err != nil {
-			return err
-		}
-		for _, o := range page {
-			if err := fn(o); err != nil {
-				return err
-			}
-		}
-		if len(page) < limit {
-			return nil
-		}
-	}
-}
-
-func (c *HTTPClient) GetMyMembership(ctx context.Context) (*membershipv1.MembershipStatus, error) {
-	out := &membershipv1.MembershipStatus{}
-	return out, c.call(ctx, "GET", "/api/v2/vip/membership", nil, nil, true, membership(200, out))
 }
 
 // --- 000 ---

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 
 	vipay "github.com/vipay/vipay/sdk/go"
@@ -98,5 +99,58 @@ func TestHTTPClientFamiliesTypedAndPaged(t *testing.T) {
 	if _, err := anonymous.GetRechargeCenter(ctx(t), 1, "APP", ""); !errors.As(err, &ee) || ee.Family != "003" ||
 		ee.CodeName() != "UNAUTHENTICATED" || ee.RequestID == "" {
 		t.Fatalf("want 003 UNAUTHENTICATED, got %#v", err)
+	}
+}
+
+// Every 001 call the TypeScript and Python SDKs have: order read, check and delete (then 404),
+// the agreement and start-up flags, an in-app purchase confirmed by CheckIapResult and then
+// converted by ExchangeVip (403 before, when there was nothing to convert).
+func TestHTTPClientMembershipEveryCall(t *testing.T) {
+	anonymous := &vipay.HTTPClient{BaseURL: env(t, "VIPAY_HTTP")}
+	if flags, err := anonymous.GetBootstrappers(ctx(t)); err != nil || !flags.GetVipSwitch() {
+		t.Fatalf("bootstrappers %v %v", flags, err)
+	}
+	if html, err := anonymous.GetVipProtocol(ctx(t)); err != nil || !strings.Contains(html, "<") {
+		t.Fatalf("protocol %q %v", html, err)
+	}
+	c := user(t, 323)
+	o, err := c.CreateVipOrder(ctx(t), vipay.VipOrderArgs{Timezone: "Asia/Shanghai", Duration: 3, Level: "middle",
+		PayMethod: "WechatPay_App"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.GetVipOrder(ctx(t), o.GetId()); err != nil || got.GetTradeNo() != o.GetTradeNo() {
+		t.Fatalf("get order %v %v", got, err)
+	}
+	if check, err := c.CheckVipOrder(ctx(t), o.GetId()); err != nil || check.GetStatus() {
+		t.Fatalf("check order %v %v", check, err)
+	}
+	if err := c.DeleteVipOrder(ctx(t), o.GetId()); err != nil {
+		t.Fatal(err)
+	}
+	var he *vipay.HTTPError
+	if _, err := c.GetVipOrder(ctx(t), o.GetId()); !errors.As(err, &he) || he.Status != http.StatusNotFound || he.RequestID == "" {
+		t.Fatalf("want HTTPError 404 after delete, got %#v", err)
+	}
+	if _, err := c.ExchangeVip(ctx(t), "high"); !errors.As(err, &he) || he.Status != http.StatusForbidden || he.Message == "" {
+		t.Fatalf("want HTTPError 403 with nothing to convert, got %#v", err)
+	}
+	iap, err := c.CreateVipOrder(ctx(t), vipay.VipOrderArgs{Timezone: "Asia/Shanghai", Duration: 1, Level: "low",
+		PayMethod: "Iap"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paid, err := c.CheckIapResult(ctx(t), iap.GetId(), server(t, "sandbox-receipt", strconv.Itoa(int(iap.GetId()))))
+	if err != nil || paid.GetId() != iap.GetId() || paid.GetPayStatus() != 1 {
+		t.Fatalf("check-iap-result %v %v", paid, err)
+	}
+	if check, err := c.CheckVipOrder(ctx(t), iap.GetId()); err != nil || !check.GetStatus() {
+		t.Fatalf("check paid order %v %v", check, err)
+	}
+	if ex, err := c.ExchangeVip(ctx(t), "high"); err != nil || ex.GetConvertedDays() <= 0 {
+		t.Fatalf("exchange %v %v", ex, err)
+	}
+	if mine, err := c.GetMyMembership(ctx(t)); err != nil || mine.GetCurrentLevel() != "high" {
+		t.Fatalf("membership %v %v", mine, err)
 	}
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -161,6 +162,32 @@ def test_grpc_retry_against_a_server_failing_the_first_attempts():
         assert len(calls) == 3
     finally:
         server.stop(0)
+
+
+def test_001_every_operation_typed():
+    """The 001 calls the TypeScript and Go SDKs have: each answer typed, each refusal an HttpError."""
+    public = VipayHttp(env("VIPAY_HTTP"))
+    assert public.get_bootstrappers().vip_switch is True
+    assert "<" in public.get_vip_protocol()
+    http = VipayHttp(env("VIPAY_HTTP"), token=token(507))
+    order = http.create_vip_order(timezone="Asia/Shanghai", duration=3, level="middle", pay_method="WechatPay_App")
+    assert http.get_vip_order(order.id).trade_no == order.trade_no
+    assert http.check_vip_order(order.id).status is False
+    http.delete_vip_order(order.id)
+    with pytest.raises(HttpError) as gone:
+        http.get_vip_order(order.id)
+    assert gone.value.status == MembershipHttpStatus.NOT_FOUND and gone.value.request_id
+    with pytest.raises(HttpError) as nothing:
+        http.exchange_vip("high")
+    assert nothing.value.status == 403 and nothing.value.body["message"]
+    iap = http.create_vip_order(timezone="Asia/Shanghai", duration=1, level="low", pay_method="Iap")
+    receipt = subprocess.run([env("VIPAY_PYTHON"), "-m", "server", "sandbox-receipt", str(iap.id)],
+                             cwd=env("VIPAY_ROOT"), check=True, capture_output=True, text=True).stdout.strip()
+    paid = http.check_iap_result(iap.id, receipt)
+    assert paid.id == iap.id and paid.pay_status == 1
+    assert http.check_vip_order(iap.id).status is True
+    assert http.exchange_vip("high").converted_days > 0
+    assert http.get_my_membership().current_level == "high"
 
 
 def test_pagination_iterators():

@@ -77,6 +77,10 @@ export class VipayHttp {
   }
 
   // --- 001 membership ---
+  /** Start-up flags (public): `vipSwitch`. */
+  getBootstrappers() {
+    return this.request("GET", "/api/v2/bootstrappers", this.membership(mp.GetBootstrappersResponseSchema, 200));
+  }
   getVipConfigs() {
     return this.request("GET", "/api/v2/vip/configs", this.membership(mp.GetVipConfigsResponseSchema, 200));
   }
@@ -115,6 +119,12 @@ export class VipayHttp {
   exchangeVip(level: string) {
     return this.request("PATCH", "/api/v2/vip/exchange-vip", this.membership(mp.ExchangeVipResponseSchema, 201),
                         { body: { level } });
+  }
+  /** Verifies an App Store purchase for an `Iap` order and answers the order; HttpError 500 when
+   *  the App Store did not confirm it. Retried: a paid order answers itself again. */
+  checkIapResult(id: number, receipt: string) {
+    return this.request("POST", `/api/v2/vip/check-iap-result/${id}`, this.membership(mp.VipOrderSchema, 200),
+                        { body: { receipt }, idempotent: true });
   }
   checkVipOrder(id: number) {
     return this.request("GET", `/api/v2/vip/check-order/${id}`, this.membership(mp.CheckVipOrderResponseSchema, 200));

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { EnvelopeError, HttpError, VipayHttp } from "../src/index.js";
-import { HTTP, token } from "./stack.js";
+import { HTTP, sandboxReceipt, token } from "./stack.js";
 
 test("001 through Envoy, parsed into the generated types", async () => {
   const http = new VipayHttp(HTTP, { token: token(201) });
@@ -19,6 +19,18 @@ test("001 through Envoy, parsed into the generated types", async () => {
   await http.deleteVipOrder(order.id);
   await assert.rejects(http.getVipOrder(order.id), (err) => err instanceof HttpError && err.status === 404);
   assert.match(await http.getVipProtocol(), /</);
+  assert.equal((await new VipayHttp(HTTP).getBootstrappers()).vipSwitch, true);
+});
+
+test("001 in-app purchase: checkIapResult pays the order, then exchangeVip converts it", async () => {
+  const http = new VipayHttp(HTTP, { token: token(203) });
+  const iap = await http.createVipOrder({ timezone: "Asia/Shanghai", duration: 1, level: "low", pay_method: "Iap" });
+  const paid = await http.checkIapResult(iap.id, sandboxReceipt(iap.id));
+  assert.equal(paid.id, iap.id);
+  assert.equal(paid.payStatus, 1);
+  assert.equal((await http.checkVipOrder(iap.id)).status, true);
+  assert.ok((await http.exchangeVip("high")).convertedDays > 0);
+  assert.equal((await http.getMyMembership()).currentLevel, "high");
 });
 
 test("001 refusals: 403 from exchange-vip, 401 without a token (Access-Token works too)", async () => {

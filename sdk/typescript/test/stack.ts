@@ -21,4 +21,7 @@ export const token = (userId: number, role: "user" | "service" | "admin" = "user
 /** A signed sandbox payment notification for a VIP order, sent through the gateway. */
 export const sandboxPay = (tradeNo: string) => void server("sandbox-pay", tradeNo);
 
+/** The stack's sandbox App Store receipt for an `Iap` order. */
+export const sandboxReceipt = (orderId: number) => server("sandbox-receipt", String(orderId)).trim();
+
 export { env };

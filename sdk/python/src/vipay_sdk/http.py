@@ -17,6 +17,13 @@ from vipay_sdk.retry import DEFAULT_TIMEOUT, RetryPolicy, with_retries
 from vipay_sdk.transport import Answer, send
 
 
+def http_error(a: Answer) -> HttpError:
+    """001's refusal: the HTTP status and its {"message", "errors"} body."""
+    body = a.json()
+    return HttpError(a.status, body if isinstance(body, dict) else {"message": a.text[:200]}, a.request_id,
+                     a.retry_after)
+
+
 class VipayHttp:
     def __init__(self, base_url: str, *, token: str = "", access_token: str = "", timeout: float = DEFAULT_TIMEOUT,
                  retry: RetryPolicy = RetryPolicy(), http: httpx.Client | None = None):
@@ -44,11 +51,9 @@ class VipayHttp:
     @staticmethod
     def _membership(message_type, ok: int):
         def handle(a: Answer):
-            body = a.json()
             if a.status != ok:
-                raise HttpError(a.status, body if isinstance(body, dict) else {"message": a.text[:200]},
-                                a.request_id, a.retry_after)
-            return parse(message_type, body)
+                raise http_error(a)
+            return parse(message_type, a.json())
         return handle
 
     @staticmethod
@@ -70,6 +75,10 @@ class VipayHttp:
         return handle
 
     # --- 001 ---
+    def get_bootstrappers(self) -> mp.GetBootstrappersResponse:
+        """Start-up flags (public): `vip_switch`."""
+        return self.request("GET", "/api/v2/bootstrappers", self._membership(mp.GetBootstrappersResponse, 200))
+
     def get_vip_configs(self) -> mp.GetVipConfigsResponse:
         return self.request("GET", "/api/v2/vip/configs", self._membership(mp.GetVipConfigsResponse, 200))
 
@@ -83,11 +92,11 @@ class VipayHttp:
                             json_body=body, idempotent=bool(request_id))
 
     def list_vip_orders(self, *, offset: int = 0, limit: int = 15, **filters) -> list[mp.VipOrder]:
+        """One page (offset/limit), newest first; filters: s, d (YYYY-MM-DD), timezone."""
         def handle(a: Answer):
-            body = a.json()
             if a.status != 200:
-                raise HttpError(a.status, body if isinstance(body, dict) else {}, a.request_id, a.retry_after)
-            return [parse(mp.VipOrder, o) for o in body]
+                raise http_error(a)
+            return [parse(mp.VipOrder, o) for o in a.json()]
         query = urlencode({"offset": offset, "limit": limit, **filters})
         return self.request("GET", f"/api/v2/vip/orders?{query}", handle)
 
@@ -101,8 +110,42 @@ class VipayHttp:
                 return
             offset += limit
 
+    def get_vip_order(self, order_id: int) -> mp.VipOrder:
+        return self.request("GET", f"/api/v2/vip/orders/{int(order_id)}", self._membership(mp.VipOrder, 200))
+
+    def delete_vip_order(self, order_id: int) -> None:
+        """204 No Content. Never retried (a second delete answers 404)."""
+        def handle(a: Answer) -> None:
+            if a.status != 204:
+                raise http_error(a)
+        self.request("DELETE", f"/api/v2/vip/orders/{int(order_id)}", handle, idempotent=False)
+
+    def exchange_vip(self, level: str) -> mp.ExchangeVipResponse:
+        """201 Created, or HttpError 403 when there is nothing to convert. Never retried."""
+        return self.request("PATCH", "/api/v2/vip/exchange-vip", self._membership(mp.ExchangeVipResponse, 201),
+                            json_body={"level": level}, idempotent=False)
+
+    def check_iap_result(self, order_id: int, receipt: str) -> mp.VipOrder:
+        """Verifies an App Store purchase for an `Iap` order and answers the order. Retried: a
+        paid order answers itself again. HttpError 500 when the App Store did not confirm it."""
+        return self.request("POST", f"/api/v2/vip/check-iap-result/{int(order_id)}",
+                            self._membership(mp.VipOrder, 200), json_body={"receipt": receipt}, idempotent=True)
+
+    def check_vip_order(self, order_id: int) -> mp.CheckVipOrderResponse:
+        """`status` is true once the payment was notified and the membership granted."""
+        return self.request("GET", f"/api/v2/vip/check-order/{int(order_id)}",
+                            self._membership(mp.CheckVipOrderResponse, 200))
+
     def get_my_membership(self) -> mp.MembershipStatus:
         return self.request("GET", "/api/v2/vip/membership", self._membership(mp.MembershipStatus, 200))
+
+    def get_vip_protocol(self) -> str:
+        """The membership agreement (text/html)."""
+        def handle(a: Answer) -> str:
+            if a.status != 200:
+                raise http_error(a)
+            return a.text
+        return self.request("GET", "/api/v2/vip/protocol", handle)
 
     # --- 000 ---
     def get_charge_index(self) -> rp.GetChargeIndexResponse:
