@@ -118,6 +118,10 @@ class Builder:
         if required:
             schema["required"] = required
         schema["properties"] = props
+        if not output:
+            # The transcoder refuses a field without a name (""), which OpenAPI 3.0 cannot say
+            # (no propertyNames), and drops other unknown ones: a request sends what is declared.
+            schema["additionalProperties"] = False
         return schema
 
     def value(self, fd: F, output: bool) -> dict:
