@@ -135,7 +135,7 @@ func TestHTTPClientMembershipEveryCall(t *testing.T) {
 	if _, err := c.ExchangeVip(ctx(t), "high"); !errors.As(err, &he) || he.Status != http.StatusForbidden || he.Message == "" {
 		t.Fatalf("want HTTPError 403 with nothing to convert, got %#v", err)
 	}
-	iap, err := c.CreateVipOrder(ctx(t), vipay.VipOrderArgs{Timezone: "Asia/Shanghai", Duration: 1, Level: "low",
+	iap, err := c.CreateVipOrder(ctx(t), vipay.VipOrderArgs{Timezone: "Asia/Shanghai", Duration: 3, Level: "low",
 		PayMethod: "Iap"})
 	if err != nil {
 		t.Fatal(err)

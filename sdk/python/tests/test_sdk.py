@@ -180,7 +180,7 @@ def test_001_every_operation_typed():
     with pytest.raises(HttpError) as nothing:
         http.exchange_vip("high")
     assert nothing.value.status == 403 and nothing.value.body["message"]
-    iap = http.create_vip_order(timezone="Asia/Shanghai", duration=1, level="low", pay_method="Iap")
+    iap = http.create_vip_order(timezone="Asia/Shanghai", duration=3, level="low", pay_method="Iap")
     receipt = subprocess.run([env("VIPAY_PYTHON"), "-m", "server", "sandbox-receipt", str(iap.id)],
                              cwd=env("VIPAY_ROOT"), check=True, capture_output=True, text=True).stdout.strip()
     paid = http.check_iap_result(iap.id, receipt)

@@ -24,7 +24,7 @@ test("001 through Envoy, parsed into the generated types", async () => {
 
 test("001 in-app purchase: checkIapResult pays the order, then exchangeVip converts it", async () => {
   const http = new VipayHttp(HTTP, { token: token(203) });
-  const iap = await http.createVipOrder({ timezone: "Asia/Shanghai", duration: 1, level: "low", pay_method: "Iap" });
+  const iap = await http.createVipOrder({ timezone: "Asia/Shanghai", duration: 3, level: "low", pay_method: "Iap" });
   const paid = await http.checkIapResult(iap.id, sandboxReceipt(iap.id));
   assert.equal(paid.id, iap.id);
   assert.equal(paid.payStatus, 1);
