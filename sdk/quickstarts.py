@@ -16,6 +16,8 @@ import tempfile
 import venv
 from pathlib import Path
 
+from sdk import go_proxy
+
 SDK = Path(__file__).resolve().parent
 DIST = SDK / "dist"
 
@@ -70,11 +72,25 @@ def python(folder: Path) -> None:
 
 
 def go(folder: Path) -> None:
-    # No module proxy here: the partner's `go get` is replaced by the module from the repo and
-    # Debian's Go sources (sdk/go/offline.sh); the quickstart itself is the README's.
-    (folder / "main.go").write_text(quickstart_blocks(SDK / "go" / "README.md", "go"))
-    out = run([str(SDK / "go" / "offline.sh"), "run-quickstart", str(folder)], folder)
-    expect(out, r"^charged VC\w+ 4\.51$", r"^not found: ORDER_NOT_FOUND request \S+")
+    """The README's commands as a partner runs them (go mod init, go get, go run .); the module
+    proxy is a folder (sdk/go_proxy.py: no network here) and GOSUMDB is off, so the checksums
+    `go get` writes into the partner's go.sum come from what that proxy served."""
+    module, version = go_proxy.module_version()
+    go_proxy.build(folder / "proxy")
+    env = {**os.environ, "GOPROXY": f"file://{folder / 'proxy'}", "GOSUMDB": "off", "GO111MODULE": "on",
+           "GOFLAGS": "-modcacherw", "GOTOOLCHAIN": "local", "GOPATH": str(folder / "gopath"),
+           "GOCACHE": str(SDK / "go" / ".cache" / "build")}
+    app = folder / "quickstart"
+    app.mkdir()
+    readme = SDK / "go" / "README.md"
+    commands = quickstart_blocks(readme, "sh")
+    if f"go get {module}@{version}\n" not in commands:
+        raise SystemExit(f"{readme}: the Quickstart's go get does not name {module}@{version} (version.go)")
+    run(["bash", "-euo", "pipefail", "-c", commands], app, env)
+    (app / "main.go").write_text(quickstart_blocks(readme, "go"))
+    expect(run(["go", "run", "."], app, env), r"^charged VC\w+ 4\.51$", r"^not found: ORDER_NOT_FOUND request \S+")
+    if f"{module} {version} h1:" not in (app / "go.sum").read_text():
+        raise SystemExit(f"the partner's go.sum lacks {module} {version}")
 
 
 def main(argv: list[str]) -> int:

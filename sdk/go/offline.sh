@@ -5,19 +5,16 @@
 # graph. The published go.mod is untouched: a partner with internet runs `go get`.
 #
 #   sdk/go/offline.sh vet|test [args]       in sdk/go
-#   sdk/go/offline.sh run-quickstart DIR    DIR/main.go (the README quickstart) as a partner's
-#                                           module that requires this one
+# (The README quickstart runs as a partner's module through sdk/go_proxy.py instead.)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 src=/usr/share/gocode/src
 export GOPROXY=off GOFLAGS=-mod=vendor GO111MODULE=on GOSUMDB=off GOTOOLCHAIN=local
 export GOCACHE="${GOCACHE:-$here/.cache/build}"
 
-module_path() { sed -n 's/^module //p' "$1/go.mod"; }
-
-# vendor DIR: vendor/ for the module in DIR; extra "path version dir" triples may follow.
+# vendor DIR: vendor/ for the module in DIR.
 vendor() {
-  local dir=$1; shift
+  local dir=$1
   rm -rf "$dir/vendor" && mkdir -p "$dir/vendor"
   local txt="$dir/vendor/modules.txt"
   : > "$txt"
@@ -30,7 +27,6 @@ vendor() {
     (cd "$3" && find -L . -name '*.go' ! -name '*_test.go' ! -path '*/testdata/*' ! -path '*/vendor/*' \
        -printf '%h\n' | sort -u | sed "s#^\.#$1#") >> "$txt"
   }
-  while [ $# -gt 0 ]; do add "$1" "$2" "$3"; shift 3; done
   # The requirements sdk/go/go.mod declares (direct and indirect), from Debian's sources.
   while read -r path version; do
     [ -d "$src/$path" ] || { echo "offline.sh: $src/$path missing (sdk/ensure-tools.sh installs it)" >&2; exit 1; }
@@ -44,20 +40,5 @@ case "${1:-}" in
     vendor "$here"
     cd "$here" && go "$cmd" "$@" ./...
     ;;
-  run-quickstart)
-    dir=$(cd "$2" && pwd)
-    mod=$(module_path "$here")
-    version=$(sed -n 's/^const Version = "\(.*\)"/v\1/p' "$here/version.go")
-    cat > "$dir/go.mod" <<MOD
-module example.com/quickstart
-
-go 1.19
-
-require $mod $version
-MOD
-    sed -n 's/^\t\([^ ]*\) \(v[^ ]*\).*/require \1 \2/p' "$here/go.mod" >> "$dir/go.mod"
-    vendor "$dir" "$mod" "$version" "$here"
-    cd "$dir" && go run .
-    ;;
-  *) echo "usage: $0 vet|test|build [args] | run-quickstart DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 vet|test|build [args]" >&2; exit 2 ;;
 esac
