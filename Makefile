@@ -11,6 +11,7 @@ THIRD_PARTY := .build/third_party
 DESCRIPTOR := gateway/api.binpb
 GEN_STAMP := gen/.stamp
 LUA_TABLE := gateway/legacy_operations.lua
+PER_IP_WASM := gateway/per_ip_connections.wasm
 
 .PHONY: run test bench soak lint breaking baseline format protos migrate seed keys clean spec examples sdk sdk-test sdk-ts sdk-python sdk-go tools docs console console-test
 
@@ -43,7 +44,11 @@ $(GEN_STAMP): $(PROTOS) $(THIRD_PARTY)/.stamp
 $(LUA_TABLE): $(DESCRIPTOR) $(GEN_STAMP) server/platform/legacy_lua.py
 	$(PY) -m server.platform.legacy_lua $(DESCRIPTOR) $@
 
-protos: $(DESCRIPTOR) $(GEN_STAMP) $(LUA_TABLE)
+# The gateway's per-client-IP connection limit, a Wasm network filter (docs/edge.md).
+$(PER_IP_WASM): gateway/per_ip_connections.wat server/platform/gateway_wasm.py $(VENV)/.installed
+	$(PY) -m server.platform.gateway_wasm $< $@
+
+protos: $(DESCRIPTOR) $(GEN_STAMP) $(LUA_TABLE) $(PER_IP_WASM)
 
 # Idempotent: creates only the dev secrets and keys that are missing (so a new
 # kind of key reaches old checkouts too).

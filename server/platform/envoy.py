@@ -39,6 +39,7 @@ class EdgeConfig:
     stream_idle_timeout: float = 20.0
     idle_timeout: float = 60.0
     max_connections: int = 4096
+    max_connections_per_ip: int = 256  # 0: no per-address limit
     max_heap_mb: int = 256
     cors_allowed_origins: tuple[str, ...] = ()
     catalog_max_age: int = 0  # seconds the edge may serve a public catalog; 0: never cached
@@ -51,6 +52,7 @@ def edge_config(settings) -> EdgeConfig:
         stream_idle_timeout=settings.edge_stream_idle_timeout_seconds,
         idle_timeout=settings.edge_idle_timeout_seconds,
         max_connections=settings.edge_max_connections,
+        max_connections_per_ip=settings.edge_max_connections_per_ip,
         max_heap_mb=settings.edge_max_heap_mb,
         cors_allowed_origins=tuple(o.strip() for o in settings.cors_allowed_origins.split(",") if o.strip()),
         # HTTP ages count whole seconds, so an entry can be served up to a second past its
@@ -77,7 +79,13 @@ def _apply_edge(config: dict, public: dict, edge: EdgeConfig) -> None:
     manager["request_timeout"] = _seconds(edge.request_timeout)
     manager["stream_idle_timeout"] = _seconds(edge.stream_idle_timeout)
     manager["common_http_protocol_options"]["idle_timeout"] = _seconds(edge.idle_timeout)
-    public["filter_chains"][0]["filters"][0]["typed_config"]["max_connections"] = edge.max_connections
+    filters = public["filter_chains"][0]["filters"]
+    _filter(filters, "connection_limit")["typed_config"]["max_connections"] = edge.max_connections
+    per_ip = _filter(filters, "wasm")
+    if edge.max_connections_per_ip > 0:
+        per_ip["typed_config"]["config"]["configuration"]["value"] = str(edge.max_connections_per_ip)
+    else:
+        filters.remove(per_ip)
     for monitor in config["overload_manager"]["resource_monitors"]:
         if monitor["name"].endswith("fixed_heap"):
             monitor["typed_config"]["max_heap_size_bytes"] = edge.max_heap_mb * 1024 * 1024
@@ -94,6 +102,10 @@ def _apply_edge(config: dict, public: dict, edge: EdgeConfig) -> None:
                 "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}
     cors = host["typed_per_filter_config"]["envoy.filters.http.cors"]
     cors["allow_origin_string_match"] = [_origin_matcher(o) for o in edge.cors_allowed_origins]
+
+
+def _filter(filters: list[dict], kind: str) -> dict:
+    return next(f for f in filters if f["name"] == f"envoy.filters.network.{kind}")
 
 
 def _listener(config: dict, name: str) -> dict:
@@ -203,7 +215,7 @@ def render_config(http_port: int, admin_port: int, grpc_ports: int | Sequence[in
     if console is not None:
         config["static_resources"]["listeners"].append(console_listener(*console, cluster["name"]))
     text = json.dumps(config, indent=1)  # JSON is YAML: Envoy reads it as the .yaml it is
-    for name in ("api.binpb", "legacy_http.lua"):
+    for name in ("api.binpb", "legacy_http.lua", "per_ip_connections.wasm"):
         text = text.replace(f'"gateway/{name}"', json.dumps(str(GATEWAY / name)))
     return text
 

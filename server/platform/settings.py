@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     edge_stream_idle_timeout_seconds: float = 20.0  # a request with no bytes either way is reset
     edge_idle_timeout_seconds: float = 60.0  # an idle keep-alive connection is closed
     edge_max_connections: int = 4096  # open client connections, in total
+    edge_max_connections_per_ip: int = 256  # open client connections from one address; 0: no limit
     edge_max_heap_mb: int = 256  # Envoy's heap budget for the overload manager's actions
     # Origins whose browser pages may call the API (comma-separated; `http://localhost:*`
     # allows any port). Default: none, no CORS header is sent.
