@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Connection
-from sqlalchemy import text as sql_text
-
 from server.membership import rules
 from server.membership.tables import VipOrderRow
 from server.payments.refund_records import refunded_sql
@@ -18,9 +15,12 @@ from server.platform.times import day_start
 # without a sort. One statement per (sqlite, since, until, before_id) shape. SQLite is
 # told the index: with a date window its planner may take (user_id, created_at) from
 # the table's statistics and then sort the window, so the plan would depend on the data.
+# vip_info comes back as its JSON text on both (PostgreSQL's driver would parse each row's):
+# views.StoredVipInfo decodes, and its VipInfo message is built, once per distinct text.
 LIST_ORDERS = {
-    (sqlite, since, until, before): sql_text(
-        f"SELECT {', '.join(c.name for c in VipOrderRow.__table__.columns)}, "
+    (sqlite, since, until, before): (
+        "SELECT " + ", ".join(c.name if c.name != "vip_info" or sqlite else "vip_info::text"
+                              for c in VipOrderRow.__table__.columns) + ", "
         f"{refunded_sql('vip_orders', 'vip_orders.id')} FROM vip_orders "
         + ("INDEXED BY ix_vip_orders_user_id " if sqlite else "")
         + "WHERE user_id = :user_id AND user_deleted_at IS NULL"
@@ -35,23 +35,24 @@ def _sql_time(value: datetime, sqlite: bool) -> datetime | str:
     return value.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else value
 
 
-def read_history_page(conn: Connection, user_id: int, *, offset: int, limit: int, start: str, end: str,
-                      timezone_name: str, before_id: int | None) -> list:
+def read_history_page(reads, user_id: int, *, offset: int, limit: int, start: str, end: str,
+                      timezone_name: str, before_id: int | None) -> list[tuple]:
     """Up to limit + 1 rows (the extra one says more follow): the order's columns, then
-    the fen refunded of it."""
+    the fen refunded of it. `reads`: the hot reads (platform/hot_reads.py); the page is one
+    statement on the read thread's kept connection (`reads.many`), like CheckVipOrder's
+    row: no pool checkout, BEGIN or COMMIT per page."""
     tz, bounds = _history_window(offset, limit, start, end, timezone_name)
     params = {"user_id": user_id, "limit": limit + 1, "offset": offset}
     since = day_start(bounds["s"], tz) if "s" in bounds else None
     until = day_start(bounds["d"], tz, days_after=1) if "d" in bounds else None
-    sqlite = conn.dialect.name == "sqlite"
+    sqlite = reads.dialect == "sqlite"
     if since is not None:
         params["since"] = _sql_time(since, sqlite)
     if until is not None:
         params["until"] = _sql_time(until, sqlite)
     if before_id is not None:
         params["before_id"] = before_id
-    return conn.execute(LIST_ORDERS[sqlite, since is not None, until is not None, before_id is not None],
-                        params).fetchall()
+    return reads.many(LIST_ORDERS[sqlite, since is not None, until is not None, before_id is not None], params)
 
 
 def _history_window(offset: int, limit: int, start: str, end: str, timezone_name: str) -> tuple:

@@ -199,9 +199,8 @@ class VipOrders:
         """A history page: (order, fen refunded of it) newest first, and whether more
         follow (membership/history.py). `before_id`: only orders older than it (a keyset
         page token), walking the same index."""
-        with self._reads() as conn:
-            rows = read_history_page(conn, user_id, offset=offset, limit=limit, start=start, end=end,
-                                     timezone_name=timezone_name, before_id=before_id)
+        rows = read_history_page(self._reads, user_id, offset=offset, limit=limit, start=start, end=end,
+                                 timezone_name=timezone_name, before_id=before_id)
         return [(VipOrderView.from_values(row[:-1]), int(row[-1])) for row in rows[:limit]], len(rows) > limit
 
     def get_order(self, user_id: int, order_id: int) -> tuple[VipOrderView, int]:

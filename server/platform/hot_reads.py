@@ -23,7 +23,8 @@ class Reads:
     def __init__(self, engine: Engine):
         self._engine = engine
         self._local = threading.local()
-        self._pg = engine.dialect.name == "postgresql"
+        self.dialect = engine.dialect.name
+        self._pg = self.dialect == "postgresql"
         dbapi = engine.dialect.loaded_dbapi
         self._dbapi_errors = (dbapi.OperationalError, dbapi.InterfaceError)  # connection-level failures
 
@@ -33,17 +34,23 @@ class Reads:
             yield conn
 
     def one(self, sql: str, params: dict) -> tuple | None:
-        """The row of a one-row statement `sql` (named :params), as a plain tuple, or None.
+        """The row of a one-row statement `sql` (named :params), as a plain tuple, or None."""
+        rows = self.many(sql, params)
+        return rows[0] if rows else None
+
+    def many(self, sql: str, params: dict) -> list[tuple]:
+        """Every row of `sql` (a page: bounded by its LIMIT), as plain tuples, on the same
+        kept connection (one statement, its own snapshot).
 
         A kept connection may have died since its last use (the database restarted): a
         statement that fails on a connection error is run once more on a new connection
         (it only reads, so running it again is harmless)."""
         try:
-            return self._one(sql, params)
+            return self._rows(sql, params)
         except self._dbapi_errors:
-            return self._one(sql, params)
+            return self._rows(sql, params)
 
-    def _one(self, sql: str, params: dict) -> tuple | None:
+    def _rows(self, sql: str, params: dict) -> list[tuple]:
         local = self._local
         cur = getattr(local, "cursor", None)
         if cur is None:
@@ -59,13 +66,14 @@ class Reads:
             if self._pg:
                 # The driver's own parameter style, as SQLAlchemy compiles it (once per statement).
                 compiled = self._compiled(sql)
-                cur.execute(compiled.string, compiled.construct_params(params))
-            else:
-                cur.execute(sql, params)  # sqlite3 takes :named parameters itself
-            # All rows (these statements answer one): a kept SQLite cursor that was
-            # not stepped to the end would hold its read snapshot, and the WAL with it.
-            rows = cur.fetchall()
-            return rows[0] if rows else None
+                sql, params = compiled.string, compiled.construct_params(params)
+            # sqlite3 takes :named parameters itself
+            if self._engine._has_events:  # someone listens (tests reading plans): they see it too
+                self._engine.dispatch.before_cursor_execute(None, cur, sql, params, None, False)
+            cur.execute(sql, params)
+            # All rows, always: a kept SQLite cursor that was not stepped to the end
+            # would hold its read snapshot, and the WAL with it.
+            return cur.fetchall()
         except Exception:
             conn, local.conn, local.cursor = local.conn, None, None  # a broken connection is not reused
             conn.invalidate()
@@ -84,10 +92,15 @@ def session_reads(uow_factory):
         with uow_factory() as uow:
             yield uow.session
 
-    def one(sql: str, params: dict) -> tuple | None:
+    def many(sql: str, params: dict) -> list[tuple]:
         with uow_factory() as uow:
-            row = uow.session.execute(text(sql), params).first()
-        return tuple(row) if row is not None else None
+            return [tuple(row) for row in uow.session.execute(text(sql), params)]
 
-    reads.one = one
+    def one(sql: str, params: dict) -> tuple | None:
+        rows = many(sql, params)
+        return rows[0] if rows else None
+
+    with uow_factory() as uow:
+        reads.dialect = uow.session.get_bind().dialect.name
+    reads.one, reads.many = one, many
     return reads

@@ -4,7 +4,8 @@ always got (refund fields, vip_info) for paid, refunded and unpaid orders."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import threading
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -73,3 +74,34 @@ def test_a_history_page_is_one_statement_with_the_refunds_in_it(app, gateway, to
         dated, _ = app.memberships.orders.list_orders(5, offset=0, limit=15, start=day.isoformat(),
                                                       end=day.isoformat(), timezone_name="Asia/Shanghai")
         assert [o.id for o in dated] == expected, day
+
+
+@pytest.mark.db
+def test_a_history_page_is_read_on_the_kept_connection_without_a_transaction(app):
+    """Like CheckVipOrder's row (platform/hot_reads.py): no pool checkout, BEGIN or COMMIT
+    per page, which were most of a page's read cost through SQLAlchemy."""
+    app.memberships.orders.history_page(5, offset=0, limit=15, start="", end="", timezone_name="Asia/Shanghai")
+    transactions, me = [], threading.get_ident()
+
+    def record(conn, *args):
+        if threading.get_ident() == me:  # background loops (the callback poller) have their own
+            transactions.append(args)
+
+    event.listen(Engine, "begin", record)
+    event.listen(Engine, "engine_connect", record)
+    try:
+        with _Statements() as statements:
+            app.memberships.orders.history_page(5, offset=0, limit=15, start="", end="",
+                                                timezone_name="Asia/Shanghai")
+    finally:
+        event.remove(Engine, "begin", record)
+        event.remove(Engine, "engine_connect", record)
+    assert len(statements.sent) == 1 and "ORDER BY id DESC" in statements.sent[0], statements.sent
+    assert transactions == []
+
+
+def test_order_times_keep_their_format():
+    from server.membership.servicer import fmt_time
+
+    assert fmt_time(datetime(2025, 1, 2, 3, 4, 5, 999999)) == "2025-01-02 03:04:05"
+    assert fmt_time(datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2025-01-02 03:04:05"

@@ -51,8 +51,9 @@ def long_history(app, database_url):
 
 
 class _Captured:
-    """Every statement with an ORDER BY sent meanwhile, on any engine (the hot reads have
-    their own)."""
+    """Every statement with an ORDER BY sent meanwhile, on any engine, including the hot
+    reads' kept connections (Reads announces what it runs there to the engine's listeners):
+    the 001 page is read there."""
 
     def __init__(self):
         # Only this thread's statements: background loops (the callback poller) have ORDER BYs too.
