@@ -104,3 +104,74 @@ def test_the_default_gateway_caches_nothing(gateway):
     with gateway.client() as c:
         answers = [c.get("/api/v2/vip/configs") for _ in range(3)]
     assert all("age" not in a.headers and "cache-control" not in a.headers for a in answers)
+
+
+def _same_headers(response: httpx.Response) -> dict:
+    """What an answer says but for what differs per answer or per cache state."""
+    return {k: v for k, v in response.headers.items() if k not in ("date", "x-request-id", "age", "cache-control")}
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("path", CATALOGS)
+def test_a_cached_answer_is_the_answer_the_server_path_gives(cached, gateway, path):
+    """Anonymous catalog reads take a route that runs only a two-line Lua script (the cache
+    key's form), not legacy_http.lua (server/platform/envoy.py _catalog_hit_route): the
+    answer it serves from the cache is byte for byte the one served without any cache."""
+    time.sleep(MAX_AGE + 0.1)  # what an earlier test left has gone stale
+    with _client(cached) as c:
+        c.get(path)
+        hit = c.get(path)
+    uncached = httpx.get(gateway.url + path, timeout=10)
+    assert "age" in hit.headers and "age" not in uncached.headers
+    assert hit.status_code == uncached.status_code == 200
+    assert hit.content == uncached.content
+    assert _same_headers(hit) == _same_headers(uncached)
+
+
+def test_anonymous_catalog_gets_skip_the_legacy_filter_and_nothing_else_does():
+    """The route a plain anonymous catalog GET takes replaces legacy_http.lua by the cache
+    key's normalisation; a read with a credential, a body, a gRPC content type or another
+    method matches it not (the whole filter decides on those: 401, 415, envelopes)."""
+    import json
+
+    from server.platform.envoy import render_config
+
+    config = json.loads(render_config(1, 2, 3, edge=EdgeConfig(catalog_max_age=MAX_AGE)))
+    routes = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][-1]["typed_config"][
+        "route_config"]["virtual_hosts"][0]["routes"]
+    light = [r for r in routes if "envoy.filters.http.lua" in r.get("typed_per_filter_config", {})]
+    assert sorted(r["match"]["path"] for r in light) == sorted(CATALOGS)
+    for route in light:
+        script = route["typed_per_filter_config"]["envoy.filters.http.lua"]["source_code"]["inline_string"]
+        assert f'":path", "{route["match"]["path"]}"' in script and '":authority", "catalog"' in script
+        names = {h["name"] for h in route["match"]["headers"]}
+        assert {"authorization", "access-token", ":method", "content-length", "transfer-encoding",
+                "content-type"} <= names
+        assert route["route"]["cluster"] == "edge_self"
+
+
+@pytest.mark.db
+def test_catalog_reads_that_are_not_plain_still_get_the_legacy_filter(cached):
+    with _client(cached) as c:
+        c.get("/api/v2/vip/configs")  # cached
+        grpc = c.get("/api/v2/vip/configs", headers={"content-type": "application/grpc"})
+        bad = c.get("/api/v2/vip/configs", headers={"Access-Token": "garbage"})
+    assert grpc.status_code == 415 and grpc.text == "gRPC is not served on this port\n"
+    assert bad.status_code == 401 and "message" in bad.json()
+
+
+@pytest.mark.db
+def test_cached_answers_with_cors_headers_vary_on_origin(grpc_server, tmp_path_factory):
+    envoy = Envoy(free_port(), free_port(), grpc_server.port, tmp_path_factory.mktemp("envoy-cache-cors"),
+                  edge=EdgeConfig(catalog_max_age=MAX_AGE, cors_allowed_origins=("https://h5.example.com",)))
+    envoy.start()
+    try:
+        with _client(envoy) as c:
+            answers = [c.get("/api/v2/vip/configs", headers={"Origin": "https://h5.example.com"}) for _ in range(3)]
+            plain = c.get("/api/v2/vip/configs")
+    finally:
+        envoy.stop()
+    assert "age" in answers[-1].headers
+    for r in answers:
+        assert r.headers["access-control-allow-origin"] == "https://h5.example.com" and r.headers["vary"] == "Origin"
+    assert "access-control-allow-origin" not in plain.headers
