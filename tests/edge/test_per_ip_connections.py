@@ -44,6 +44,19 @@ def _ping(s: socket.socket) -> bytes:
         return b""
 
 
+def _quiet(envoy: Envoy, open_: int = 0, deadline: float = 10.0) -> None:
+    """Waits until the public door has `open_` connections: Envoy has seen the others close
+    (an address's count goes down then, a moment after the client closed)."""
+    stop = time.monotonic() + deadline
+    stat = f"listener.127.0.0.1_{envoy.http_port}.downstream_cx_active"
+    while True:
+        text = httpx.get(f"http://127.0.0.1:{envoy.admin_port}/stats?filter=^{stat}$", timeout=5).text
+        if text.strip().endswith(f": {open_}"):
+            return
+        assert time.monotonic() < stop, text
+        time.sleep(0.05)
+
+
 def test_the_default_is_documented_and_rendered():
     assert Settings().edge_max_connections_per_ip == 256
     assert EdgeConfig().max_connections_per_ip == 256
@@ -51,9 +64,10 @@ def test_the_default_is_documented_and_rendered():
 
 @pytest.mark.db
 def test_one_address_over_its_limit_is_closed_while_another_is_served(door):
+    _quiet(door)
     held = [_connect(door.http_port, "127.0.0.1") for _ in range(PER_IP)]
     try:
-        time.sleep(0.3)
+        assert [_ping(s) for s in held] == [b"HTTP/1.1 200 OK"] * PER_IP  # Envoy has counted them
         over = [_connect(door.http_port, "127.0.0.1") for _ in range(3)]
         assert [_ping(s) for s in over] == [b""] * 3
         other = _connect(door.http_port, "127.0.0.2")
@@ -64,8 +78,8 @@ def test_one_address_over_its_limit_is_closed_while_another_is_served(door):
     finally:
         for s in held:
             s.close()
-    time.sleep(0.5)
     # Closed connections (the refused ones too) are given back: the address is served again.
+    _quiet(door)
     again = [_connect(door.http_port, "127.0.0.1") for _ in range(PER_IP)]
     assert [_ping(s) for s in again] == [b"HTTP/1.1 200 OK"] * PER_IP
     for s in again:
@@ -76,6 +90,7 @@ def test_one_address_over_its_limit_is_closed_while_another_is_served(door):
 def test_a_burst_from_one_address_gets_exactly_its_limit(door):
     """Connections opened at once land on both of Envoy's workers: the count is shared."""
     for _ in range(5):
+        _quiet(door)
         socks: list[socket.socket] = []
         lock = threading.Lock()
 
@@ -94,7 +109,6 @@ def test_a_burst_from_one_address_gets_exactly_its_limit(door):
         for s in socks:
             s.close()
         assert answers.count(b"HTTP/1.1 200 OK") == PER_IP, answers
-        time.sleep(0.3)
     assert httpx.get(f"http://127.0.0.1:{door.http_port}/ping", timeout=5).status_code == 200
 
 
@@ -107,21 +121,21 @@ def test_the_per_address_count_and_the_total_cap_keep_each_other_right(grpc_serv
                   edge=EdgeConfig(max_connections=4, max_connections_per_ip=3))
     envoy.start()
     try:
+        _quiet(envoy)
         others = [_connect(envoy.http_port, "127.0.0.2") for _ in range(3)]
         mine = _connect(envoy.http_port, "127.0.0.1")
-        time.sleep(0.2)
+        assert [_ping(s) for s in others + [mine]] == [b"HTTP/1.1 200 OK"] * 4
         capped = [_connect(envoy.http_port, "127.0.0.1") for _ in range(3)]
         assert [_ping(s) for s in capped] == [b""] * 3  # the total cap (4)
         for s in capped + others:
             s.close()
-        time.sleep(0.5)
+        _quiet(envoy, 1)  # `mine` is still open
         more = [_connect(envoy.http_port, "127.0.0.1") for _ in range(3)]
-        time.sleep(0.2)
         # `mine` still holds one of 127.0.0.1's three
         assert sorted(_ping(s) for s in more) == [b"", b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK"]
         for s in more + [mine]:
             s.close()
-        time.sleep(0.5)
+        _quiet(envoy)
         assert _ping(_connect(envoy.http_port, "127.0.0.2")) == b"HTTP/1.1 200 OK"
     finally:
         envoy.stop()
