@@ -17,7 +17,7 @@ from server.payments.channels import ChannelRegistry
 from server.payments.iap import IapVerifier
 from server.platform.cached_catalog import CatalogProvider
 from server.platform.group_commit import single_commits
-from server.platform.hot_reads import session_reads
+from server.platform.hot_reads import SessionReads
 from server.platform.unit_of_work import UnitOfWork
 
 
@@ -37,7 +37,7 @@ class MembershipService:
         self.catalog = catalog
         self.ledger = MembershipLedger(uow_factory, catalog, clock)
         self.orders = VipOrders(uow_factory, catalog, channels, self.ledger, public_base_url, clock=clock,
-                                order_ttl=order_ttl, reads=reads or session_reads(uow_factory),
+                                order_ttl=order_ttl, reads=reads or SessionReads(uow_factory),
                                 writes=writes or single_commits(uow_factory))
         self.iap = IapPurchases(uow_factory, self.orders, self.ledger, iap, clock)
         self.refunds = VipOrderRefunds(self.orders, self.ledger)

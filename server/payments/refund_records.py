@@ -13,7 +13,7 @@ from server.payments.channels import REFUND_ABNORMAL, REFUND_PROCESSING, REFUND_
 from server.payments.refund_book import RefundBook
 from server.payments.refund_tables import RefundRow
 from server.payments.refund_views import RefundView
-from server.platform.hot_reads import session_reads
+from server.platform.hot_reads import SessionReads
 from server.platform.unit_of_work import UnitOfWork
 
 PENDING = RefundState.PENDING
@@ -49,7 +49,7 @@ assert RefundView._fields == tuple(c.key for c in RefundRow.__table__.columns), 
 class RefundRecords:
     def __init__(self, uow_factory: Callable[[], UnitOfWork], books: list[RefundBook], reads: Callable | None = None):
         self._uow = uow_factory
-        self._reads = reads or session_reads(uow_factory)  # read-only, off the SQLite writer lock
+        self._reads = reads or SessionReads(uow_factory)  # read-only, off the SQLite writer lock
         self.books = {b.name: b for b in books}
 
     def get(self, refund_no: str) -> RefundView | None:

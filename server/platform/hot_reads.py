@@ -68,8 +68,9 @@ class Reads:
                 compiled = self._compiled(sql)
                 sql, params = compiled.string, compiled.construct_params(params)
             # sqlite3 takes :named parameters itself
-            if self._engine._has_events:  # someone listens (tests reading plans): they see it too
-                self._engine.dispatch.before_cursor_execute(None, cur, sql, params, None, False)
+            listeners = self._engine.dispatch.before_cursor_execute
+            if listeners:  # someone listens (tests reading plans): they see the statement too
+                listeners(None, cur, sql, params, None, False)
             cur.execute(sql, params)
             # All rows, always: a kept SQLite cursor that was not stepped to the end
             # would hold its read snapshot, and the WAL with it.
@@ -84,23 +85,23 @@ class Reads:
         return text(sql).compile(dialect=self._engine.dialect)
 
 
-def session_reads(uow_factory):
-    """Reads through ordinary units of work (for services built without an engine)."""
+class SessionReads:
+    """The same reads through ordinary units of work (for services built without an engine)."""
+
+    def __init__(self, uow_factory):
+        self._uow_factory = uow_factory
+        with uow_factory() as uow:
+            self.dialect = uow.session.get_bind().dialect.name
 
     @contextmanager
-    def reads() -> Iterator[Session]:
-        with uow_factory() as uow:
+    def __call__(self) -> Iterator[Session]:
+        with self._uow_factory() as uow:
             yield uow.session
 
-    def many(sql: str, params: dict) -> list[tuple]:
-        with uow_factory() as uow:
+    def many(self, sql: str, params: dict) -> list[tuple]:
+        with self._uow_factory() as uow:
             return [tuple(row) for row in uow.session.execute(text(sql), params)]
 
-    def one(sql: str, params: dict) -> tuple | None:
-        rows = many(sql, params)
+    def one(self, sql: str, params: dict) -> tuple | None:
+        rows = self.many(sql, params)
         return rows[0] if rows else None
-
-    with uow_factory() as uow:
-        reads.dialect = uow.session.get_bind().dialect.name
-    reads.one, reads.many = one, many
-    return reads

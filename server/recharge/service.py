@@ -28,7 +28,7 @@ from server.payments.settlement import OrderBook, receive_notification
 from server.platform import metrics
 from server.platform.errors import DomainError, Kind, Violations
 from server.platform.times import day_start, naive, utc
-from server.platform.hot_reads import session_reads
+from server.platform.hot_reads import SessionReads
 from server.platform.unit_of_work import UnitOfWork
 from server.recharge import ledger, rules
 from server.recharge.captchas import CaptchaGuard
@@ -71,7 +71,7 @@ class RechargeService:
         reads: Callable | None = None,
     ):
         self._uow = uow_factory
-        self._reads = reads or session_reads(uow_factory)  # read-only Core (platform/hot_reads.py)
+        self._reads = reads or SessionReads(uow_factory)  # read-only Core (platform/hot_reads.py)
         self.catalog = catalog
         self._channels = channels
         self._memberships = memberships

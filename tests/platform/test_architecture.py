@@ -85,9 +85,6 @@ NOT_WIRING = {
     ("server/platform/calls.py", "call.principal"),
     ("server/platform/hot_reads.py", "local.conn"),
     ("server/platform/hot_reads.py", "local.cursor"),
-    ("server/platform/hot_reads.py", "reads.one"),
-    ("server/platform/hot_reads.py", "reads.many"),
-    ("server/platform/hot_reads.py", "reads.dialect"),
 }
 
 
