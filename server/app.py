@@ -38,8 +38,10 @@ from server.operators.service import Operators
 from server.payments.configure import build_channels, build_iap_verifier
 from server.payments.iap import IapVerifier, SandboxIapVerifier
 from server.payments.reconciliation import ReconciliationService
+from server.payments.order_actions import OrderActions
 from server.payments.refunds import RefundService
 from server.payments.sandbox import SandboxChannel
+from server.payments.sandbox_books import SandboxBooks
 from server.payments.settlement import SettlementService
 from server.payments.settlement_worker import settle_forever
 from server.platform import diagnostics
@@ -109,7 +111,7 @@ def build_app(settings: Settings, engine: Engine | None = None, *, announce_chan
     reads = Reads(make_read_engine(engine))  # hot reads: read-only, never behind the SQLite writer lock
     # Concurrent order inserts share one durable commit (GroupCommit's docstring).
     writes = GroupCommit(engine, settings.group_commit_delay_ms / 1000)
-    sandbox = SandboxChannel(settings.sandbox_secret)
+    sandbox = SandboxChannel(settings.sandbox_secret, books=SandboxBooks(uow_factory))
     # Real providers where configured, the sandbox elsewhere (refused in production
     # unless ALLOW_SANDBOX): see payments/configure.py and docs/channels.md.
     channel_setup = build_channels(settings, sandbox, announce_channels)
@@ -180,7 +182,9 @@ def services(app: App) -> list[Registration]:
         partial(operators_servicer.register, operators=app.operators),
         partial(console_servicer.register, uow_factory=app.uow_factory, refund_check=app.refunds.check,
                 recharge_catalog=app.recharges.catalog, record=app.operators.record,
-                membership_status=app.memberships.ledger.status, grant_chain=app.memberships.ledger.grant_chain),
+                membership_status=app.memberships.ledger.status, grant_chain=app.memberships.ledger.grant_chain,
+                order_actions=OrderActions(app.uow_factory, app.channels, app.settlement.books),
+                audited=app.operators.audited),
         partial(merchant_admin_servicer.register, registry=app.openapi.registry, audited=app.operators.audited),
     ]
 

@@ -31,6 +31,12 @@ RENDER: dict[str, Callable[[int], object]] = {
 }
 
 
+def display(family: str, fen: int) -> str:
+    """Fen as `family` renders an order's amount."""
+    shown = RENDER[family](fen)
+    return f"{shown:g}" if isinstance(shown, float) else str(shown)
+
+
 @dataclass(frozen=True)
 class OrderFilter:
     family: str = ""
@@ -58,8 +64,7 @@ class OrderLine:
 
     @property
     def amount_display(self) -> str:
-        shown = RENDER[self.family](self.amount)
-        return f"{shown:g}" if isinstance(shown, float) else str(shown)
+        return display(self.family, self.amount)
 
     @property
     def description(self) -> str:

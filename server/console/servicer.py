@@ -10,10 +10,12 @@ from vipay.console.v1 import console_pb2 as pb
 from vipay.console.v1 import console_pb2_grpc
 
 from server.console import health
+from server.console.order_rpcs import OrderRpcs
 from server.console.orders import OrderFilter, OrderLine, search_orders
 from server.merchant.callbacks import outbox_gauges
 from server.operators.roles import Permission, require_permission
 from server.operators.servicer import page_bounds
+from server.payments.order_actions import OrderActions
 from server.platform.calls import BlockingRunner, current_call
 from server.platform.errors import Violations
 from server.platform.error_mapping import EnvelopeRegistry
@@ -62,9 +64,10 @@ class ConsoleServicer(console_pb2_grpc.ConsoleServiceServicer):
     def __init__(self, uow_factory: Callable[[], UnitOfWork], run: BlockingRunner,
                  backlog: Callable[[], tuple[int, float]], ledger_check: Callable[[], list[str]],
                  recharge_catalog: RechargeCatalogProvider | None = None, record: Callable | None = None,
-                 grants: Callable | None = None):
+                 grants: Callable | None = None, orders: OrderRpcs | None = None):
         self._uow = uow_factory
         self._grants = grants  # (user_id, before_id, limit) -> (MembershipView, GrantChain)
+        self._orders = orders  # GetOrderDetail, RequeryOrder, CloseOrder (order_rpcs.py)
         self._recharge_catalog = recharge_catalog
         self._record = record  # record(uow, actor, action, target, before, after, reason): the audit log
         self._run = run
@@ -167,14 +170,28 @@ class ConsoleServicer(console_pb2_grpc.ConsoleServiceServicer):
         return pb.SearchOrdersResponse(orders=[order_message(line) for line in lines], total_size=total,
                                        next_page_token=page_token(offset + limit) if offset + limit < total else "")
 
+    # ---- one order (order_rpcs.py) ----
+
+    async def GetOrderDetail(self, request, context):
+        return await self._orders.get_detail(request)
+
+    async def RequeryOrder(self, request, context):
+        return await self._orders.requery(request)
+
+    async def CloseOrder(self, request, context):
+        return await self._orders.close(request)
+
 
 def register(server, runner: BlockingRunner, envelopes: EnvelopeRegistry, *,
              uow_factory: Callable[[], UnitOfWork], refund_check: Callable[[UnitOfWork], list[str]],
              recharge_catalog: RechargeCatalogProvider, record: Callable,
-             membership_status: Callable, grant_chain: Callable) -> str:
+             membership_status: Callable, grant_chain: Callable, order_actions: OrderActions,
+             audited: Callable) -> str:
     """`refund_check`: the refund service's ledger-check proofs (RefundService.check);
-    `record`: the operators' audit log, in the caller's transaction; `membership_status`,
-    `grant_chain`: the membership ledger's reads (MembershipLedger.status, .grant_chain)."""
+    `record`: the operators' audit log, in the caller's transaction; `audited`: the same
+    in a transaction of its own; `membership_status`, `grant_chain`: the membership ledger's
+    reads (MembershipLedger.status, .grant_chain); `order_actions`: re-query and close
+    (payments/order_actions.py)."""
     def ledger_check() -> list[str]:
         with uow_factory() as uow:
             return [str(p) for p in check_ledger(uow)] + refund_check(uow)
@@ -188,6 +205,6 @@ def register(server, runner: BlockingRunner, envelopes: EnvelopeRegistry, *,
         return membership_status(user_id), grant_chain(user_id, before_id, limit)
 
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(
-        ConsoleServicer(uow_factory, runner, backlog, ledger_check,
-                        recharge_catalog, record, grants), server)
+        ConsoleServicer(uow_factory, runner, backlog, ledger_check, recharge_catalog, record, grants,
+                        OrderRpcs(uow_factory, runner, order_actions, audited, order_message)), server)
     return pb.DESCRIPTOR.services_by_name["ConsoleService"].full_name

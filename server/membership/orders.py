@@ -30,6 +30,7 @@ from server.payments.channels import (
     PaymentRequest,
     Reply,
 )
+from server.payments import notes
 from server.payments.refund_records import refunded_sql
 from server.payments.settlement import OrderBook, receive_notification
 from server.platform import metrics
@@ -277,9 +278,11 @@ class VipOrders:
                 return channel.nack("unknown order")
             if note.amount_fen != order.pay_amount:
                 log.error("notification amount mismatch", extra={"order_id": order_id, "amount": note.amount_fen})
+                notes.keep(uow, "vip_orders", order_id, channel.name, note, self._clock(), mismatch=True)
+                uow.commit()
                 return channel.nack("amount mismatch")
-            if note.paid:
-                self.fulfil(uow, order, note.provider_txn_id)
+            settled = note.paid and self.fulfil(uow, order, note.provider_txn_id)
+            notes.keep(uow, "vip_orders", order_id, channel.name, note, self._clock(), settled=settled)
             uow.commit()
         return channel.ack()
 

@@ -95,6 +95,8 @@ class Notification:
     # Set when the notification is about a refund of the trade (WeChat Pay REFUND.*,
     # Alipay's refund_fee fields): handled by the refund service, not by settle().
     refund: RefundStatement | None = None
+    # Set by us on the answer to a re-query (payments/settlement.py), not by a channel.
+    queried: bool = False
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from server.payments.channels import (
     RefundStatement,
     Reply,
 )
+from server.payments.sandbox_books import CLOSED, PAID, SandboxBooks
 
 MAX_SKEW_SECONDS = 300
 
@@ -39,11 +40,12 @@ def sign(secret: str, fields: Mapping[str, str]) -> str:
 class SandboxChannel:
     name = "sandbox"
 
-    def __init__(self, secret: str, clock=time.time):
+    def __init__(self, secret: str, clock=time.time, books: SandboxBooks | None = None):
         if not secret:
             raise ValueError("SANDBOX_SECRET is not set (run `python -m server keys`)")
         self._secret = secret
         self._clock = clock
+        self.books = books  # the pretend provider's side (re-query, close); None: it knows no trade
 
     def create_payment(self, request: PaymentRequest) -> PayData:
         now = int(self._clock())
@@ -85,6 +87,26 @@ class SandboxChannel:
         }
         fields["sign"] = sign(self._secret, fields)
         return urlencode(fields).encode()
+
+    def pay(self, trade_no: str, amount_fen: int, status: str = "PAID") -> bytes:
+        """The buyer pays (status PAID) at the sandbox: its books say so, and the body the
+        sandbox posts as the notification is answered (`sandbox-pay`, tests)."""
+        body = self.notification_for(trade_no, amount_fen, status)
+        if status == "PAID" and self.books is not None:
+            self.books.pay(trade_no, amount_fen, dict(parse_qsl(body.decode()))["txn_id"])
+        return body
+
+    def query(self, trade_no: str) -> Notification | None:
+        """What the sandbox's books say about a trade (None: never paid nor closed there)."""
+        trade = self.books.trade(trade_no) if self.books is not None else None
+        if trade is None:
+            return None
+        state, amount, txn_id = trade
+        return Notification(trade_no, amount, state == PAID, txn_id, closed=state == CLOSED)
+
+    def close(self, trade_no: str, amount_fen: int) -> bool:
+        """Closes an unpaid trade at the sandbox; False when the sandbox saw it paid."""
+        return self.books.close(trade_no, amount_fen) if self.books is not None else True
 
     def verify_notification(self, body: bytes, content_type: str, headers: Mapping[str, str]) -> Notification:
         try:

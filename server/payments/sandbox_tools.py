@@ -21,7 +21,7 @@ def send_sandbox_notification(app, path: str, reference: str, amount_fen: int, s
     when the server accepted it (HTTP 200 `success`)."""
     import httpx
 
-    body = app.sandbox.notification_for(reference, amount_fen, status)
+    body = app.sandbox.pay(reference, amount_fen, status)  # the sandbox's books say paid, as a provider's would
     url = (gateway or app.settings.public_base_url).rstrip("/") + path
     try:
         reply = httpx.post(url, content=body, headers={"content-type": "application/x-www-form-urlencoded"}, timeout=30)

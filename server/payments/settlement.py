@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
@@ -173,7 +173,7 @@ class SettlementService:
                                                       "channel": channel_name, "why": str(exc)})
                 return  # unknown: neither settle nor close; asked again next interval
             if note is not None:
-                reply = book.settle(order_id, channel, note)
+                reply = book.settle(order_id, channel, replace(note, queried=True))
                 paid = note.paid and reply.status < 300
                 report.settled_paid += int(paid)
         if not paid and created_at.replace(tzinfo=timezone.utc) <= now - self._close_after:

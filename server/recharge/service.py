@@ -24,6 +24,7 @@ from server.payments.channels import (
     PaymentRequest,
     Reply,
 )
+from server.payments import notes
 from server.payments.settlement import OrderBook, receive_notification
 from server.platform import metrics
 from server.platform.errors import DomainError, Kind, Violations
@@ -227,10 +228,12 @@ class RechargeService:
                 return channel.nack("unknown order")
             if note.amount_fen != order.amount:
                 log.error("recharge notification amount mismatch", extra={"order_id": order_id})
+                notes.keep(uow, "recharge_orders", order_id, channel.name, note, self._clock(), mismatch=True)
+                uow.commit()
                 return channel.nack("amount mismatch")
-            if note.paid:
-                self._fulfil(uow, order, note.provider_txn_id)
-            elif note.closed:  # not paid *yet* (WAIT_BUYER_PAY, NOTPAY) leaves it waiting
+            settled = note.paid and self._fulfil(uow, order, note.provider_txn_id)
+            notes.keep(uow, "recharge_orders", order_id, channel.name, note, self._clock(), settled=settled)
+            if note.closed and not note.paid:  # not paid *yet* (WAIT_BUYER_PAY, NOTPAY) leaves it waiting
                 self._transition(uow, order, rules.OrderState.FAILED, note.provider_txn_id)
             uow.commit()
         return channel.ack()

@@ -39,6 +39,20 @@ type ConsoleServiceClient interface {
 	// The exact public JSON the recharge paths would serve for a draft catalog,
 	// rendered by the code that serves them; nothing is saved. Every operator role.
 	PreviewRechargeCatalog(ctx context.Context, in *PreviewRechargeCatalogRequest, opts ...grpc.CallOption) (*PreviewRechargeCatalogResponse, error)
+	// Everything about one order of any family: its payment-channel data, every
+	// provider statement it received (notifications and re-query answers), what it
+	// granted or credited (membership grants, wallet entries, merchant balance),
+	// its refunds and its merchant callbacks (004). Every operator role.
+	GetOrderDetail(ctx context.Context, in *GetOrderDetailRequest, opts ...grpc.CallOption) (*GetOrderDetailResponse, error)
+	// Asks the order's payment channel about the payment (roles finance, admin;
+	// a reason is required, audited as `order.requery`). A paid answer settles the
+	// order through the notification's own path: it grants or credits once.
+	RequeryOrder(ctx context.Context, in *RequeryOrderRequest, opts ...grpc.CallOption) (*RequeryOrderResponse, error)
+	// Closes an unpaid order (roles finance, admin; a reason is required, audited
+	// as `order.close`): the provider is asked first (a paid trade is settled, not
+	// closed) and told to close where the channel can. FAILED_PRECONDITION
+	// (ORDER_NOT_OPEN) when the order is paid or closed already.
+	CloseOrder(ctx context.Context, in *CloseOrderRequest, opts ...grpc.CallOption) (*CloseOrderResponse, error)
 }
 
 type consoleServiceClient struct {
@@ -112,6 +126,33 @@ func (c *consoleServiceClient) PreviewRechargeCatalog(ctx context.Context, in *P
 	return out, nil
 }
 
+func (c *consoleServiceClient) GetOrderDetail(ctx context.Context, in *GetOrderDetailRequest, opts ...grpc.CallOption) (*GetOrderDetailResponse, error) {
+	out := new(GetOrderDetailResponse)
+	err := c.cc.Invoke(ctx, "/vipay.console.v1.ConsoleService/GetOrderDetail", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consoleServiceClient) RequeryOrder(ctx context.Context, in *RequeryOrderRequest, opts ...grpc.CallOption) (*RequeryOrderResponse, error) {
+	out := new(RequeryOrderResponse)
+	err := c.cc.Invoke(ctx, "/vipay.console.v1.ConsoleService/RequeryOrder", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consoleServiceClient) CloseOrder(ctx context.Context, in *CloseOrderRequest, opts ...grpc.CallOption) (*CloseOrderResponse, error) {
+	out := new(CloseOrderResponse)
+	err := c.cc.Invoke(ctx, "/vipay.console.v1.ConsoleService/CloseOrder", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConsoleServiceServer is the server API for ConsoleService service.
 // All implementations must embed UnimplementedConsoleServiceServer
 // for forward compatibility
@@ -138,6 +179,20 @@ type ConsoleServiceServer interface {
 	// The exact public JSON the recharge paths would serve for a draft catalog,
 	// rendered by the code that serves them; nothing is saved. Every operator role.
 	PreviewRechargeCatalog(context.Context, *PreviewRechargeCatalogRequest) (*PreviewRechargeCatalogResponse, error)
+	// Everything about one order of any family: its payment-channel data, every
+	// provider statement it received (notifications and re-query answers), what it
+	// granted or credited (membership grants, wallet entries, merchant balance),
+	// its refunds and its merchant callbacks (004). Every operator role.
+	GetOrderDetail(context.Context, *GetOrderDetailRequest) (*GetOrderDetailResponse, error)
+	// Asks the order's payment channel about the payment (roles finance, admin;
+	// a reason is required, audited as `order.requery`). A paid answer settles the
+	// order through the notification's own path: it grants or credits once.
+	RequeryOrder(context.Context, *RequeryOrderRequest) (*RequeryOrderResponse, error)
+	// Closes an unpaid order (roles finance, admin; a reason is required, audited
+	// as `order.close`): the provider is asked first (a paid trade is settled, not
+	// closed) and told to close where the channel can. FAILED_PRECONDITION
+	// (ORDER_NOT_OPEN) when the order is paid or closed already.
+	CloseOrder(context.Context, *CloseOrderRequest) (*CloseOrderResponse, error)
 	mustEmbedUnimplementedConsoleServiceServer()
 }
 
@@ -165,6 +220,15 @@ func (UnimplementedConsoleServiceServer) ListMembershipGrants(context.Context, *
 }
 func (UnimplementedConsoleServiceServer) PreviewRechargeCatalog(context.Context, *PreviewRechargeCatalogRequest) (*PreviewRechargeCatalogResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method PreviewRechargeCatalog not implemented")
+}
+func (UnimplementedConsoleServiceServer) GetOrderDetail(context.Context, *GetOrderDetailRequest) (*GetOrderDetailResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetOrderDetail not implemented")
+}
+func (UnimplementedConsoleServiceServer) RequeryOrder(context.Context, *RequeryOrderRequest) (*RequeryOrderResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RequeryOrder not implemented")
+}
+func (UnimplementedConsoleServiceServer) CloseOrder(context.Context, *CloseOrderRequest) (*CloseOrderResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CloseOrder not implemented")
 }
 func (UnimplementedConsoleServiceServer) mustEmbedUnimplementedConsoleServiceServer() {}
 
@@ -305,6 +369,60 @@ func _ConsoleService_PreviewRechargeCatalog_Handler(srv interface{}, ctx context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConsoleService_GetOrderDetail_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetOrderDetailRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsoleServiceServer).GetOrderDetail(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/vipay.console.v1.ConsoleService/GetOrderDetail",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsoleServiceServer).GetOrderDetail(ctx, req.(*GetOrderDetailRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConsoleService_RequeryOrder_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequeryOrderRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsoleServiceServer).RequeryOrder(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/vipay.console.v1.ConsoleService/RequeryOrder",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsoleServiceServer).RequeryOrder(ctx, req.(*RequeryOrderRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConsoleService_CloseOrder_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CloseOrderRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsoleServiceServer).CloseOrder(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/vipay.console.v1.ConsoleService/CloseOrder",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsoleServiceServer).CloseOrder(ctx, req.(*CloseOrderRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _ConsoleService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "vipay.console.v1.ConsoleService",
 	HandlerType: (*ConsoleServiceServer)(nil),
@@ -336,6 +454,18 @@ var _ConsoleService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PreviewRechargeCatalog",
 			Handler:    _ConsoleService_PreviewRechargeCatalog_Handler,
+		},
+		{
+			MethodName: "GetOrderDetail",
+			Handler:    _ConsoleService_GetOrderDetail_Handler,
+		},
+		{
+			MethodName: "RequeryOrder",
+			Handler:    _ConsoleService_RequeryOrder_Handler,
+		},
+		{
+			MethodName: "CloseOrder",
+			Handler:    _ConsoleService_CloseOrder_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
