@@ -158,6 +158,61 @@ test("finance refunds a sandbox-paid order partially: the membership is shortene
   await page.screenshot({ path: `${SHOTS}/orders.png`, fullPage: true });
 });
 
+async function openByNumber(page: Page, number: string) {
+  await page.goto("/#/orders");
+  await page.getByLabel(/^(订单号|Order number)$/).fill(number);
+  await page.getByRole("button", { name: /^(搜索|Search)$/ }).click();
+  await expect(page.getByTestId("orders-table")).toContainText(number);
+  await page.getByRole("button", { name: new RegExp(`(详情|Details) ${number}`) }).click();
+  await expect(page.getByTestId("order-detail")).toBeVisible();
+}
+
+test("an order's detail shows its notification and grant; finance re-queries one order and closes another", async ({ page }) => {
+  await login(page, "finance-op");
+  await openByNumber(page, ORDER);
+  await expect(page.getByTestId("notifications")).toContainText(/notification.*sandbox.*5400 分.*paid.*settled/);
+  await expect(page.getByTestId("grants")).toContainText(/middle.*vip_order/);
+  await expect(page.getByTestId("payment-data")).toContainText("Alipay_AopApp");
+  await noSeriousViolations(page);
+  await page.setViewportSize({ width: 1280, height: 1900 });  // the whole drawer in the picture
+  await page.screenshot({ path: `${SHOTS}/order-detail-full.png`, fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 720 });
+  await page.keyboard.press("Escape");
+
+  // Paid at the provider, the notification lost: a re-query settles it (and grants once).
+  const lost = process.env.VIPAY_LOST_NOTIFICATION_ORDER!;
+  await openByNumber(page, lost);
+  await expect(page.getByTestId("order-state")).toHaveText("unpaid");
+  await expect(page.getByTestId("grants")).toHaveCount(0);
+  await page.getByLabel(/原因|Reason/).fill("customer says paid");
+  await page.getByRole("button", { name: /^(向渠道查询|Re-query the provider)$/ }).click();
+  await expect(page.getByRole("alert")).toContainText(/unpaid → paid.*paid/);
+  await expect(page.getByTestId("order-state")).toHaveText("paid");
+  await expect(page.getByTestId("notifications")).toContainText(/query.*settled/);
+  await expect(page.getByTestId("grants")).toContainText(/middle.*vip_order/);
+  await expect(page.getByRole("dialog").getByTestId("audit-table")).toContainText(/order\.requery/);
+  await noSeriousViolations(page);
+  await page.setViewportSize({ width: 1280, height: 1900 });
+  await page.screenshot({ path: `${SHOTS}/order-requeried.png`, fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 720 });
+  await page.keyboard.press("Escape");
+
+  // An unpaid order is closed (keyboard only: the reason, then Tab to the action).
+  const unpaid = process.env.VIPAY_UNPAID_VIP_ORDER!;
+  await openByNumber(page, unpaid);
+  await expect(page.getByTestId("order-state")).toHaveText("unpaid");
+  await page.getByLabel(/原因|Reason/).fill("customer gave up");
+  await page.getByRole("button", { name: /^(关闭未支付订单|Close the unpaid order)$/ }).focus();
+  await page.keyboard.press("Enter");
+  await expect(page.getByRole("alert")).toContainText("unpaid → closed");
+  await expect(page.getByTestId("order-state")).toHaveText("closed");
+  await expect(page.getByRole("button", { name: /^(关闭未支付订单|Close the unpaid order)$/ })).toHaveCount(0);
+  const audit = page.getByRole("dialog").getByTestId("audit-table");
+  await expect(audit).toContainText("order.close");
+  await expect(audit).toContainText("customer gave up");
+  await page.screenshot({ path: `${SHOTS}/order-closed.png`, fullPage: true });
+});
+
 const RECEIVER = process.env.VIPAY_CALLBACK_RECEIVER!;
 
 test("an admin resends a merchant callback and the merchant receives it again", async ({ page, request }) => {

@@ -7,7 +7,8 @@ one operator per role and a merchant. Runs COMMAND with the addresses in its env
 COMMAND sees VIPAY_CONSOLE (the console's address), VIPAY_HTTP (the public door),
 VIPAY_GRPC, VIPAY_OPERATOR_PASSWORD (every test operator's password; the operators are
 admin-op, finance-op, support-op, locked-op) and VIPAY_PAID_VIP_ORDER (a sandbox-paid
-001 order of user 4242: middle, 3 months) and VIPAY_CALLBACK_RECEIVER (the test
+001 order of user 4242: middle, 3 months; VIPAY_UNPAID_VIP_ORDER one unpaid,
+VIPAY_LOST_NOTIFICATION_ORDER one paid at the sandbox whose notification was never sent) and VIPAY_CALLBACK_RECEIVER (the test
 merchant sdk-m1's callback endpoint, one callback delivered; GET answers the count)."""
 
 from __future__ import annotations
@@ -36,13 +37,15 @@ OPERATORS = {"admin-op": "admin", "finance-op": "finance", "support-op": "suppor
 PAID_ORDER_USER = 4242
 
 
-def paid_vip_order(env: dict, user_id: int) -> str:
-    """A 001 order (middle, 3 months) of `user_id`, paid through the sandbox: its trade_no."""
+def paid_vip_order(env: dict, user_id: int, *pay: str) -> str:
+    """A 001 order (middle, 3 months) of `user_id`, paid through the sandbox: its trade_no.
+    `pay`: sandbox-pay's flags (--no-notify: paid, the notification lost); ("unpaid",): not paid."""
     token = server_cli(env, "token", "--user-id", str(user_id)).strip()
     order = httpx.post(env["VIPAY_HTTP"] + "/api/v2/vip/orders", headers={"Authorization": f"Bearer {token}"},
                        json={"timezone": "Asia/Shanghai", "duration": 3, "level": "middle",
                              "pay_method": "Alipay_AopApp"}, timeout=10).json()
-    server_cli(env, "sandbox-pay", order["trade_no"])
+    if pay != ("unpaid",):
+        server_cli(env, "sandbox-pay", order["trade_no"], *pay)
     return order["trade_no"]
 
 
@@ -115,6 +118,8 @@ def main(argv: list[str]) -> int:
                        VIPAY_CONSOLE=f"http://127.0.0.1:{console_port}", VIPAY_OPERATOR_PASSWORD=password,
                        VIPAY_PYTHON=sys.executable, VIPAY_ROOT=str(ROOT))
             env["VIPAY_PAID_VIP_ORDER"] = paid_vip_order(env, PAID_ORDER_USER)
+            env["VIPAY_UNPAID_VIP_ORDER"] = paid_vip_order(env, PAID_ORDER_USER + 1, "unpaid")
+            env["VIPAY_LOST_NOTIFICATION_ORDER"] = paid_vip_order(env, PAID_ORDER_USER + 2, "--no-notify")
             receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
             threading.Thread(target=receiver.serve_forever, daemon=True).start()
             env["VIPAY_CALLBACK_RECEIVER"] = f"http://127.0.0.1:{receiver.server_address[1]}"

@@ -6,6 +6,7 @@ only unpaid orders (and what a late payment then does), roles and the audit log.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import grpc
 import httpx
@@ -17,6 +18,7 @@ from vipay.operators.v1 import operators_pb2_grpc
 
 from server.payments import notes
 from server.payments.channels import Notification
+from server.payments.settlement import SettlementService
 from server.recharge.rules import demo_catalog as demo_recharge_catalog
 from tests.conftest import auth
 from tests.membership.test_grpc import details
@@ -216,3 +218,16 @@ def test_the_statements_kept_per_order_are_bounded(app, gateway, token):
     with app.uow_factory() as uow:
         kept = notes.notes_of(uow, "vip_orders", order["id"])
     assert len(kept) == notes.MAX_PER_ORDER and {n.outcome for n in kept} == {"waiting"}
+
+
+def test_the_settlement_loop_finds_a_lost_notification_through_the_sandbox_and_keeps_its_answer(
+        app, gateway, token, console):
+    order = unpaid_vip_order(gateway, token, user=13)
+    app.sandbox.pay(order["trade_no"], order["pay_amount"])
+    loop = SettlementService(app.uow_factory, app.channels, app.settlement.books, close_after=timedelta(hours=1),
+                             requery_after=timedelta(0), requery_every=timedelta(0))
+    assert loop.run_once().settled_paid == 1
+    assert loop.run_once().settled_paid == 0  # no longer open: not asked again
+    d = console.GetOrderDetail(pb.GetOrderDetailRequest(order_number=order["trade_no"]),
+                               metadata=auth(token(1, "support")))
+    assert [(n.source, n.outcome) for n in d.notifications] == [("query", "settled")] and len(grants_of(d)) == 1

@@ -1,15 +1,13 @@
 // Orders of every family: one search (ConsoleService.SearchOrders, paged and sorted by the
-// server), a detail panel with its refunds, the user's membership and the refund action
-// (RefundService.RefundOrder: the server decides who may).
-import { Alert, Button, Drawer, Group, Pagination, Select, Stack, Table, Text, TextInput, Textarea, Title, UnstyledButton } from "@mantine/core";
+// server) and a detail panel (OrderDetail.tsx: everything about the order, refund,
+// re-query, close; the server decides who may).
+import { Alert, Button, Drawer, Group, Pagination, Select, Stack, Table, Text, TextInput, Title, UnstyledButton } from "@mantine/core";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { useEffect, useState } from "react";
-import { consoleReads, describe, membership, pageToken, refunds, when } from "../api";
+import { consoleReads, describe, pageToken, when } from "../api";
 import type { OrderSummary } from "../gen/vipay/console/v1/console_pb";
-import type { LevelTerm } from "../gen/vipay/membership/v1/membership_pb";
-import type { Refund } from "../gen/vipay/payments/v1/refunds_pb";
 import { useT } from "../i18n";
-import { AuditTable } from "./Audit";
+import { money, OrderDetail } from "./OrderDetail";
 
 const PAGE_SIZE = 20;
 const FAMILIES = ["001", "000", "002", "003", "004"];
@@ -80,7 +78,7 @@ export function OrdersPage() {
           {rows.map((o) => (
             <Table.Tr key={o.orderNumber}>
               <Table.Td>{o.orderNumber}</Table.Td><Table.Td>{o.family}</Table.Td><Table.Td>{String(o.userId)}</Table.Td>
-              <Table.Td>{o.amountDisplay}{o.family === "001" ? " 分" : " 元"}</Table.Td><Table.Td>{o.channel}</Table.Td>
+              <Table.Td>{money(o.amountDisplay, o.family)}</Table.Td><Table.Td>{o.channel}</Table.Td>
               <Table.Td><Text fw={700} size="sm">{o.state}</Text></Table.Td>
               <Table.Td>{o.description}</Table.Td><Table.Td>{when(o.createTime)}</Table.Td>
               <Table.Td><Button size="xs" variant="light" onClick={() => setOpen(o)} aria-label={`${t("details")} ${o.orderNumber}`}>{t("details")}</Button></Table.Td>
@@ -98,69 +96,6 @@ export function OrdersPage() {
         title={open ? `${t("details")} ${open.orderNumber}` : ""}>
         {open && <OrderDetail order={open} />}
       </Drawer>
-    </Stack>
-  );
-}
-
-function OrderDetail({ order }: { order: OrderSummary }) {
-  const t = useT();
-  const [list, setList] = useState<Refund[]>([]);
-  const [terms, setTerms] = useState<LevelTerm[]>([]);
-  const [amount, setAmount] = useState("");
-  const [reason, setReason] = useState("");
-  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
-  const [version, setVersion] = useState(0);
-  useEffect(() => {
-    refunds.listOrderRefunds({ orderNumber: order.orderNumber }).then((r) => setList(r.refunds)).catch((e) => setMessage({ ok: false, text: describe(e) }));
-    if (order.userId) membership.getMembershipStatus({ userId: order.userId }).then((r) => setTerms(r.levels)).catch(() => setTerms([]));
-  }, [order, version]);
-  const refund = async () => {
-    setMessage(null);
-    const fen = amount.trim() ? Math.round(Number(amount) * 100) : 0;
-    if (Number.isNaN(fen) || fen < 0) { setMessage({ ok: false, text: t("refund_amount") }); return; }
-    try {
-      const answer = await refunds.refundOrder({ orderNumber: order.orderNumber, amountFen: BigInt(fen), reason });
-      setMessage({ ok: true, text: `${t("refund_done")}: ${answer.refund?.refundId} (${answer.refund?.state})` });
-      setVersion((v) => v + 1);
-    } catch (err) {
-      setMessage({ ok: false, text: describe(err) });
-    }
-  };
-  return (
-    <Stack>
-      <Table data-testid="order-detail">
-        <Table.Tbody>
-          <Table.Tr><Table.Th>{t("family")}</Table.Th><Table.Td>{order.family}</Table.Td></Table.Tr>
-          <Table.Tr><Table.Th>{t("user_id")}</Table.Th><Table.Td>{String(order.userId)}</Table.Td></Table.Tr>
-          <Table.Tr><Table.Th>{t("amount")}</Table.Th><Table.Td>{order.amountDisplay} ({String(order.amountFen)} fen)</Table.Td></Table.Tr>
-          <Table.Tr><Table.Th>{t("channel")}</Table.Th><Table.Td>{order.channel}</Table.Td></Table.Tr>
-          <Table.Tr><Table.Th>{t("state")}</Table.Th><Table.Td>{order.state}</Table.Td></Table.Tr>
-          <Table.Tr><Table.Th>{t("paid")}</Table.Th><Table.Td>{when(order.paidTime)}</Table.Td></Table.Tr>
-        </Table.Tbody>
-      </Table>
-      <Title order={3} size="h5">{t("membership")}</Title>
-      <Table data-testid="membership">
-        <Table.Thead><Table.Tr><Table.Th>level</Table.Th><Table.Th>{t("expires")}</Table.Th><Table.Th>active</Table.Th></Table.Tr></Table.Thead>
-        <Table.Tbody>
-          {terms.map((l) => (
-            <Table.Tr key={l.level}><Table.Td>{l.level}</Table.Td><Table.Td data-testid={`expiry-${l.level}`}>{when(l.expireTime)}</Table.Td><Table.Td>{String(l.active)}</Table.Td></Table.Tr>
-          ))}
-        </Table.Tbody>
-      </Table>
-      <Title order={3} size="h5">{t("refunds")}</Title>
-      <Table data-testid="refunds">
-        <Table.Tbody>
-          {list.map((r) => (
-            <Table.Tr key={r.refundId}><Table.Td>{r.refundId}</Table.Td><Table.Td>{String(r.amountFen)} fen</Table.Td><Table.Td>{r.state}</Table.Td><Table.Td>{r.reason}</Table.Td></Table.Tr>
-          ))}
-        </Table.Tbody>
-      </Table>
-      <TextInput label={t("refund_amount")} value={amount} onChange={(e) => setAmount(e.currentTarget.value)} inputMode="decimal" />
-      <Textarea label={t("reason")} value={reason} onChange={(e) => setReason(e.currentTarget.value)} required />
-      {message && <Alert color={message.ok ? "green" : "red"}>{message.text}</Alert>}
-      <Button onClick={() => void refund()} disabled={!reason.trim()} color="red.9">{t("refund")}</Button>
-      <Title order={3} size="h5">{t("nav_audit")}</Title>
-      <AuditTable key={version} target={order.orderNumber} />
     </Stack>
   );
 }
