@@ -198,6 +198,17 @@ class AlipayChannel:
             raise ChannelUnavailable("alipay.trade.query: malformed total_amount") from exc
         return Notification(trade_no, amount, status in PAID, answer.get("trade_no", ""), status == "TRADE_CLOSED")
 
+    def close(self, trade_no: str, amount_fen: int) -> bool:
+        """alipay.trade.close (an operator's close): True when the trade is closed or was
+        never opened (nothing to close), False when it is paid there (ACQ.TRADE_STATUS_ERROR)."""
+        answer = self._call("alipay.trade.close", {"out_trade_no": trade_no})
+        code, sub_code = answer.get("code"), answer.get("sub_code")
+        if code == "10000" or (code == "40004" and sub_code == "ACQ.TRADE_NOT_EXIST"):
+            return True
+        if code == "40004" and sub_code == "ACQ.TRADE_STATUS_ERROR":
+            return False
+        raise ChannelUnavailable(f"alipay.trade.close answered {code} {sub_code}")
+
     # ---- refunds --------------------------------------------------------------
 
     def refund(self, request: RefundRequest) -> RefundStatement:

@@ -135,6 +135,11 @@ class PaymentChannel(Protocol):
     # Callers use `getattr(channel, "query", None)`.
     # def query(self, trade_no: str) -> Notification | None: ...
 
+    # Optional: tells the provider to close an unpaid trade (an operator's close,
+    # payments/order_actions.py). True when closed or never opened there, False when the
+    # provider saw it paid; raises ChannelUnavailable when it cannot tell.
+    # def close(self, trade_no: str, amount_fen: int) -> bool: ...
+
     # Optional (channels that can refund): refund() sends a RefundRequest and answers
     # a RefundStatement (succeeded / processing / failed / abnormal); query_refund()
     # asks about one refund number (state REFUND_NOT_FOUND when the provider never

@@ -96,6 +96,16 @@ class _GatewayWeChatPay(WeChatPay):
                                   public_key_id=options["public_key_id"])
 
 
+def sdk_call(call, **kwargs) -> tuple[int, str]:
+    """(HTTP status, body) of one SDK call; ChannelUnavailable when there is no answer to trust."""
+    try:
+        return call(**kwargs)
+    except requests.RequestException as exc:
+        raise ChannelUnavailable(f"WeChat Pay unreachable: {exc}") from exc
+    except Exception as exc:
+        raise ChannelUnavailable(f"WeChat Pay answer rejected: {exc}") from exc
+
+
 class WechatPayChannel:
     name = "wechat"
 
@@ -223,12 +233,7 @@ class WechatPayChannel:
     # ---- re-query -----------------------------------------------------------
 
     def query(self, trade_no: str) -> Notification | None:
-        try:
-            code, text = self._sdk.query(out_trade_no=trade_no)
-        except requests.RequestException as exc:
-            raise ChannelUnavailable(f"WeChat Pay unreachable: {exc}") from exc
-        except Exception as exc:
-            raise ChannelUnavailable(f"WeChat Pay answer rejected: {exc}") from exc
+        code, text = sdk_call(self._sdk.query, out_trade_no=trade_no)
         if code == 404:
             return None  # ORDER_NOT_EXIST
         if code != 200:
@@ -237,6 +242,13 @@ class WechatPayChannel:
         if note.trade_no != trade_no:
             raise ChannelUnavailable("WeChat Pay answered about another trade")
         return note
+
+    def close(self, trade_no: str, amount_fen: int) -> bool:
+        """POST …/out-trade-no/{no}/close (an operator's close): 204 closed, 404 never opened."""
+        code, text = sdk_call(self._sdk.close, out_trade_no=trade_no)
+        if code not in (200, 204, 404):
+            raise ChannelUnavailable(f"WeChat Pay close answered {code} {text[:200]}")
+        return True
 
     # ---- refunds (POST /v3/refund/domestic/refunds, GET …/{out_refund_no}) ---------
 

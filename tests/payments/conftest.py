@@ -133,6 +133,7 @@ def _reset_providers(request):
         p.alipay.refunds.clear()
         p.wechat.orders.clear()
         p.wechat.paid.clear()
+        p.wechat.closed.clear()
         p.wechat.refunds.clear()
         p.wechat.refund_status = "SUCCESS"
         p.appstore.transactions.clear()

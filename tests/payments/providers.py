@@ -155,6 +155,8 @@ class FakeAlipay(FakeServer):
             return self.refund_query(biz)
         if method == "alipay.data.dataservice.bill.downloadurl.query":
             return self.bill_url(biz)
+        if method == "alipay.trade.close":
+            return self.close_trade(biz)
         trade = self.trades.get(biz.get("out_trade_no", ""))
         if trade is None:
             return self._answer("alipay_trade_query_response", {
@@ -164,6 +166,17 @@ class FakeAlipay(FakeServer):
             "code": "10000", "msg": "Success", "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no,
             "trade_status": trade.trade_status, "total_amount": trade.total_amount, "buyer_logon_id": "b***@example.com",
         })
+
+    def close_trade(self, biz: dict):
+        """alipay.trade.close: a waiting trade closes; a paid one is refused; an unknown one does not exist."""
+        name, no = "alipay_trade_close_response", biz.get("out_trade_no", "")
+        trade = self.trades.get(no)
+        if trade is None:
+            return self._answer(name, {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST"})
+        if trade.trade_status != "WAIT_BUYER_PAY":
+            return self._answer(name, {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_STATUS_ERROR"})
+        trade.trade_status = "TRADE_CLOSED"
+        return self._answer(name, {"code": "10000", "msg": "Success", "out_trade_no": no, "trade_no": trade.trade_no})
 
     def refunded_fen(self, out_trade_no: str) -> int:
         return sum(fen for no, fen in self.refunds.values() if no == out_trade_no)
@@ -249,6 +262,7 @@ class FakeWechatPay(FakeServer):
         self.appids = set(appids)
         self.orders: dict[str, dict] = {}  # out_trade_no -> order body
         self.paid: dict[str, str] = {}  # out_trade_no -> transaction_id
+        self.closed: set[str] = set()  # out_trade_no closed by us
         self.refunds: dict[str, dict] = {}  # out_refund_no -> refund
         self.refund_status = "SUCCESS"  # what a new refund answers (PROCESSING: the result comes later)
         self.rejected: list[str] = []
@@ -320,6 +334,16 @@ class FakeWechatPay(FakeServer):
                 return self._json(404, {"code": "RESOURCE_NOT_EXISTS", "message": "退款单不存在"})
             return self._json(200, found)
         prefix = "/v3/pay/transactions/out-trade-no/"
+        if method == "POST" and url.path.startswith(prefix) and url.path.endswith("/close"):
+            no = url.path[len(prefix):-len("/close")]
+            if json.loads(body).get("mchid") != self.mchid:
+                return self._json(400, {"code": "PARAM_ERROR", "message": "mchid"})
+            if no not in self.orders:
+                return self._json(404, {"code": "ORDER_NOT_EXIST", "message": "订单不存在"})
+            if no in self.paid:
+                return self._json(400, {"code": "ORDERPAID", "message": "订单已支付"})
+            self.closed.add(no)
+            return 204, {"Request-ID": secrets.token_hex(8), **self._signed_headers("")}, b""
         if method == "GET" and url.path.startswith(prefix):
             no = url.path[len(prefix):]
             if dict(parse_qsl(url.query)).get("mchid") != self.mchid:
