@@ -210,6 +210,7 @@ test("an order's detail shows its notification and grant; finance re-queries one
   const audit = page.getByRole("dialog").getByTestId("audit-table");
   await expect(audit).toContainText("order.close");
   await expect(audit).toContainText("customer gave up");
+  await noSeriousViolations(page);
   await page.screenshot({ path: `${SHOTS}/order-closed.png`, fullPage: true });
 });
 

@@ -95,8 +95,10 @@ class Notification:
     # Set when the notification is about a refund of the trade (WeChat Pay REFUND.*,
     # Alipay's refund_fee fields): handled by the refund service, not by settle().
     refund: RefundStatement | None = None
-    # Set by us on the answer to a re-query (payments/settlement.py), not by a channel.
-    queried: bool = False
+    # How it reached us, set by us (never by a channel): "notification" (posted by the
+    # provider), "query" (the answer to a re-query), "statement" (a daily statement line
+    # reconciliation heals); kept with it (payments/notes.py).
+    via: str = "notification"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Every provider statement about a payment that reached an order's settle() — a
-notification or the answer to a re-query — kept for operators (the console's order
-detail). Append-only, recorded by the area's settle() in the transaction of the
+notification, the answer to a re-query, a statement line reconciliation heals — kept
+for operators (the console's order detail). Append-only, recorded by the area's settle() in the transaction of the
 settlement it causes (so a kept "paid" statement and the grant it made commit
 together). Bounded: only the verified fields are kept (never the raw body), and at
 most MAX_PER_ORDER rows per order, so a provider retrying for days cannot grow it
@@ -29,6 +29,7 @@ MAX_PER_ORDER = 50
 class Source(StrEnum):
     NOTIFICATION = "notification"  # the provider posted it
     QUERY = "query"  # we asked (the settlement loop or an operator's re-query)
+    STATEMENT = "statement"  # a daily statement line reconciliation healed
 
 
 class Outcome(StrEnum):
@@ -83,7 +84,7 @@ def keep(uow: UnitOfWork, book: str, order_id: int, channel: str, note: Notifica
          settled: bool = False, mismatch: bool = False) -> None:
     """Keeps one statement in the caller's transaction (which commits it with the
     settlement): `settled` when it marked the order paid, `mismatch` when refused."""
-    source = Source.QUERY if note.queried else Source.NOTIFICATION
+    source = Source(note.via)
     outcome = outcome_of(note, settled=settled, mismatch=mismatch)
     kept = uow.session.scalar(select(func.count()).select_from(PaymentNoteRow)
                               .where(PaymentNoteRow.book == book, PaymentNoteRow.order_id == order_id)) or 0

@@ -82,7 +82,7 @@ class OrderActions:
         except ChannelUnavailable as exc:
             raise unavailable(exc) from exc
         if note is not None:
-            book.settle(order_id, channel, replace(note, queried=True))
+            book.settle(order_id, channel, replace(note, via="query"))
         return note
 
     def requery(self, number: str) -> ActionResult:

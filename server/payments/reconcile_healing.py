@@ -16,7 +16,8 @@ class Healer:
 
     @staticmethod
     def payment(book: OrderBook, order_id: int, channel, line: StatementLine) -> str:
-        reply = book.settle(order_id, channel, Notification(line.trade_no, line.amount_fen, True, line.provider_txn_id))
+        reply = book.settle(order_id, channel, Notification(line.trade_no, line.amount_fen, True, line.provider_txn_id,
+                                                              via="statement"))
         if reply.status >= 300:
             return f"settlement refused: {reply.body[:100].decode(errors='replace')}"
         return "applied: paid through the notification path"

@@ -173,7 +173,7 @@ class SettlementService:
                                                       "channel": channel_name, "why": str(exc)})
                 return  # unknown: neither settle nor close; asked again next interval
             if note is not None:
-                reply = book.settle(order_id, channel, replace(note, queried=True))
+                reply = book.settle(order_id, channel, replace(note, via="query"))
                 paid = note.paid and reply.status < 300
                 report.settled_paid += int(paid)
         if not paid and created_at.replace(tzinfo=timezone.utc) <= now - self._close_after:

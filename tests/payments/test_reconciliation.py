@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from server.membership.tables import MembershipGrantRow, VipOrderRow
 from server.payments import cli as payments_cli
+from server.payments.notes import notes_of
 from server.payments.reconcile_tables import ReconciliationItemRow, ReconciliationRunRow
 from server.payments.reconciliation import RUNS, NoStatements, ReconciliationService
 from server.payments.refund_tables import RefundRow
@@ -275,6 +276,8 @@ def test_wechat_day_heals_lost_payment_console_refund_and_processing_refund(real
         ("provider_only_refund", "refund", paid.order_number, "CONSOLE-20261204-1"): "applied",
     }
     assert real_app.recharges.wallet.balance(7) > 0 and real_app.refunds.get(ours.refund_no).state == "succeeded"
+    with real_app.uow_factory() as uow:  # kept on the order as what it was: a statement line (payments/notes.py)
+        assert [(n.source, n.outcome) for n in notes_of(uow, "recharge_orders", lost.id)] == [("statement", "settled")]
     console = real_app.refunds.get("CONSOLE-20261204-1")
     assert (console.state, console.origin, console.amount_fen) == ("succeeded", "provider", 2000)
     assert real_app.recharges.wallet.balance(5) < balance  # the console refund's share taken back

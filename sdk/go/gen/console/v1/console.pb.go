@@ -1581,7 +1581,8 @@ type OrderNotification struct {
 	sizeCache     protoimpl.SizeCache
 	unknownFields protoimpl.UnknownFields
 
-	// notification (the provider posted it) or query (we asked).
+	// notification (the provider posted it), query (we asked) or statement
+	// (reconciliation healed it from the provider's daily statement).
 	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
 	// The channel.
 	Channel string `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
