@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, insert, select, update
@@ -284,7 +284,7 @@ class VipOrders:
             settled = note.paid and self.fulfil(uow, order, note.provider_txn_id)
             notes.keep(uow, "vip_orders", order_id, channel.name, note, self._clock(), settled=settled)
             uow.commit()
-        return channel.ack()
+        return replace(channel.ack(), settled=settled)
 
     def fulfil(self, uow: UnitOfWork, order: VipOrderRow, provider_txn_id: str) -> bool:
         """Marks the order paid and extends the membership, inside the caller's

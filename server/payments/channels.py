@@ -108,6 +108,9 @@ class Reply:
     status: int
     body: bytes
     content_type: str = "text/plain"
+    # Set by an area's settle() (never sent): this statement marked the order paid, so the
+    # caller knows whether it or a concurrent one settled it (payments/order_actions.py).
+    settled: bool = False
 
 
 class NotificationRejected(Exception):

@@ -70,8 +70,9 @@ class OrderActions:
             return uow.session.scalar(select(case((book.is_paid(), "paid"), (book.is_open(), "unpaid"),
                                                   else_="closed")).where(book.table.id == order_id))
 
-    def _ask(self, book: OrderBook, order_id: int, number: str, channel_name: str) -> Notification | None:
-        """The provider's answer, applied through the book's settle() when it has one."""
+    def _ask(self, book: OrderBook, order_id: int, number: str, channel_name: str) -> tuple[Notification | None, bool]:
+        """The provider's answer, applied through the book's settle() when it has one, and
+        whether that settle() marked the order paid (not a concurrent notification or re-query)."""
         channel = self._channels.by_name(channel_name)
         query = getattr(channel, "query", None)
         if query is None:
@@ -81,16 +82,15 @@ class OrderActions:
             note = query(number)
         except ChannelUnavailable as exc:
             raise unavailable(exc) from exc
-        if note is not None:
-            book.settle(order_id, channel, replace(note, via="query"))
-        return note
+        if note is None:
+            return None, False
+        return note, book.settle(order_id, channel, replace(note, via="query")).settled
 
     def requery(self, number: str) -> ActionResult:
         book, order_id, channel_name, _ = self._find(number)
         before = self._state(book, order_id)
-        note = self._ask(book, order_id, number, channel_name)
-        after = self._state(book, order_id)
-        return ActionResult(book.name, number, before, after, provider_says(note), before != "paid" and after == "paid")
+        note, settled = self._ask(book, order_id, number, channel_name)
+        return ActionResult(book.name, number, before, self._state(book, order_id), provider_says(note), settled)
 
     def close(self, number: str) -> ActionResult:
         book, order_id, channel_name, amount = self._find(number)
@@ -100,7 +100,7 @@ class OrderActions:
                               Kind.FAILED_PRECONDITION, metadata={"order_number": number, "state": before})
         channel = self._channels.by_name(channel_name)
         asked = hasattr(channel, "query")  # a channel that cannot be asked (App Store) is closed on our side only
-        note = self._ask(book, order_id, number, channel_name) if asked else None
+        note, settled = self._ask(book, order_id, number, channel_name) if asked else (None, False)
         if note is None or not note.paid:
             close_there = getattr(channel, "close", None)
             try:
@@ -108,7 +108,7 @@ class OrderActions:
             except ChannelUnavailable as exc:
                 raise unavailable(exc) from exc
             if not closed_there:  # paid there after all (between our question and the close): settle it
-                note = self._ask(book, order_id, number, channel_name)
+                note, settled = self._ask(book, order_id, number, channel_name)
             else:
                 with self._uow() as uow:
                     uow.session.execute(update(book.table).where(book.table.id == order_id, book.is_open())
@@ -116,4 +116,4 @@ class OrderActions:
                                         .execution_options(synchronize_session=False))
                     uow.commit()
         after = self._state(book, order_id)
-        return ActionResult(book.name, number, before, after, provider_says(note) if asked else "", after == "paid")
+        return ActionResult(book.name, number, before, after, provider_says(note) if asked else "", settled)

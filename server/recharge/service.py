@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import Connection, func, select, update
@@ -236,7 +236,7 @@ class RechargeService:
             if note.closed and not note.paid:  # not paid *yet* (WAIT_BUYER_PAY, NOTPAY) leaves it waiting
                 self._transition(uow, order, rules.OrderState.FAILED, note.provider_txn_id)
             uow.commit()
-        return channel.ack()
+        return replace(channel.ack(), settled=settled)
 
     def order_book(self) -> OrderBook:
         """Recharge orders as the settlement task sees them: waiting ones are

@@ -6,6 +6,7 @@ only unpaid orders (and what a late payment then does), roles and the audit log.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import grpc
@@ -231,3 +232,25 @@ def test_the_settlement_loop_finds_a_lost_notification_through_the_sandbox_and_k
     d = console.GetOrderDetail(pb.GetOrderDetailRequest(order_number=order["trade_no"]),
                                metadata=auth(token(1, "support")))
     assert [(n.source, n.outcome) for n in d.notifications] == [("query", "settled")] and len(grants_of(d)) == 1
+
+
+def test_concurrent_requeries_and_notifications_grant_once(app, gateway, token, console):
+    order = unpaid_vip_order(gateway, token, user=14)
+    app.sandbox.pay(order["trade_no"], order["pay_amount"])
+    request = pb.RequeryOrderRequest(order_number=order["trade_no"], reason="many operators at once")
+
+    def requery(_):
+        return console.RequeryOrder(request, metadata=auth(token(2, "finance"))).result.settled
+
+    with ThreadPoolExecutor(12) as pool:
+        asked = [pool.submit(requery, i) for i in range(8)]
+        told = [pool.submit(notify, app, gateway, order) for _ in range(4)]
+        settled = [f.result() for f in asked]
+        assert {f.result() for f in told} == {"success"}
+    assert settled.count(True) <= 1  # a notification may have won instead
+    d = console.GetOrderDetail(pb.GetOrderDetailRequest(order_number=order["trade_no"]),
+                               metadata=auth(token(1, "support")))
+    assert d.order.state == "paid" and len(grants_of(d)) == 1
+    assert [n.outcome for n in d.notifications].count("settled") == 1 and len(d.notifications) == 12
+    # Each re-query reports what its own settle() did: at most the one whose statement settled it.
+    assert settled.count(True) == [(n.source, n.outcome) for n in d.notifications].count(("query", "settled"))
