@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import case, func, select, text
 
-from server.console.orders import FAMILIES, RENDER, all_orders
+from server.console.orders import FAMILIES, all_orders, display
 from server.payments.refund_tables import RefundRow
 from server.platform.errors import Violations
 from server.platform.times import day_start
@@ -28,8 +28,7 @@ class FamilyDay:
 
     @property
     def revenue_display(self) -> str:
-        shown = RENDER[self.family](self.revenue_fen)
-        return f"{shown:g}" if isinstance(shown, float) else str(shown)
+        return display(self.family, self.revenue_fen)
 
 
 def zone(name: str) -> ZoneInfo:

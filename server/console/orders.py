@@ -34,7 +34,8 @@ RENDER: dict[str, Callable[[int], object]] = {
 def display(family: str, fen: int) -> str:
     """Fen as `family` renders an order's amount."""
     shown = RENDER[family](fen)
-    return f"{shown:g}" if isinstance(shown, float) else str(shown)
+    # A yuan number as its JSON prints it (`:g` would print 1234567.89 as 1.23457e+06).
+    return money.number_text(fen) if isinstance(shown, float) else str(shown)
 
 
 @dataclass(frozen=True)
