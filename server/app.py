@@ -17,6 +17,7 @@ from datetime import timedelta
 from functools import partial
 
 from sqlalchemy import Engine
+from vipay.legacy.v1 import options_pb2
 
 from server.console import servicer as console_servicer
 from server.membership import servicer as membership_servicer
@@ -44,7 +45,8 @@ from server.payments.sandbox import SandboxChannel
 from server.payments.sandbox_books import SandboxBooks
 from server.payments.settlement import SettlementService
 from server.payments.settlement_worker import settle_forever
-from server.platform import diagnostics
+from server.platform import diagnostics, legacy_operations
+from server.platform.admission import Priority
 from server.platform.metrics import DatabaseGauges, MetricsEndpoint
 from server.platform.cached_catalog import CatalogProvider
 from server.platform.database import make_engine, make_read_engine, make_session_factory
@@ -196,7 +198,23 @@ def build_grpc_server(app: App, host: str = "127.0.0.1", port: int = 0) -> GrpcS
     readiness = Readiness(make_read_engine(app.engine), interval=s.readiness_interval_seconds)
     verifier = TokenVerifier(*token_keys(s), session_ended=app.operators.session_ended)
     return GrpcServer(services(app), merchant_servicer.background(app.openapi), verifier=verifier,
-                      workers=s.grpc_workers, read_workers=s.read_workers, host=host, port=port, readiness=readiness)
+                      workers=s.grpc_workers, read_workers=s.read_workers, host=host, port=port, readiness=readiness,
+                      max_in_flight=s.grpc_max_in_flight, priority_reserve=s.grpc_priority_reserve,
+                      priority=call_priority)
+
+
+# Never refused by the server's in-flight bound before reads are (docs/operations.md:
+# Overload): money arriving from outside, as Envoy's HIGH routes (gateway/envoy.yaml).
+_PRIORITY_FAMILIES = {options_pb2.FAMILY_NOTIFICATION, options_pb2.FAMILY_MERCHANT}
+_LIVENESS = "/vipay.diagnostics.v1.DiagnosticsService/Ping"
+
+
+def call_priority(method: str) -> Priority:
+    if method == _LIVENESS:
+        return Priority.EXEMPT
+    if legacy_operations.declared(method).family in _PRIORITY_FAMILIES:
+        return Priority.HIGH
+    return Priority.DEFAULT
 
 
 def database_gauges(app: App) -> DatabaseGauges:

@@ -26,6 +26,7 @@ from server.platform.error_mapping import (
     rich_status,
 )
 from server.platform import legacy_operations, metrics
+from server.platform.admission import Admission, overloaded_error
 from server.platform.db_outage import DatabaseWatch, is_unavailable, unavailable_error
 from server.platform.errors import DomainError, Kind, invalid
 
@@ -161,11 +162,13 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
     """`open_streams`: full names of the server's own streaming services (health Watch,
     reflection) that carry no caller's data and so pass unwrapped; any other streaming
     handler is refused (fails closed). `database`: told when a call finds the database
-    unavailable (db_outage.py)."""
+    unavailable (db_outage.py). `admission`: the in-flight bound (admission.py); none: unbounded."""
 
     def __init__(self, verifier: TokenVerifier, envelopes: EnvelopeRegistry,
-                 open_streams: frozenset[str] = frozenset(), database: DatabaseWatch | None = None):
+                 open_streams: frozenset[str] = frozenset(), database: DatabaseWatch | None = None,
+                 admission: Admission | None = None):
         self._verifier = verifier
+        self._admission = admission
         self._envelopes = envelopes
         self._open_streams = open_streams
         self._database = database or DatabaseWatch()
@@ -189,6 +192,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         behavior = handler.unary_unary
         # What the RPC declares for a gateway caller's success (201, 204, a bare array).
         declared_headers = legacy_operations.success_headers(legacy_operations.declared(method))
+        admission = self._admission
+        budget = admission.budget(admission.priority(method)) if admission else None
 
         async def wrapper(request, context: grpc.aio.ServicerContext):
             pairs = [(k.lower(), v) for k, v in context.invocation_metadata() or () if isinstance(v, str)]
@@ -205,7 +210,10 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             token = current_call.set(call)
             started = time.perf_counter()
             outcome, error = "OK", None
+            admitted = admission is None or admission.enter(budget)
             try:
+                if not admitted:  # first: a refusal must cost nothing but its answer
+                    raise overloaded_error()
                 check_single_credentials([k for k, _ in pairs])
                 call.principal = self._verifier.principal(metadata)
                 if request is UNDECODABLE:
@@ -222,6 +230,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                     error = internal_error()
             finally:
                 current_call.reset(token)
+                if admitted and admission is not None:
+                    admission.leave()
             headers = {"x-request-id": call.request_id}
             try:
                 if error is None:

@@ -13,6 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from server.platform.admission import Admission, Priority, default_limit
 from server.platform.auth import TokenVerifier
 from server.platform.calls import BlockingRunner, CallInterceptor
 from server.platform.error_mapping import EnvelopeRegistry
@@ -46,11 +47,14 @@ class Background(Protocol):
 class GrpcServer:
     """`services`: registrations, in order; `background`: jobs started after the server
     and stopped after it; `readiness`: what health reports (readiness.py), without it
-    SERVING while running."""
+    SERVING while running. In flight (admission.py): `max_in_flight` calls (None: sized
+    from the worker threads), `priority_reserve` more for the methods `priority` names HIGH
+    (None: as many again); health is never refused."""
 
     def __init__(self, services: Sequence[Registration], background: Sequence[Background], *,
                  verifier: TokenVerifier, workers: int, read_workers: int, host: str = "127.0.0.1", port: int = 0,
-                 readiness: Readiness | None = None):
+                 readiness: Readiness | None = None, max_in_flight: int | None = None,
+                 priority_reserve: int | None = None, priority: Callable[[str], Priority] = lambda _: Priority.DEFAULT):
         self.readiness = readiness
         self._ready = readiness is None
         self._draining = False
@@ -59,8 +63,11 @@ class GrpcServer:
         envelopes = EnvelopeRegistry()
         # Health (Watch) and reflection stream by design and hold no caller's data: they
         # pass unwrapped, as they did before; any other streaming handler is refused.
+        limit = max_in_flight or default_limit(workers, read_workers)
+        self.admission = Admission(limit, limit if priority_reserve is None else priority_reserve,
+                                   _health_exempt(priority))
         interceptor = CallInterceptor(verifier, envelopes, frozenset({health.SERVICE_NAME, reflection.SERVICE_NAME}),
-                                      readiness.watch if readiness else None)
+                                      readiness.watch if readiness else None, self.admission)
         self.server = grpc.aio.server(interceptors=[interceptor], options=SERVER_OPTIONS)
         arrival_order = _ArrivalOrder(self.server)
         self.service_names = tuple(register(arrival_order, self.runner, envelopes) for register in services)
@@ -106,6 +113,11 @@ class GrpcServer:
         for job in self.background:
             await job.stop()
         self.runner.shutdown()
+
+
+def _health_exempt(priority: Callable[[str], Priority]) -> Callable[[str], Priority]:
+    health_methods = f"/{health.SERVICE_NAME}/"
+    return lambda method: Priority.EXEMPT if method.startswith(health_methods) else priority(method)
 
 
 class _ArrivalOrder:
