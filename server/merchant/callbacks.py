@@ -127,7 +127,15 @@ class CallbackDispatcher:
                     finished_attempts.clear()
                     try:
                         free = self.config.concurrency - len(inflight)
-                        for c in await self._round(outcomes, free, Counter(inflight.values())):
+                        try:
+                            claimed = await self._round(outcomes, free, Counter(inflight.values()))
+                        except BaseException:
+                            # Nothing of the round was committed: its outcomes go in the next one.
+                            # Dropped, each attempt's report waited for its lease (60 s), not its
+                            # backoff, and the attempt's outcome was never written.
+                            finished_attempts[:0] = outcomes
+                            raise
+                        for c in claimed:
                             task = asyncio.create_task(self._deliver(client, c, finished_attempts))
                             inflight[task] = c.business_id
                             task.add_done_callback(finished)

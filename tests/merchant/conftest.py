@@ -8,6 +8,8 @@ import asyncio
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -104,10 +106,12 @@ def nonce_count(app) -> int:
 
 @dataclass
 class Receiver:
-    """Answers each POST with the next scripted (status, body), then `SUCCESS`."""
+    """Answers each POST with the next scripted (status, body) (or what a scripted
+    callable answers), then `SUCCESS`."""
 
     script: list = field(default_factory=list)
     received: list = field(default_factory=list)
+    arrived: list = field(default_factory=list)  # time.monotonic() of each POST, as received
     delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
@@ -128,6 +132,12 @@ def receiver(app):
     private networks allowed (OPENAPI_CALLBACK_ALLOW_PRIVATE_NETWORKS), as in development
     (and in the session's app: tests/conftest.py openapi_settings)."""
     assert app.openapi.addresses.allow_private
+    with serving_receiver() as state:
+        yield state
+
+
+@contextmanager
+def serving_receiver() -> Iterator[Receiver]:
     state = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
@@ -136,8 +146,10 @@ def receiver(app):
             if state.delay:
                 time.sleep(state.delay)
             with state.lock:
+                state.arrived.append(time.monotonic())
                 state.received.append((dict(self.headers), body))
-                status, text = state.script.pop(0) if state.script else (200, "SUCCESS")
+                step = state.script.pop(0) if state.script else (200, "SUCCESS")
+            status, text = step() if callable(step) else step  # a callable: something happens first
             self.send_response(status)
             self.send_header("content-type", "text/plain")
             self.end_headers()
@@ -153,9 +165,11 @@ def receiver(app):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}/notify"
-    yield state
-    server.shutdown()
-    server.server_close()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def callback_json(entry) -> dict:
