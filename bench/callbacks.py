@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -93,14 +94,18 @@ def make_backlog(database_url: str, http_base: str, receiver_url: str) -> int:
         return sum(pool.map(charge, range(CALLBACKS)))
 
 
-def drain(env: dict, database_url: str, receiver: Receiver, server_cpu: str, workdir, root) -> dict:
-    """One server process with its dispatcher on; the backlog's delivery rate."""
+def drain(env: dict, database_url: str, receiver: Receiver, server_cpu: str, workdir, root,
+          on_start: Callable[[int], object] | None = None) -> dict:
+    """One server process with its dispatcher on; the backlog's delivery rate. `on_start`:
+    given the server's pid once it answers (bench/rows.py records it with py-spy)."""
     grpc_port = env["GRPC_PORT"]
     server = subprocess.Popen(["taskset", "-c", server_cpu, sys.executable, "-m", "server", "serve"],
                               env=dict(env, OPENAPI_DISPATCHER_ENABLED="true"), cwd=root,
                               stdout=subprocess.DEVNULL, stderr=open(workdir / "callbacks-server.log", "ab"))
     try:
         grpc.channel_ready_future(grpc.insecure_channel(f"127.0.0.1:{grpc_port}")).result(timeout=30)
+        if on_start:
+            on_start(server.pid)
         started = time.monotonic()
         deadline = started + max(60.0, CALLBACKS / 20)
         while len(receiver.arrivals) < CALLBACKS and time.monotonic() < deadline:
