@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from vipay.membership.v1 import membership_pb2, membership_pb2_grpc
@@ -26,6 +27,7 @@ from vipay.membership.v1 import membership_pb2, membership_pb2_grpc
 from bench import callbacks, overload
 from bench.__main__ import SECONDS, SERVER_CPU, WARMUP, ROOT, Stack, postgres_database, token
 from bench.loadgen import ensure_tools
+from bench.profile import cpu_seconds
 
 
 def load_average() -> str:
@@ -36,6 +38,17 @@ def spy_on(pid: int, seconds: float, out: str) -> subprocess.Popen:
     return subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pid), "-d",
                              str(max(1, int(seconds))), "-r", "250", "--gil", "--format", "raw", "-o", out,
                              "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@contextmanager
+def cpu_share(pids: dict[str, int]):
+    """Fills the dict it yields with each process's CPU (user + system, % of one core) over the block."""
+    before = {name: sum(cpu_seconds(pid)) for name, pid in pids.items()}
+    started = time.monotonic()
+    shares: dict[str, int] = {}
+    yield shares
+    spent = time.monotonic() - started
+    shares.update({name: round(100 * (sum(cpu_seconds(pid)) - before[name]) / spent) for name, pid in pids.items()})
 
 
 def overload_row(url: str, workdir: Path, spy: str | None) -> list[str]:
@@ -54,13 +67,17 @@ def overload_row(url: str, workdir: Path, spy: str | None) -> list[str]:
         fresh = [vip.CreateVipOrder(create, metadata=tuple(auth.items())) for _ in range(60)]
         http_base = f"http://127.0.0.1:{st.http_port}"
         read_url = f"{http_base}/api/v2/vip/orders/{order_id}"
-        saturated = overload.h1load(read_url, auth, seconds=SECONDS, warmup=WARMUP, connections=overload.SATURATING)
+        pids = {"server": st.server.pid, "envoy": st.envoy.process.pid}
+        with cpu_share(pids) as saturated_cpu:
+            saturated = overload.h1load(read_url, auth, seconds=SECONDS, warmup=WARMUP,
+                                        connections=overload.SATURATING)
         notifier = overload.Notifier(http_base, [(o.id, o.trade_no, o.pay_amount) for o in fresh],
                                      SandboxChannel(secret))
         notifier.start()
         recording = spy_on(st.server.pid, SECONDS, spy) if spy else None
-        four = overload.h1load(read_url, auth, seconds=SECONDS, warmup=0,
-                               connections=overload.SATURATING * overload.FACTOR)
+        with cpu_share(pids) as four_cpu:
+            four = overload.h1load(read_url, auth, seconds=SECONDS, warmup=0,
+                                   connections=overload.SATURATING * overload.FACTOR)
         notifier.join()
         if recording:
             recording.wait(30)
@@ -71,6 +88,7 @@ def overload_row(url: str, workdir: Path, spy: str | None) -> list[str]:
              f"4x c={four['connections']}: {four['goodput_rps']:.0f}/s p50 {four['admitted_p50_ms']:.1f} "
              f"p99 {four['admitted_p99_ms']:.1f} ms, refused {four['refused']} (p99 {four['refused_p99_ms']} ms), "
              f"other {four['other_failures']}"]
+    lines.append(f"CPU (% of one core) saturated: {saturated_cpu}; 4x: {four_cpu}")
     lines += [f"  {label}{' ok' if ok else ' MISSED'}" for label, ok in
               overload.verdicts(saturated, four, notifier.statuses)]
     return lines
