@@ -30,10 +30,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select
 
 from server.merchant import rules
 from server.merchant.addresses import AddressPolicy, AddressRefused
+from server.merchant.callback_outcomes import Outcome, record_outcomes
 from server.merchant.signing import PlatformSigner
 from server.merchant.tables import MerchantCallbackAttemptRow, MerchantCallbackRow
 from server.platform.db_outage import is_unavailable
@@ -242,7 +243,8 @@ class CallbackDispatcher:
                          busy: Counter[str] | None = None) -> list[Claimed]:
         now = naive_now()
         with self.uow_factory() as uow:
-            self._record_all(uow, outcomes, now)
+            record_outcomes(uow.session, [Outcome(c.id, c.attempt, ok, text) for c, ok, text in outcomes], now,
+                            self.config.backoff)
             claimed = self._claim(uow, limit, busy or Counter(), now) if limit > 0 else []
             if outcomes or claimed:  # an idle poll changes nothing: no commit (no fsync)
                 uow.commit()
@@ -305,36 +307,6 @@ class CallbackDispatcher:
         if status == 200 and text.strip().upper() == "SUCCESS":
             return True, "SUCCESS"
         return False, f"HTTP {status}: {text.strip()[:200]}"
-
-    def _record_all(self, uow: UnitOfWork, outcomes: list[tuple[Claimed, bool, str]], now) -> None:
-        """Two statements for all the outcomes, each run once per outcome with its values
-        (executemany: one pipeline on PostgreSQL). Reading each row first (a SELECT of the
-        attempt, a SELECT ... FOR UPDATE of the report, each flushing the one before) took
-        four round trips per outcome, most of a fast receiver's time on PostgreSQL."""
-        if not outcomes:
-            return
-        attempts, reports = MerchantCallbackAttemptRow.__table__, MerchantCallbackRow.__table__
-        connection = uow.session.connection()
-        connection.execute(
-            update(attempts).where(attempts.c.callback_pk == bindparam("pk"), attempts.c.attempt == bindparam("n"))
-            .values(outcome=bindparam("outcome"), finished_at=now),
-            [{"pk": c.id, "n": c.attempt, "outcome": outcome} for c, _ok, outcome in outcomes])
-        # Only the claim we hold may decide (an operator re-send or a newer claim wins): the
-        # WHERE checks it under the row's lock.
-        connection.execute(
-            update(reports).where(reports.c.id == bindparam("pk"), reports.c.attempts == bindparam("n"),
-                                  reports.c.state == "pending")
-            .values(state=bindparam("new_state"), last_error=bindparam("error"), delivered_at=bindparam("delivered"),
-                    next_attempt_at=bindparam("next_at"), updated_at=now),
-            [self._decision(c, ok, outcome, now) for c, ok, outcome in outcomes])
-
-    def _decision(self, c: Claimed, ok: bool, outcome: str, now) -> dict:
-        decided = {"pk": c.id, "n": c.attempt, "error": None if ok else outcome, "delivered": None, "next_at": now}
-        if ok:
-            return decided | {"new_state": "delivered", "delivered": now}
-        if c.attempt > len(self.config.backoff):
-            return decided | {"new_state": "undelivered"}
-        return decided | {"new_state": "pending", "next_at": now + timedelta(seconds=self.config.backoff[c.attempt - 1])}
 
 
 def platform_signer_loader(path: str | Path) -> Callable[[], PlatformSigner]:
