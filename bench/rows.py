@@ -26,7 +26,7 @@ from vipay.membership.v1 import membership_pb2, membership_pb2_grpc
 
 from bench import callbacks, overload
 from bench.__main__ import SECONDS, SERVER_CPU, WARMUP, ROOT, Stack, postgres_database, token
-from bench.loadgen import ensure_tools
+from bench.loadgen import LOADGEN_CPU, ensure_tools
 from bench.profile import cpu_seconds
 
 
@@ -44,11 +44,25 @@ def spy_on(pid: int, seconds: float, out: str) -> subprocess.Popen:
 def cpu_share(pids: dict[str, int]):
     """Fills the dict it yields with each process's CPU (user + system, % of one core) over the block."""
     before = {name: sum(cpu_seconds(pid)) for name, pid in pids.items()}
+    cores_before = {core: core_busy(core) for core in (LOADGEN_CPU, SERVER_CPU)}
     started = time.monotonic()
     shares: dict[str, int] = {}
     yield shares
     spent = time.monotonic() - started
     shares.update({name: round(100 * (sum(cpu_seconds(pid)) - before[name]) / spent) for name, pid in pids.items()})
+    for core, (busy0, total0) in cores_before.items():  # everything on that core, other people's work included
+        busy1, total1 = core_busy(core)
+        shares[f"cpu{core} busy"] = round(100 * (busy1 - busy0) / max(total1 - total0, 1))
+
+
+def core_busy(core: str) -> tuple[int, int]:
+    """(busy, total) jiffies of one CPU from /proc/stat."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{core} "):
+            ticks = [int(v) for v in line.split()[1:]]
+            idle = ticks[3] + ticks[4]  # idle + iowait
+            return sum(ticks) - idle, sum(ticks)
+    return 0, 1
 
 
 def overload_row(url: str, workdir: Path, spy: str | None) -> list[str]:
