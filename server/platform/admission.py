@@ -35,13 +35,10 @@ class Priority(Enum):
 
 
 def default_limit(workers: int, read_workers: int) -> int:
-    """16 calls per worker thread (384 with the default 16 + 8 threads): at the ~2,500 hot
-    reads/s one server answers, a queue that long is ~150 ms of work, well inside the 1 s an
-    admitted call may take, while a deeper queue only adds waiting that a refused caller
-    would rather spend retrying elsewhere. It stays above the load `make bench` puts on the
-    internal door (16 x 16 streams of reads beside 4 x 4 of writes: 272 calls in flight),
-    so the bound sheds overload, never the measured rows."""
-    return 16 * (workers + read_workers)
+    """4 calls per worker thread: one running and three queued for it. A queued call waits
+    about three calls' time (milliseconds), while a deeper queue only adds latency that a
+    refused client would rather spend retrying elsewhere."""
+    return 4 * (workers + read_workers)
 
 
 class Admission:

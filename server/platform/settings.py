@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     # The server's own bound (platform/admission.py), for every door including internal gRPC:
     # calls in flight past GRPC_MAX_IN_FLIGHT are refused at once (UNAVAILABLE, OVERLOADED,
     # retry after 1 s); notifications and merchant charges may use GRPC_PRIORITY_RESERVE more;
-    # health never counts. Unset: 16 x (GRPC_WORKERS + READ_WORKERS) = 384, and as many again.
+    # health never counts. Unset: 4 x (GRPC_WORKERS + READ_WORKERS) = 96, and as many again.
     grpc_max_in_flight: int | None = None
     grpc_priority_reserve: int | None = None
     drain_seconds: float = 5.0
