@@ -27,7 +27,10 @@ def server_process(settings):
     port = free_port()
     env = dict(os.environ, DATABASE_URL=settings.database_url, JWT_SECRET=settings.jwt_secret,
                SERVICE_JWT_SECRET=settings.service_jwt_secret, SANDBOX_SECRET=settings.sandbox_secret,
-               GRPC_PORT=str(port), LOG_LEVEL="WARNING", PUBLIC_BASE_URL="http://gateway.invalid")
+               GRPC_PORT=str(port), LOG_LEVEL="WARNING", PUBLIC_BASE_URL="http://gateway.invalid",
+               # The order calls are taken in, not admission: the whole backlog is admitted
+               # (tests/edge/test_server_admission.py tests the in-flight bound).
+               GRPC_MAX_IN_FLIGHT=str(4 * BACKLOG))
     env.pop("METRICS_PORT", None)
     process = subprocess.Popen([sys.executable, "-m", "server", "serve"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
