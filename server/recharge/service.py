@@ -31,7 +31,7 @@ from server.platform.errors import DomainError, Kind, Violations
 from server.platform.times import day_start, naive, utc
 from server.platform.hot_reads import SessionReads
 from server.platform.unit_of_work import UnitOfWork
-from server.recharge import ledger, rules
+from server.recharge import history, ledger, rules
 from server.recharge.captchas import CaptchaGuard
 from server.recharge.catalog import RechargeCatalogProvider
 from server.recharge.ledger import GIFT, RECHARGE
@@ -110,14 +110,14 @@ class RechargeService:
             where.append(RechargeOrderRow.created_at < until)
         if state:
             where.append(RechargeOrderRow.state == state)
-        # One snapshot for the count and the page; ix_recharge_orders_user_store_id
-        # (user_id, store_id, id) gives the order without a sort.
+        # One snapshot for the count and the page (recharge/history.py: walks the index, no sort).
+        page_sql = history.page_statement(sqlite=self._reads.dialect == "sqlite", since=since is not None,
+                                          until=until is not None, state=bool(state))
+        params = {"user_id": user_id, "limit": rows, "offset": (page - 1) * rows, "since": since,
+                  "until": until, "state": state or None}
         with self._reads() as conn:
             total = conn.execute(select(func.count()).select_from(RechargeOrderRow).where(*where)).scalar_one()
-            found = list(conn.execute(
-                select(RechargeOrderRow.__table__).where(*where).order_by(RechargeOrderRow.id.desc())
-                .offset((page - 1) * rows).limit(rows)
-            ))
+            found = list(conn.execute(page_sql, {k: v for k, v in params.items() if v is not None}))
         return total, [RechargeOrderView._make(row) for row in found]
 
     def order_by_number(self, number: str) -> RechargeOrderView | None:

@@ -13,6 +13,7 @@ from sqlalchemy import event, insert, text
 from sqlalchemy.engine import Engine
 
 from bench import data
+from server.recharge.history import page_statement
 from server.recharge.tables import WalletEntryRow, WalletRow
 
 USER = 4242
@@ -147,3 +148,28 @@ def test_page_tokens_are_keyset_and_old_offset_tokens_still_work(app, channel, t
     ids = [o.id for o in first.vip_orders] + [o.id for o in second.vip_orders]
     assert ids == sorted(ids, reverse=True) and len(set(ids)) == 100
     assert [o.id for o in by_offset.vip_orders] == [o.id for o in second.vip_orders]
+
+
+def test_the_dated_002_page_keeps_its_index_whatever_sqlites_statistics_say(app):
+    """Statistics that make (user_id, store_id, created_at) look selective lure SQLite's
+    planner into that index and a sort of the date window (seen in CI); the 002 page
+    statement names its index on SQLite, so its plan does not depend on the data."""
+    if app.engine.dialect.name != "sqlite":
+        pytest.skip("INDEXED BY is SQLite's; PostgreSQL's plans are checked above")
+    with app.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+        conn.exec_driver_sql("DELETE FROM sqlite_stat1 WHERE tbl = 'recharge_orders'")
+        conn.exec_driver_sql(
+            "INSERT INTO sqlite_stat1 VALUES "
+            "('recharge_orders', 'ix_recharge_orders_user_created', '1000000 100000 100000 1'), "
+            "('recharge_orders', 'ix_recharge_orders_user_store_id', '1000000 100000 100000 1')")
+    statement = page_statement(sqlite=True, since=True, until=True, state=False)
+    sql = str(statement.compile(dialect=app.engine.dialect))
+    params = ("2025-06-01 00:00:00.000000", "2025-07-01 00:00:00.000000", 10, 0)
+    with app.engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE sqlite_master")  # load the planted statistics
+        unhinted = _plan(conn, sql.replace(" INDEXED BY ix_recharge_orders_user_store_id", ""), (USER,) + params)
+        assert _sorts("sqlite", unhinted), unhinted  # the statistics do lure the planner
+        hinted = _plan(conn, sql, (USER,) + params)
+    assert not _sorts("sqlite", hinted), hinted
+    assert "ix_recharge_orders_user_store_id" in hinted
