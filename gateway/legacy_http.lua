@@ -6,33 +6,37 @@
 -- Responses: the server asks with initial-metadata headers, applied and removed here:
 --   x-http-code:   the HTTP status to answer (201, 204, 403, 422 ...)
 --   x-http-body:   the whole body (a legacy error envelope, ASCII JSON)
---   x-json-unwrap: answer only the value of this top-level field (a bare array)
+-- and, for an operation that declares unwrap (legacy_operations.lua), a success answers
+-- only the value of that top-level field (a bare array).
 --            Envoy's own refusals (text/plain) on a family's path -> that family's
 --            envelope; gRPC and Envoy headers removed.
 
--- The value of the top-level field `name`, which must be the first field.
+-- The value of the top-level field `name`, which must be the first field. Byte codes, not
+-- one-character strings: a page of orders is ~7 KB, and LuaJIT compiles string.byte.
+local QUOTE, BACKSLASH, OPEN_SQUARE, CLOSE_SQUARE, OPEN_CURLY, CLOSE_CURLY = 34, 92, 91, 93, 123, 125
 local function first_field_value(json, name)
   local key = '{"' .. name .. '":'
   if json:sub(1, #key) ~= key then
     return nil
   end
   local start = #key + 1
+  local byte = string.byte
   local depth, in_string, escaped = 0, false, false
   for i = start, #json do
-    local c = json:sub(i, i)
+    local c = byte(json, i)
     if in_string then
       if escaped then
         escaped = false
-      elseif c == "\\" then
+      elseif c == BACKSLASH then
         escaped = true
-      elseif c == '"' then
+      elseif c == QUOTE then
         in_string = false
       end
-    elseif c == '"' then
+    elseif c == QUOTE then
       in_string = true
-    elseif c == "[" or c == "{" then
+    elseif c == OPEN_SQUARE or c == OPEN_CURLY then
       depth = depth + 1
-    elseif c == "]" or c == "}" then
+    elseif c == CLOSE_SQUARE or c == CLOSE_CURLY then
       depth = depth - 1
       if depth == 0 then
         return json:sub(start, i)
@@ -252,6 +256,20 @@ local function form_to_json(form)
   return "{" .. table.concat(parts, ",") .. "}"
 end
 
+-- The field whose value alone a success answers (the operation's declared unwrap; the
+-- server no longer says so in a response header, which cost it a separate metadata send).
+local function unwrap_field(method, base)
+  if method == "HEAD" then
+    method = "GET" -- the same answer's headers
+  end
+  for _, op in ipairs(operations_at(base)) do
+    if op.unwrap ~= nil and op.method == method then
+      return op.unwrap
+    end
+  end
+  return nil
+end
+
 local function convert_form(handle, headers, method, base)
   local content_type = (headers:get("content-type") or ""):lower()
   if content_type:sub(1, 33) ~= "application/x-www-form-urlencoded" or not form_path(method, base) then
@@ -357,6 +375,10 @@ function envoy_on_request(handle)
     handle:streamInfo():dynamicMetadata():set("vipay.legacy", "family", family)
     convert_form(handle, headers, headers:get(":method"), base)
   end
+  local unwrap = unwrap_field(headers:get(":method"), base)
+  if unwrap ~= nil then
+    handle:streamInfo():dynamicMetadata():set("vipay.legacy", "unwrap", unwrap)
+  end
 end
 
 -- ---------------------------------------------------------------------------
@@ -436,14 +458,17 @@ function envoy_on_response(handle)
   end
   local code = headers:get("x-http-code")
   local body = headers:get("x-http-body")
-  local unwrap = headers:get("x-json-unwrap")
+  local unwrap = nil
+  if meta and meta.unwrap and code == nil and body == nil and headers:get(":status") == "200"
+      and (headers:get("content-type") or ""):sub(1, 16) == "application/json" then
+    unwrap = meta.unwrap -- a transcoded success of an operation that declares unwrap
+  end
   if code == nil and body == nil and unwrap == nil then
     envelope_local_reply(handle)
     return
   end
   headers:remove("x-http-code")
   headers:remove("x-http-body")
-  headers:remove("x-json-unwrap")
   if code ~= nil and not code:match("^[1-5]%d%d$") then
     code = "500"
   end

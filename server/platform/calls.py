@@ -239,8 +239,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                         # x-request-id goes with the status (trailing metadata): sending
                         # initial metadata on its own is a separate batch in gRPC's core,
                         # ~15% of a cheap call. Gateway clients get x-request-id from Envoy
-                        # (always_set_request_id_in_response); only x-http-code /
-                        # x-json-unwrap must be response headers.
+                        # (always_set_request_id_in_response); only x-http-code and
+                        # an error's envelope must be response headers.
                         context.set_trailing_metadata(tuple(headers.items()))
                         return response
                     headers.update(call.response_headers)

@@ -60,22 +60,25 @@ def render(data: bytes) -> str:
                     continue
                 op = method.options.Extensions[options_pb2.operation]
                 template = getattr(rule, verb)
-                rows.append((template.count("{"), template, verb.upper(), names.get(op.family), op.form_body))
+                rows.append((template.count("{"), template, verb.upper(), names.get(op.family), op.form_body,
+                             op.unwrap))
     rows.sort(key=lambda r: (r[0], r[1], r[2]))  # literal paths first: the most specific match wins
     envelopes: dict[str, set] = {}
-    for _, template, _, envelope, _ in rows:
+    for _, template, _, envelope, _, _ in rows:
         envelopes.setdefault(template, set()).add(envelope)
     mixed = sorted(t for t, found in envelopes.items() if len(found) > 1)
     if mixed:  # the gateway answers refusals by path, before it knows the RPC
         raise SystemExit(f"operations on one path must share a family: {', '.join(mixed)}")
     lines = [HEADER, "return {",
              "  -- method; path (exact) or pattern (Lua, for a templated path); envelope (api-docs",
-             "  -- number, nil: none); form body accepted",
+             "  -- number, nil: none); form body accepted; unwrap: a success answers only this",
+             "  -- top-level field's value (a bare array)",
              "  operations = {"]
-    for variables, template, verb, envelope, form in rows:
+    for variables, template, verb, envelope, form, unwrap in rows:
         where = f"pattern = {lua_string(path_pattern(template))}" if variables else f"path = {lua_string(template)}"
         lines.append(f"    {{ method = {lua_string(verb)}, {where}, "
-                     f"envelope = {lua_string(envelope) if envelope else 'nil'}, form = {str(form).lower()} }},")
+                     f"envelope = {lua_string(envelope) if envelope else 'nil'}, form = {str(form).lower()}"
+                     + (f", unwrap = {lua_string(unwrap)}" if unwrap else "") + " },")
     lines += ["  },", "  -- undeclared paths below a family's prefix: its envelope for the gateway's refusals",
               "  prefixes = {"]
     for value in options_pb2.Family.DESCRIPTOR.values:

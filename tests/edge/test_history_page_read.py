@@ -105,3 +105,33 @@ def test_order_times_keep_their_format():
 
     assert fmt_time(datetime(2025, 1, 2, 3, 4, 5, 999999)) == "2025-01-02 03:04:05"
     assert fmt_time(datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2025-01-02 03:04:05"
+
+
+@pytest.mark.db
+def test_a_gateway_page_sends_no_initial_metadata_and_stays_a_bare_array(app, gateway, channel, token):
+    """The bare array is the gateway's to make from the operation's declared unwrap
+    (gateway/legacy_operations.lua): the server sends the page as a plain success, with no
+    initial metadata (a separate send in gRPC's core, a quarter of the page's Python time
+    under load). The HTTP answer is still the array alone, errors still the 001 envelope."""
+    from vipay.membership.v1 import membership_pb2, membership_pb2_grpc
+
+    with gateway.client(token(6)) as c:
+        created = [c.post("/api/v2/vip/orders", json={"timezone": "Asia/Shanghai", "duration": 3, "level": level,
+                                                      "pay_method": "Alipay_AopApp"}).json() for level in ("low", "high")]
+        answer = c.get("/api/v2/vip/orders?offset=0&limit=15")
+        refused = c.get("/api/v2/vip/orders?offset=0&limit=101")
+        head = c.head("/api/v2/vip/orders?offset=0&limit=15")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+    page = answer.json()
+    assert isinstance(page, list) and [o["id"] for o in page] == [created[1]["id"], created[0]["id"]]
+    assert answer.text.startswith('[{"') and answer.text.endswith("}]")
+    assert "x-json-unwrap" not in answer.headers
+    assert refused.status_code == 422 and refused.json()["errors"] == {"limit": ["The limit must be between 1 and 100."]}
+    assert head.status_code in (200, 404, 405) and head.content == b""
+
+    stub = membership_pb2_grpc.MembershipServiceStub(channel)
+    gateway_call = (("authorization", f"Bearer {token(6)}"), ("x-envoy-original-path", "/api/v2/vip/orders"))
+    response, call = stub.ListVipOrders.with_call(membership_pb2.ListVipOrdersRequest(limit=15), metadata=gateway_call)
+    assert [o.id for o in response.vip_orders] == [o["id"] for o in page]
+    assert call.initial_metadata() == ()
+    assert dict(call.trailing_metadata())["x-request-id"]
