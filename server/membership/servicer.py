@@ -92,6 +92,19 @@ def order_message(row: VipOrderView, refunded_fen: int = 0) -> pb.VipOrder:
     )
 
 
+# A history page's orders: the message is a function of the row (all its columns and the
+# fen refunded), so a page read again, the most common signed-in read, reuses them; the page
+# copies each into its answer. Building them was a fifth of the page's GIL time (py-spy).
+_page_order_message = functools.lru_cache(maxsize=4096)(order_message)
+
+
+def page_order_message(row: VipOrderView, refunded_fen: int) -> pb.VipOrder:
+    """A history page's order, built once per distinct row (read-only: copied into the page)."""
+    if isinstance(row.vip_info, StoredVipInfo):  # hashable: the whole row is a key
+        return _page_order_message(row, refunded_fen)
+    return order_message(row, refunded_fen)
+
+
 def created_message(row: VipOrderView, pay_data: PayData | None) -> pb.CreateVipOrderResponse:
     message = pb.CreateVipOrderResponse(
         pay_method=row.pay_method,
@@ -270,7 +283,7 @@ class MembershipServicer(membership_pb2_grpc.MembershipServiceServicer):
             timezone_name=request.timezone or "Asia/Shanghai", before_id=before_id,
         )
         return pb.ListVipOrdersResponse(
-            vip_orders=[order_message(order, refunded) for order, refunded in rows],
+            vip_orders=[page_order_message(order, refunded) for order, refunded in rows],
             next_page_token=keyset_token(rows[-1][0].id) if more else "",
         )
 

@@ -135,3 +135,25 @@ def test_a_gateway_page_sends_no_initial_metadata_and_stays_a_bare_array(app, ga
     assert [o.id for o in response.vip_orders] == [o["id"] for o in page]
     assert call.initial_metadata() == ()
     assert dict(call.trailing_metadata())["x-request-id"]
+
+
+@pytest.mark.db
+def test_a_page_read_again_reuses_its_order_messages_and_sees_every_change(app, gateway, token):
+    """page_order_message: one message per distinct row (all columns and the fen refunded),
+    so a page read again builds none; a refund or a deletion is a different row."""
+    from server.membership.servicer import page_order_message
+
+    order = paid_vip_order(app, gateway, token, user=7)
+    rows, _ = app.memberships.orders.history_page(7, offset=0, limit=15, start="", end="", timezone_name="Asia/Shanghai")
+    again, _ = app.memberships.orders.history_page(7, offset=0, limit=15, start="", end="", timezone_name="Asia/Shanghai")
+    assert page_order_message(*rows[0]) is page_order_message(*again[0])
+
+    with gateway.client(token(7)) as c:
+        before = c.get("/api/v2/vip/orders").json()
+        app.refunds.refund(order["trade_no"], amount_fen=100, reason="some")
+        after = c.get("/api/v2/vip/orders").json()
+        assert c.delete(f"/api/v2/vip/orders/{order['id']}").status_code == 204
+        gone = c.get("/api/v2/vip/orders").json()
+    assert (before[0]["refund_status"], before[0]["refunded_amount"]) == (0, 0)
+    assert (after[0]["refund_status"], after[0]["refunded_amount"]) == (1, 100)
+    assert gone == []
