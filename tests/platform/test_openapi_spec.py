@@ -69,7 +69,7 @@ def test_what_the_gateway_adds():
     paths = document["paths"]
     assert set(document["components"]["securitySchemes"]) == {"bearer", "accessToken"}
     assert document["components"]["securitySchemes"]["accessToken"]["name"] == "Access-Token"
-    # Bare array (x-json-unwrap), text/html, 204 without a body.
+    # Bare array (declared unwrap), text/html, 204 without a body.
     listing = paths["/api/v2/vip/orders"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert listing == {"type": "array", "items": {"$ref": "#/components/schemas/VipOrder"}}
     assert list(paths["/api/v2/vip/protocol"]["get"]["responses"]["200"]["content"]) == ["text/html"]
