@@ -113,7 +113,7 @@ baseline: $(THIRD_PARTY)/.stamp
 # Contracts for other languages (README "SDKs"). The spec is generated, never
 # edited, and committed so reviewers see API changes; a test fails when stale.
 SPEC := sdk/openapi.yaml
-$(SPEC): $(DESCRIPTOR) $(wildcard sdk/openapi_gen/*.py) sdk/openapi_gen/examples.json
+$(SPEC): $(DESCRIPTOR) $(GEN_STAMP) $(wildcard sdk/openapi_gen/*.py) sdk/openapi_gen/examples.json
 	$(PY) -m sdk.openapi_gen $(DESCRIPTOR) $@
 
 spec: $(SPEC)
